@@ -1,0 +1,22 @@
+# Every dependency comes from Debian 12 packages (see scripts/setup.sh for the list).
+find_package(Torch REQUIRED)
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
+find_package(DCMTK REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(Threads REQUIRED)
+
+# Torch as an imported target whose headers are SYSTEM includes (no warnings from them).
+add_library(attnvision_torch INTERFACE)
+target_link_libraries(attnvision_torch INTERFACE ${TORCH_LIBRARIES} ${CMAKE_DL_LIBS})
+target_include_directories(attnvision_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
+target_compile_options(attnvision_torch INTERFACE ${TORCH_CXX_FLAGS})
+
+add_library(attnvision_opencv INTERFACE)
+target_link_libraries(attnvision_opencv INTERFACE ${OpenCV_LIBS})
+target_include_directories(attnvision_opencv SYSTEM INTERFACE ${OpenCV_INCLUDE_DIRS})
+
+add_library(attnvision_dcmtk INTERFACE)
+target_link_libraries(attnvision_dcmtk INTERFACE ${DCMTK_LIBRARIES})
+target_include_directories(attnvision_dcmtk SYSTEM INTERFACE ${DCMTK_INCLUDE_DIRS})

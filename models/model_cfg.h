@@ -1,0 +1,61 @@
+// ModelCfg: everything needed to rebuild and feed a model. The registry holds one default per name,
+// YAML and checkpoints only override it, and a checkpoint's __metadata__ carries it whole as JSON.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnvision::models {
+
+// timm ResNet constructor arguments (timm/models/resnet.py), as data.
+struct ResNetArgs {
+  std::string block = "basic";  // basic | bottleneck
+  std::vector<int64_t> layers{2, 2, 2, 2};
+  std::vector<int64_t> channels{64, 128, 256, 512};
+  std::string stem_type;        // "" | deep | deep_tiered
+  int64_t stem_width = 64;
+  bool avg_down = false;
+  std::string attn = "none";    // a row of the attention table
+};
+
+// timm VisionTransformer constructor arguments, as data.
+struct VitArgs {
+  int64_t img_size = 224;
+  int64_t patch_size = 16;
+  int64_t embed_dim = 768;
+  int64_t depth = 12;
+  int64_t num_heads = 12;
+  double mlp_ratio = 4.0;
+  bool qkv_bias = true;
+};
+
+struct ModelCfg {
+  std::string name;          // registry name, or a user's own for a YAML model
+  std::string arch;          // resnet | vit
+  std::string task = "classification";
+  ResNetArgs resnet;
+  VitArgs vit;
+  int64_t in_chans = 3;
+  int64_t num_classes = 1000;
+  // Preprocessing, as timm's pretrained_cfg: input_size (C, H, W), crop_pct, interpolation, mean, std.
+  std::vector<int64_t> input_size{3, 224, 224};
+  double crop_pct = 0.875;
+  std::string interpolation = "bilinear";
+  std::vector<double> mean{0.485, 0.456, 0.406};
+  std::vector<double> std{0.229, 0.224, 0.225};
+  // Class names, num_classes of them, or empty (then the pipelines print indices, or ImageNet's
+  // names when num_classes == 1000).
+  std::vector<std::string> labels;
+
+  // Throws std::invalid_argument naming the field that is inconsistent.
+  void validate() const;
+};
+
+nlohmann::json to_json(const ModelCfg& cfg);
+// Fields absent from `j` keep the values of `base`; unknown keys are an error naming the key.
+ModelCfg cfg_from_json(const nlohmann::json& j, ModelCfg base = {});
+
+}  // namespace attnvision::models

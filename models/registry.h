@@ -1,0 +1,31 @@
+// The model registry: one explicit list of names -> default ModelCfg, and one table of architectures
+// -> builder. Variants are data: `seresnet50` is ResNet-50 with attn = "se". No self-registering
+// globals (a static library would drop them).
+#pragma once
+
+#include "models/backbone.h"
+#include "models/model_cfg.h"
+
+#include <string>
+#include <vector>
+
+namespace attnvision::models {
+
+struct RegisteredModel {
+  std::string name;
+  std::string summary;  // one line for `attnvision models`
+  ModelCfg cfg;
+};
+
+const std::vector<RegisteredModel>& registered_models();
+// Throws std::invalid_argument listing close names when `name` is not registered.
+ModelCfg default_cfg(const std::string& name);
+
+// Builds an untrained model (timm's initialisation where it matters) from a validated cfg.
+Backbone build_model(const ModelCfg& cfg);
+
+// Parameter count and multiply-accumulate based FLOPs (2 per MAC) of one forward at cfg.input_size.
+int64_t count_parameters(torch::nn::Module& model);
+double forward_gflops(const ModelCfg& cfg);
+
+}  // namespace attnvision::models

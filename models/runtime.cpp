@@ -1,0 +1,42 @@
+#include "models/runtime.h"
+
+#include <ATen/Parallel.h>
+
+#include <dlfcn.h>
+#include <malloc.h>
+#include <sched.h>
+
+#include <cstring>
+
+namespace attnvision::models {
+
+int available_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+void keep_freed_memory() {
+  mallopt(M_MMAP_MAX, 0);                  // large blocks come from the heap and are reused after free
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);      // and the heap's top is not returned to the kernel eagerly
+}
+
+ThreadPlan default_threads(const char* arch) {
+  const int cores = available_cores();
+  if (std::strcmp(arch, "vit") == 0) return {1, cores};
+  return {cores, cores};
+}
+
+ThreadPlan apply_threads(ThreadPlan plan) {
+  const int cores = available_cores();
+  if (plan.torch_threads <= 0) plan.torch_threads = cores;
+  if (plan.blas_threads <= 0) plan.blas_threads = cores;
+  at::set_num_threads(plan.torch_threads);
+  // OpenBLAS is reached through libblas.so.3 (Debian's alternative); look the setter up in whatever BLAS
+  // the process loaded, so a reference BLAS (no such symbol) is simply left alone.
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(plan.blas_threads);
+  return plan;
+}
+
+}  // namespace attnvision::models

@@ -1,0 +1,64 @@
+// Weights in and out. Read: safetensors (mmap, the hubs' format) and torch.save state_dicts (a zip
+// with a pickled OrderedDict, which libtorch 1.13's pickle_load cannot read). Write: our own
+// checkpoint, one safetensors file whose __metadata__ carries the whole ModelCfg as JSON.
+#pragma once
+
+#include "models/model_cfg.h"
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace attnvision::models {
+
+// Any problem with a weights file; what() is one line naming the file and the problem.
+class WeightsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TensorFile {
+  std::string path;  // the file it came from, for error messages about its content
+  std::map<std::string, torch::Tensor> tensors;
+  std::map<std::string, std::string> metadata;  // safetensors __metadata__ (empty for torch.save)
+};
+
+// Validates the header against the file size before touching tensor data. Tensors share the
+// file's memory mapping (no copy) and keep it alive; a tensor whose bytes are not aligned to its
+// element size is the one exception and gets its own copy. The mapping is private copy-on-write:
+// writing into a tensor never reaches the file and never faults. Truncating the file on disk
+// while its tensors are alive is undefined (SIGBUS), as for any mmap reader.
+TensorFile read_safetensors(const std::string& path);
+// Tensors in name order, header padded with spaces so that 8 + N is a multiple of 8. Written to a
+// temporary file in the same folder and renamed, so a killed run leaves no half file.
+void write_safetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+// torch.save(model.state_dict()) (zip + pickle protocol 2 or 4), also a checkpoint dict holding the
+// state_dict under "state_dict" or "model". Tensors view the file's mapping like read_safetensors.
+TensorFile read_torch_state_dict(const std::string& path);
+// Dispatches on the file's content (zip magic vs safetensors header), not its extension.
+TensorFile read_weights(const std::string& path);
+
+// Copies `tensors` into `module`'s parameters and buffers by timm name. Missing keys, unexpected
+// keys, shape and dtype mismatches are all collected and thrown as one WeightsError naming them;
+// nothing is copied unless everything matches. BatchNorm's num_batches_tracked may be present or
+// absent on either side. Floating tensors are converted to the module's dtype (F16/BF16/F64 -> F32).
+void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
+                     const std::string& source);
+
+// The metadata key that holds the ModelCfg JSON in our checkpoints.
+inline constexpr const char* kModelCfgMetadataKey = "attnvision.model_cfg";
+
+// Our checkpoint: state_dict (parameters and buffers) + ModelCfg JSON in
+// __metadata__["attnvision.model_cfg"] and "format": "attnvision".
+void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg);
+// Reads the ModelCfg from a checkpoint's metadata into `cfg` (fields absent from the JSON keep cfg's
+// values) and returns true; returns false, leaving cfg alone, when the file carries none. Bad JSON or
+// an invalid config is a WeightsError naming file.path.
+bool read_checkpoint_cfg(const TensorFile& file, ModelCfg& cfg);
+
+}  // namespace attnvision::models

@@ -1,0 +1,22 @@
+// Option groups several subcommands share, declared once so every command spells them the same way.
+#pragma once
+
+#include "pipelines/model_loader.h"
+
+#include <CLI/CLI.hpp>
+
+namespace attnvision::pipelines {
+
+// --model, --weights, --set, --labels, --random-init
+void add_model_options(CLI::App& app, ModelChoice& choice);
+
+// --threads / --blas-threads (0 = the default plan for the model's architecture)
+struct ThreadOptions {
+  int torch_threads = 0;
+  int blas_threads = 0;
+};
+void add_thread_options(CLI::App& app, ThreadOptions& threads);
+// Applies the options over the architecture's default plan.
+void apply_thread_options(const ThreadOptions& threads, const std::string& arch);
+
+}  // namespace attnvision::pipelines

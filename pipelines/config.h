@@ -1,0 +1,48 @@
+// Configs: YAML files (and --set overrides) become a JSON tree that remembers the line each key came
+// from, then a schema validates them. This module is the only place yaml-cpp is included; everything
+// else sees nlohmann::json.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace attnvision::pipelines {
+
+// A bad config; what() is one line "source:line: problem with 'key'".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ConfigDoc {
+  nlohmann::json root = nlohmann::json::object();
+  std::string source;                // file path, or "<string>"
+  std::map<std::string, int> lines;  // dotted key path -> 1-based line in source ("--set" keys: 0)
+
+  // "file.yaml:12" for keys read from the file, "--set" for overrides, "file.yaml" otherwise.
+  std::string where(const std::string& path) const;
+};
+
+ConfigDoc load_yaml_file(const std::string& path);
+ConfigDoc parse_yaml(const std::string& text, const std::string& source);
+
+// Applies one `key.path=value` override; the value is read as YAML (so 3, 0.5, true, [1, 2], "text").
+void apply_set(ConfigDoc& doc, const std::string& assignment);
+
+enum class Kind { kString, kInt, kNumber, kBool, kIntList, kNumberList, kStringList, kObject };
+
+struct KeySpec {
+  std::string path;  // dotted, e.g. "model.attn"
+  Kind kind;
+  bool required = false;
+  std::string help;  // one line, shown in errors naming known keys and in docs
+};
+
+// Unknown keys, wrong types and missing required keys are errors naming the key and its line.
+void validate(const ConfigDoc& doc, const std::vector<KeySpec>& schema);
+
+}  // namespace attnvision::pipelines

@@ -1,0 +1,37 @@
+// From what a user types (--model NAME|FILE.yaml, --weights FILE, --set key=value, --labels FILE) to a
+// ready model: config resolved, weights loaded and checked, labels attached, eval mode.
+#pragma once
+
+#include "models/backbone.h"
+#include "models/model_cfg.h"
+#include "pipelines/config.h"
+
+#include <string>
+#include <vector>
+
+namespace attnvision::pipelines {
+
+struct ModelChoice {
+  std::string model;                // registered name or model YAML; empty: taken from --weights
+  std::string weights;              // safetensors or torch.save state_dict; empty: needs random_init
+  std::vector<std::string> sets;    // key=value overrides of model YAML keys
+  std::string labels_file;          // overrides the config's labels
+  bool random_init = false;         // allow running without weights (benchmarks, smoke tests)
+};
+
+struct LoadedModel {
+  models::ModelCfg cfg;
+  models::Backbone net;
+  std::vector<std::string> labels;  // num_classes names (indices as text when nothing better is known)
+};
+
+// The model YAML schema: timm's constructor keys plus preprocessing and labels.
+const std::vector<KeySpec>& model_yaml_schema();
+
+// Applies a model YAML document to `base` (which `base: NAME` in the document replaces).
+models::ModelCfg model_cfg_from_doc(const ConfigDoc& doc, models::ModelCfg base = {});
+
+// Throws ConfigError / models::WeightsError / std::invalid_argument with one-line messages.
+LoadedModel load_model(const ModelChoice& choice);
+
+}  // namespace attnvision::pipelines

@@ -1,0 +1,5 @@
+#pragma once
+
+namespace attnvision::pipelines {
+const char* version();
+}

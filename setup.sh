@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# attnvision set-up: install what is missing (Debian 12 packages), build, then run a job.
+#   ./setup.sh run     install + build + run the main job on the embedded defaults
+#   ./setup.sh test    install + build + run the whole test suite (what CI runs)
+#   ./setup.sh build   install + build only
+# Idempotent: installed packages and an up-to-date build are left alone.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev libopenblas0-pthread
+  libopencv-dev
+  libdcmtk-dev dcmtk libopenjp2-7-dev zlib1g-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev
+  # test references: pydicom's real-world DICOM corpus, dciodvfy, Python readers for cross-checks
+  python3-pydicom python3-pil python3-numpy dicom3tools
+)
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  local jobs
+  jobs=$(nproc)
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j "$jobs"
+}
+
+mode=${1:-run}
+case "$mode" in
+  run)
+    install_packages
+    build
+    exec build/pipelines/cli/attnvision models
+    ;;
+  test)
+    install_packages
+    build
+    exec ctest --test-dir build --output-on-failure -j "$(nproc)"
+    ;;
+  build)
+    install_packages
+    build
+    ;;
+  *)
+    echo "usage: ./setup.sh run|test|build" >&2
+    exit 2
+    ;;
+esac

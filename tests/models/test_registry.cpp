@@ -1,0 +1,109 @@
+// Every registered model builds, runs, reports consistent shapes, and survives a checkpoint round trip;
+// parameter counts and FLOPs are checked against torchvision's published figures where they exist.
+#include "models/registry.h"
+#include "models/weights.h"
+#include "test_util.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace attnvision::models {
+namespace {
+
+class EveryModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryModel, BuildsRunsAndRoundTrips) {
+  ModelCfg cfg = default_cfg(GetParam());
+  cfg.num_classes = 7;  // a small head keeps the test fast and checks num_classes is honoured
+  cfg.labels.clear();
+  Backbone net = build_model(cfg);
+  net->eval();
+  const int64_t size = cfg.arch == "vit" ? cfg.input_size[1] : 64;
+  torch::Tensor x = torch::randn({2, cfg.in_chans, size, size});
+  torch::NoGradGuard no_grad;
+  Forward f = net->forward(x, {true, true});
+  EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{2, 7}));
+  EXPECT_EQ(f.pre_logits.sizes(), (std::vector<int64_t>{2, net->num_features()}));
+  ASSERT_EQ(f.feature_map.dim(), 4);
+  const auto info = net->feature_info();
+  ASSERT_FALSE(info.empty());
+  EXPECT_EQ(f.feature_map.size(1), info.back().channels);
+  EXPECT_EQ(f.feature_map.size(2), (size + info.back().stride - 1) / info.back().stride);
+  EXPECT_FALSE(f.activations.empty());
+  EXPECT_TRUE(torch::isfinite(f.logits).all().item<bool>());
+
+  testing::ScratchDir dir;
+  const std::string path = dir / "model.safetensors";
+  save_checkpoint(path, *net, cfg);
+  const TensorFile file = read_weights(path);
+  ModelCfg restored;
+  ASSERT_TRUE(read_checkpoint_cfg(file, restored));
+  EXPECT_EQ(to_json(restored), to_json(cfg));
+  Backbone again = build_model(restored);
+  load_state_dict(*again, file.tensors, path);
+  again->eval();
+  EXPECT_TRUE(torch::equal(again->forward(x).logits, f.logits));
+}
+
+std::vector<std::string> all_names() {
+  std::vector<std::string> names;
+  for (const auto& m : registered_models()) names.push_back(m.name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, EveryModel, ::testing::ValuesIn(all_names()));
+
+// torchvision's documented parameter counts and GFLOPS (multiply-accumulates) for the same networks.
+TEST(Registry, ParameterCountsAndFlopsMatchPublishedFigures) {
+  struct Published {
+    const char* name;
+    int64_t params;
+    double gmacs;
+  };
+  for (const Published& p : {Published{"resnet18", 11'689'512, 1.81}, Published{"resnet34", 21'797'672, 3.66},
+                             Published{"resnet50", 25'557'032, 4.09}}) {
+    const ModelCfg cfg = default_cfg(p.name);
+    Backbone net = build_model(cfg);
+    EXPECT_EQ(count_parameters(*net), p.params) << p.name;
+    EXPECT_NEAR(forward_gflops(cfg) / 2, p.gmacs, 0.02 * p.gmacs) << p.name;
+  }
+  // timm's SE-ResNet-50 (rd = 16..128 per NAMING.md).
+  Backbone se = build_model(default_cfg("seresnet50"));
+  EXPECT_EQ(count_parameters(*se), 28'088'024);
+}
+
+TEST(Registry, ParameterNamesFollowTimm) {
+  Backbone net = build_model(default_cfg("seresnet50"));
+  const auto params = net->named_parameters();
+  EXPECT_EQ(params["layer1.0.se.fc1.weight"].sizes(), (std::vector<int64_t>{16, 256, 1, 1}));
+  EXPECT_EQ(params["layer4.2.se.fc2.weight"].sizes(), (std::vector<int64_t>{2048, 128, 1, 1}));
+  EXPECT_EQ(params["layer1.0.downsample.0.weight"].sizes(), (std::vector<int64_t>{256, 64, 1, 1}));
+  Backbone eca = build_model(default_cfg("ecaresnet50d"));
+  const auto eparams = eca->named_parameters();
+  EXPECT_EQ(eparams["conv1.0.weight"].sizes(), (std::vector<int64_t>{32, 3, 3, 3}));
+  EXPECT_EQ(eparams["conv1.6.weight"].sizes(), (std::vector<int64_t>{64, 32, 3, 3}));
+  EXPECT_EQ(eparams["layer2.0.downsample.1.weight"].sizes(), (std::vector<int64_t>{512, 256, 1, 1}));
+  EXPECT_EQ(eparams["layer4.0.se.conv.weight"].sizes(), (std::vector<int64_t>{1, 1, 7}));
+  Backbone cbam = build_model(default_cfg("cbam_resnet18"));
+  const auto cparams = cbam->named_parameters();
+  EXPECT_EQ(cparams["layer1.0.se.channel.fc1.weight"].sizes(), (std::vector<int64_t>{4, 64, 1, 1}));
+  EXPECT_EQ(cparams["layer1.0.se.spatial.conv.conv.weight"].sizes(), (std::vector<int64_t>{1, 2, 7, 7}));
+}
+
+TEST(Registry, UnknownNamesAndAttentionAreClearErrors) {
+  try {
+    default_cfg("resnet5");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("resnet50"), std::string::npos) << e.what();
+  }
+  ModelCfg cfg = default_cfg("resnet18");
+  cfg.resnet.attn = "nope";
+  EXPECT_THROW(build_model(cfg), std::invalid_argument);
+  cfg = default_cfg("resnet18");
+  cfg.resnet.layers = {1, 1};
+  EXPECT_THROW(build_model(cfg), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace attnvision::models
