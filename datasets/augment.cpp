@@ -1,0 +1,187 @@
+#include "datasets/augment.h"
+
+#include "datasets/sampler.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace attnvision::datasets {
+
+namespace {
+
+void check_batch(const torch::Tensor& images) {
+  if (!images.defined() || images.scalar_type() != torch::kUInt8 || images.dim() != 4)
+    throw std::invalid_argument("augment: expected a uint8 N x C x H x W batch");
+}
+
+void check_options(const AugmentOptions& o) {
+  if (o.crop_padding < 0) throw std::invalid_argument("augment: crop_padding must not be negative");
+  if (!(o.erase_prob >= 0.0 && o.erase_prob <= 1.0))
+    throw std::invalid_argument("augment: erase_prob must be in 0..1");
+  if (o.erase_prob == 0.0) return;
+  if (!(o.erase_min_area > 0.0 && o.erase_min_area <= o.erase_max_area && o.erase_max_area <= 1.0))
+    throw std::invalid_argument("augment: erase areas must satisfy 0 < min <= max <= 1");
+  if (!(o.erase_min_aspect > 0.0 && std::isfinite(o.erase_min_aspect)))
+    throw std::invalid_argument("augment: erase_min_aspect must be positive");
+}
+
+// One image's source offset: output pixel (y, x) comes from input (y + dy, x + dx), or from
+// (y + dy, W - 1 - x + dx) when flipped (the flip follows the crop, as in torchvision's usual order).
+struct Shift {
+  int64_t dy = 0;
+  int64_t dx = 0;
+  bool flip = false;
+};
+
+Shift draw_shift(const AugmentOptions& o, std::mt19937_64& rng) {
+  Shift s;
+  if (o.crop_padding > 0) {
+    const uint64_t span = 2 * static_cast<uint64_t>(o.crop_padding) + 1;
+    s.dy = static_cast<int64_t>(uniform_below(rng, span)) - o.crop_padding;
+    s.dx = static_cast<int64_t>(uniform_below(rng, span)) - o.crop_padding;
+  }
+  if (o.hflip) s.flip = uniform_unit(rng) < 0.5;
+  return s;
+}
+
+// One output row from source row `src` (nullptr: outside the image, all padding).
+void shifted_row(const uint8_t* src, int64_t w, const Shift& s, uint8_t* dst) {
+  std::memset(dst, 0, static_cast<size_t>(w));
+  if (!src) return;
+  // Output columns whose source column lies inside 0..w-1.
+  const int64_t lo = s.flip ? std::max<int64_t>(0, s.dx) : std::max<int64_t>(0, -s.dx);
+  const int64_t hi = s.flip ? std::min<int64_t>(w, w + s.dx) : std::min<int64_t>(w, w - s.dx);
+  if (!s.flip) {
+    if (hi > lo) std::memcpy(dst + lo, src + lo + s.dx, static_cast<size_t>(hi - lo));
+    return;
+  }
+  for (int64_t x = lo; x < hi; ++x) dst[x] = src[w - 1 - x + s.dx];
+}
+
+torch::Tensor crop_and_flip(const torch::Tensor& in, const AugmentOptions& o, std::mt19937_64& rng) {
+  const int64_t n = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3);
+  torch::Tensor out = torch::empty_like(in);
+  const uint8_t* src = in.data_ptr<uint8_t>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    const Shift s = draw_shift(o, rng);
+    for (int64_t plane = i * c; plane < (i + 1) * c; ++plane) {
+      for (int64_t y = 0; y < h; ++y) {
+        const int64_t sy = y + s.dy;
+        const uint8_t* row = sy >= 0 && sy < h ? src + (plane * h + sy) * w : nullptr;
+        shifted_row(row, w, s, dst + (plane * h + y) * w);
+      }
+    }
+  }
+  return out;
+}
+
+struct Rect {
+  int64_t image, top, left, height, width;
+};
+
+// timm RandomErasing._erase for one image (count 1): the rectangle, or false when no try fits.
+bool draw_erase(const AugmentOptions& o, int64_t h, int64_t w, std::mt19937_64& rng, Rect& r) {
+  const auto uniform = [&](double a, double b) { return a + (b - a) * uniform_unit(rng); };
+  const double log_lo = std::log(o.erase_min_aspect);
+  const double log_hi = std::log(1.0 / o.erase_min_aspect);
+  const double area = static_cast<double>(h * w);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = uniform(o.erase_min_area, o.erase_max_area) * area;
+    const double aspect = std::exp(uniform(log_lo, log_hi));
+    // Python's round() is half-to-even, as nearbyint in the default rounding mode.
+    const auto eh = static_cast<int64_t>(std::nearbyint(std::sqrt(target * aspect)));
+    const auto ew = static_cast<int64_t>(std::nearbyint(std::sqrt(target / aspect)));
+    if (ew < w && eh < h) {
+      r.top = static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(h - eh + 1)));
+      r.left = static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(w - ew + 1)));
+      r.height = eh;
+      r.width = ew;
+      return true;
+    }
+  }
+  return false;
+}
+
+void random_erase(torch::Tensor& x, const AugmentOptions& o, std::mt19937_64& rng) {
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  std::vector<Rect> rects;
+  int64_t noise_count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    Rect r{i, 0, 0, 0, 0};
+    if (uniform_unit(rng) < o.erase_prob && draw_erase(o, h, w, rng, r)) {
+      rects.push_back(r);
+      noise_count += c * r.height * r.width;
+    }
+  }
+  if (noise_count == 0) return;
+  // One draw for the whole batch, consumed rectangle by rectangle in (channel, row, column) order.
+  const torch::Tensor noise =
+      torch::randn({noise_count}, at::detail::createCPUGenerator(rng()), torch::kFloat32);
+  const float* z = noise.data_ptr<float>();
+  float* data = x.data_ptr<float>();
+  for (const Rect& r : rects) {
+    for (int64_t plane = r.image * c; plane < (r.image + 1) * c; ++plane) {
+      for (int64_t y = r.top; y < r.top + r.height; ++y, z += r.width)
+        std::memcpy(data + (plane * h + y) * w + r.left, z, static_cast<size_t>(r.width) * sizeof(float));
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor normalize_batch(const torch::Tensor& images_u8, const std::vector<double>& mean,
+                              const std::vector<double>& std) {
+  check_batch(images_u8);
+  const int64_t c = images_u8.size(1);
+  if (mean.size() != static_cast<size_t>(c) || std.size() != static_cast<size_t>(c))
+    throw std::invalid_argument("normalize_batch: mean and std need one value per channel (" +
+                                std::to_string(c) + ")");
+  std::vector<float> lut(static_cast<size_t>(256 * c));
+  const float scale = static_cast<float>(1.0 / 255.0);
+  for (int64_t k = 0; k < c; ++k) {
+    if (!std::isfinite(mean[k]) || !std::isfinite(std[k]) || std[k] == 0.0)
+      throw std::invalid_argument("normalize_batch: mean and std must be finite, std non-zero");
+    const float m = static_cast<float>(mean[k]);
+    const float s = static_cast<float>(std[k]);
+    for (int v = 0; v < 256; ++v)
+      lut[static_cast<size_t>(256 * k + v)] = (static_cast<float>(v) * scale - m) / s;
+  }
+  const torch::Tensor in = images_u8.contiguous();
+  torch::Tensor out = torch::empty(in.sizes(), torch::kFloat32);
+  const int64_t planes = in.size(0) * c;
+  const int64_t plane_size = in.size(2) * in.size(3);
+  const uint8_t* src = in.data_ptr<uint8_t>();
+  float* dst = out.data_ptr<float>();
+  // Threads only pay off for large batches (about 64k pixels per task).
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(plane_size, 1));
+  at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float* table = lut.data() + 256 * (p % c);
+      const uint8_t* s = src + p * plane_size;
+      float* d = dst + p * plane_size;
+      for (int64_t i = 0; i < plane_size; ++i) d[i] = table[s[i]];
+    }
+  });
+  return out;
+}
+
+torch::Tensor augment_batch(const torch::Tensor& images_u8, const AugmentOptions& o,
+                            const std::vector<double>& mean, const std::vector<double>& std,
+                            std::mt19937_64& rng) {
+  check_batch(images_u8);
+  check_options(o);
+  torch::Tensor x = images_u8.contiguous();
+  if (o.crop_padding > 0 || o.hflip) x = crop_and_flip(x, o, rng);
+  torch::Tensor out = normalize_batch(x, mean, std);
+  if (o.erase_prob > 0.0) random_erase(out, o, rng);
+  return out;
+}
+
+}  // namespace attnvision::datasets
