@@ -13,7 +13,9 @@ PACKAGES=(
   libopencv-dev
   libdcmtk-dev dcmtk libopenjp2-7-dev zlib1g-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-  libgtest-dev
+  libgtest-dev libgloo-dev
+  # real data for training and the shipped model's test: Fashion-MNIST (gzip IDX files)
+  dataset-fashion-mnist
   # test references: pydicom's real-world DICOM corpus, dciodvfy, Python readers for cross-checks
   python3-pydicom python3-pil python3-numpy dicom3tools
 )

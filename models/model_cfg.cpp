@@ -54,8 +54,9 @@ void ModelCfg::validate() const {
     for (size_t i = 0; i < 4; ++i)
       if (resnet.layers[i] < 1 || resnet.layers[i] > 64 || resnet.channels[i] < 1 || resnet.channels[i] > 8192)
         fail("layers must be in 1..64 and channels in 1..8192");
-    if (!resnet.stem_type.empty() && resnet.stem_type != "deep" && resnet.stem_type != "deep_tiered")
-      fail("stem_type must be '', deep or deep_tiered");
+    if (!resnet.stem_type.empty() && resnet.stem_type != "deep" && resnet.stem_type != "deep_tiered" &&
+        resnet.stem_type != "cifar")
+      fail("stem_type must be '', deep, deep_tiered or cifar");
     if (resnet.stem_width < 4 || resnet.stem_width > 1024) fail("stem_width must be in 4..1024");
   } else {
     if (vit.patch_size < 1 || vit.img_size < vit.patch_size) fail("patch_size must be in 1..img_size");

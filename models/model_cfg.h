@@ -15,7 +15,7 @@ struct ResNetArgs {
   std::string block = "basic";  // basic | bottleneck
   std::vector<int64_t> layers{2, 2, 2, 2};
   std::vector<int64_t> channels{64, 128, 256, 512};
-  std::string stem_type;        // "" | deep | deep_tiered
+  std::string stem_type;        // "" | deep | deep_tiered | cifar (3x3 stride 1, no max-pool)
   int64_t stem_width = 64;
   bool avg_down = false;
   std::string attn = "none";    // a row of the attention table

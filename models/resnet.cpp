@@ -104,21 +104,28 @@ class ResNetImpl : public BackboneImpl {
     const ResNetArgs& a = cfg.resnet;
     const bool bottleneck = a.block == "bottleneck";
     const bool deep = a.stem_type.rfind("deep", 0) == 0;
-    int64_t inplanes = deep ? a.stem_width * 2 : 64;  // the plain stem is always 64 wide, as in timm
+    const bool cifar = a.stem_type == "cifar";
+    // The plain stem is always 64 wide, as in timm; the deep stems end twice as wide as stem_width.
+    int64_t inplanes = deep ? a.stem_width * 2 : cifar ? a.stem_width : 64;
     if (deep) {
       const int64_t s0 = a.stem_type == "deep_tiered" ? 3 * (a.stem_width / 4) : a.stem_width;
       const int64_t s1 = a.stem_width;
       stem_ = register_module("conv1", nn::Sequential(conv(cfg.in_chans, s0, 3, 2), nn::BatchNorm2d(s0), nn::ReLU(),
                                                       conv(s0, s1, 3), nn::BatchNorm2d(s1), nn::ReLU(),
                                                       conv(s1, inplanes, 3)));
+    } else if (cifar) {
+      // Small inputs (28x28, 32x32) keep their resolution: one 3x3 conv at stride 1 and no max-pool, as the
+      // CIFAR ResNets of He et al. 2016 do. Not a timm stem, but named as timm's plain stem is.
+      stem_conv_ = register_module("conv1", conv(cfg.in_chans, inplanes, 3));
+      stem_pool_ = false;
     } else {
       // timm's plain stem is a bare conv named conv1 (a Sequential would name it conv1.0).
       stem_conv_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(cfg.in_chans, 64, 7).stride(2).padding(3).bias(false)));
     }
     bn1_ = register_module("bn1", nn::BatchNorm2d(inplanes));
 
-    int64_t stride_total = 4;
-    info_.push_back({"act1", inplanes, 2});
+    int64_t stride_total = stem_pool_ ? 4 : 1;
+    info_.push_back({"act1", inplanes, stem_pool_ ? 2 : 1});
     for (int64_t s = 0; s < 4; ++s) {
       const int64_t planes = a.channels[s];
       const int64_t out = bottleneck ? planes * 4 : planes;
@@ -147,8 +154,10 @@ class ResNetImpl : public BackboneImpl {
     torch::Tensor y = stem_ ? stem_->forward(x) : stem_conv_->forward(x);
     y = bn1_->forward(y).relu_();
     rec.activation("stem_act", y);
-    y = torch::max_pool2d(y, 3, 2, 1);
-    rec.activation("stem_pool", y);
+    if (stem_pool_) {
+      y = torch::max_pool2d(y, 3, 2, 1);
+      rec.activation("stem_pool", y);
+    }
     for (size_t s = 0; s < stages_.size(); ++s) {
       const std::string stage_name = "layer" + std::to_string(s + 1);
       for (size_t b = 0; b < stages_[s]->size(); ++b)
@@ -185,6 +194,7 @@ class ResNetImpl : public BackboneImpl {
   nn::Sequential stem_{nullptr};
   nn::Conv2d stem_conv_{nullptr};
   nn::BatchNorm2d bn1_{nullptr};
+  bool stem_pool_ = true;
   std::vector<nn::ModuleList> stages_;
   nn::Linear fc_{nullptr};
   std::vector<FeatureInfo> info_;

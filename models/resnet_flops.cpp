@@ -38,16 +38,21 @@ double resnet_gmacs(const ModelCfg& cfg) {
   const bool bottleneck = a.block == "bottleneck";
   Shape s{static_cast<double>(cfg.input_size[1]), static_cast<double>(cfg.input_size[2])};
   double macs = 0;
-  s = down(s, 2);
   int64_t inplanes = 64;
-  if (a.stem_type.rfind("deep", 0) == 0) {
+  if (a.stem_type == "cifar") {
+    inplanes = a.stem_width;
+    macs += conv_macs(s, cfg.in_chans, inplanes, 3);  // stride 1, no max pool
+  } else if (a.stem_type.rfind("deep", 0) == 0) {
+    s = down(s, 2);
     const int64_t s0 = a.stem_type == "deep_tiered" ? 3 * (a.stem_width / 4) : a.stem_width;
     inplanes = a.stem_width * 2;
     macs += conv_macs(s, cfg.in_chans, s0, 3) + conv_macs(s, s0, a.stem_width, 3) + conv_macs(s, a.stem_width, inplanes, 3);
+    s = down(s, 2);  // max pool
   } else {
+    s = down(s, 2);
     macs += conv_macs(s, cfg.in_chans, 64, 7);
+    s = down(s, 2);  // max pool
   }
-  s = down(s, 2);  // max pool
   for (int64_t st = 0; st < 4; ++st) {
     const int64_t planes = a.channels[st];
     const int64_t out = bottleneck ? planes * 4 : planes;

@@ -12,6 +12,8 @@ CommandRun define_models(CLI::App& app);    // pipelines/models_list.cpp
 CommandRun define_classify(CLI::App& app);  // pipelines/classify.cpp
 CommandRun define_forward(CLI::App& app);   // pipelines/forward.cpp
 CommandRun define_bench(CLI::App& app);     // pipelines/bench.cpp
+CommandRun define_train(CLI::App& app);     // pipelines/train.cpp
+CommandRun define_eval(CLI::App& app);      // pipelines/eval.cpp
 
 const std::vector<CommandSpec>& command_table() {
   static const std::vector<CommandSpec> table = {
@@ -19,6 +21,8 @@ const std::vector<CommandSpec>& command_table() {
       {"classify", "classify images (files and folders) and print the top-k classes", define_classify},
       {"forward", "run a model on a stored tensor and save logits, features and feature maps", define_forward},
       {"bench", "time a model's forward pass and report images/s and GFLOP/s", define_bench},
+      {"train", "train a classifier from a recipe (configs/train/*.yaml); data-parallel with --nproc", define_train},
+      {"eval", "accuracy, per-class accuracy and confusion matrix of a classifier on a labelled set", define_eval},
       {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},
   };
   return table;

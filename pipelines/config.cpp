@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -123,7 +124,10 @@ void check_object(const ConfigDoc& doc, const json& obj, const std::string& pref
     if (!matches(it.value(), spec->kind))
       throw ConfigError(doc.where(path) + ": '" + path + "' must be " + kind_name(spec->kind) + ", not " +
                         it.value().dump());
-    if (spec->kind == Kind::kObject) check_object(doc, it.value(), path, schema);
+    // A mapping whose keys the schema does not list is checked by another schema (see ConfigDoc::subtree).
+    const bool has_children = std::any_of(schema.begin(), schema.end(),
+                                          [&](const KeySpec& s) { return s.path.rfind(path + ".", 0) == 0; });
+    if (spec->kind == Kind::kObject && has_children) check_object(doc, it.value(), path, schema);
   }
 }
 
@@ -133,6 +137,16 @@ std::string ConfigDoc::where(const std::string& path) const {
   auto it = lines.find(path);
   if (it == lines.end()) return source;
   return it->second == 0 ? std::string("--set ") + path : source + ":" + std::to_string(it->second);
+}
+
+ConfigDoc ConfigDoc::subtree(const std::string& key) const {
+  ConfigDoc sub;
+  sub.source = source;
+  if (root.contains(key)) sub.root = root.at(key);
+  const std::string prefix = key + ".";
+  for (const auto& [path, line] : lines)
+    if (path.rfind(prefix, 0) == 0) sub.lines[path.substr(prefix.size())] = line;
+  return sub;
 }
 
 ConfigDoc parse_yaml(const std::string& text, const std::string& source) {

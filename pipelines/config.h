@@ -25,6 +25,9 @@ struct ConfigDoc {
 
   // "file.yaml:12" for keys read from the file, "--set" for overrides, "file.yaml" otherwise.
   std::string where(const std::string& path) const;
+  // The mapping under `key` as a document of its own (keys and lines relative to it), for a section
+  // that another schema validates, e.g. the `model:` section of a training config.
+  ConfigDoc subtree(const std::string& key) const;
 };
 
 ConfigDoc load_yaml_file(const std::string& path);

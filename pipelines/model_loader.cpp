@@ -41,7 +41,7 @@ const std::vector<KeySpec>& model_yaml_schema() {
       {"layers", Kind::kIntList, false, "resnet: blocks per stage, 4 values"},
       {"channels", Kind::kIntList, false, "resnet: stage widths, 4 values"},
       {"attn", Kind::kString, false, "resnet: none | se | eca | cbam"},
-      {"stem_type", Kind::kString, false, "resnet: '' | deep | deep_tiered"},
+      {"stem_type", Kind::kString, false, "resnet: '' | deep | deep_tiered | cifar (small inputs)"},
       {"stem_width", Kind::kInt, false, "resnet: deep stem width"},
       {"avg_down", Kind::kBool, false, "resnet: avg-pool downsampling"},
       {"img_size", Kind::kInt, false, "vit: training image size"},

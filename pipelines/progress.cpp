@@ -14,7 +14,9 @@ double Progress::elapsed_s() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-void Progress::advance(size_t n, size_t failed) {
+void Progress::advance(size_t n, size_t failed) { advance(n, "failed " + std::to_string(failed)); }
+
+void Progress::advance(size_t n, const std::string& status) {
   done_ += n;
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
@@ -23,7 +25,7 @@ void Progress::advance(size_t n, size_t failed) {
   const double s = elapsed_s();
   const double rate = s > 0 ? done_ / s : 0.0;
   const double eta = rate > 0 ? (total_ - done_) / rate : 0.0;
-  std::fprintf(stderr, "\r%s %zu/%zu  %.1f/s  failed %zu  ETA %.0fs   ", what_.c_str(), done_, total_, rate, failed, eta);
+  std::fprintf(stderr, "\r%s %zu/%zu  %.1f/s  %s  ETA %.0fs   ", what_.c_str(), done_, total_, rate, status.c_str(), eta);
   std::fflush(stderr);
 }
 

@@ -12,6 +12,8 @@ class Progress {
  public:
   Progress(std::string what, size_t total);
   void advance(size_t n, size_t failed_so_far);
+  // `status` is shown after the rate, e.g. "loss 0.412  acc 86.1%".
+  void advance(size_t n, const std::string& status);
   void finish();
   double elapsed_s() const;
 

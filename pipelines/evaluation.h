@@ -1,0 +1,39 @@
+// Classification metrics on a labelled set: loss, accuracy, per-class accuracy and the confusion matrix.
+// Shared by the trainer (validation every epoch, test at the end) and `attnvision eval`.
+#pragma once
+
+#include "datasets/labeled_images.h"
+#include "models/backbone.h"
+#include "models/model_cfg.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnvision::pipelines {
+
+class DataParallel;
+
+struct EvalResult {
+  int64_t count = 0;
+  double loss = 0.0;      // mean cross-entropy (no label smoothing)
+  double accuracy = 0.0;  // fraction correct
+  std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
+  std::vector<double> per_class_accuracy() const;
+};
+
+// Runs `net` in eval mode under InferenceMode on every image (normalised with cfg's mean/std). With `dp`,
+// each rank takes every world-th image and the counts are summed, so every rank returns the whole result.
+EvalResult evaluate(models::BackboneImpl& net, const models::ModelCfg& cfg, const datasets::LabeledImages& data,
+                    int64_t batch_size, DataParallel* dp = nullptr);
+
+// Accuracy, per-class accuracy and the confusion matrix as text, for people.
+std::string format_report(const EvalResult& r, const std::vector<std::string>& labels);
+nlohmann::json to_json(const EvalResult& r, const std::vector<std::string>& labels);
+
+// Writes the confusion matrix as a PNG chart.
+void write_confusion_png(const std::string& path, const EvalResult& r, const std::vector<std::string>& labels);
+
+}  // namespace attnvision::pipelines

@@ -1,0 +1,56 @@
+// A training run as data: which model, which data, which augmentation, optimiser and schedule. Read from a
+// YAML recipe (configs/train/*.yaml) with --set overrides; the `model:` section is a model YAML (the same
+// keys as `--model FILE.yaml`, including `base: NAME`).
+#pragma once
+
+#include "datasets/augment.h"
+#include "models/model_cfg.h"
+#include "pipelines/config.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnvision::pipelines {
+
+struct OptimCfg {
+  std::string name = "sgd";  // sgd (with momentum, Nesterov by default) | adamw
+  double lr = 0.1;           // peak learning rate, reached at the end of the warm-up
+  double momentum = 0.9;     // sgd
+  bool nesterov = true;      // sgd
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double weight_decay = 5e-4;  // applied to weights only: norms and biases (1-D tensors) are left alone
+};
+
+struct ScheduleCfg {
+  int64_t epochs = 10;
+  double warmup_epochs = 1;  // linear from warmup_lr to optim.lr, step by step
+  double warmup_lr = 0.0;
+  double min_lr = 0.0;       // the cosine decay's floor at the last step
+};
+
+struct TrainCfg {
+  std::string source;  // the recipe file, for messages
+  models::ModelCfg model;
+  std::string train_data = "fashion-mnist:train";  // fashion-mnist:train | a folder with a sub-folder per class
+  std::string test_data;   // evaluated with the best checkpoint after training; empty: none
+  int64_t val_count = 5000;  // held out of train_data with a fixed-seed split; 0: no validation
+  int64_t limit = 0;         // use only the first N training images (quick runs and tests); 0: all
+  datasets::AugmentOptions augment;
+  OptimCfg optim;
+  ScheduleCfg schedule;
+  int64_t batch_size = 128;   // per process
+  double label_smoothing = 0.0;
+  double clip_grad_norm = 0.0;  // 0: no clipping
+  uint64_t seed = 0;
+  std::string output = "runs/train";
+};
+
+const std::vector<KeySpec>& train_yaml_schema();
+// Validates the document (unknown keys, types, the model section) and fills a TrainCfg; ConfigError on problems.
+TrainCfg train_cfg_from_doc(const ConfigDoc& doc);
+TrainCfg load_train_cfg(const std::string& path, const std::vector<std::string>& sets);
+
+nlohmann::json to_json(const TrainCfg& cfg);
+
+}  // namespace attnvision::pipelines

@@ -1,0 +1,114 @@
+// The trainer: its schedule, its recipe validation, and that --resume continues a run exactly.
+#include "models/weights.h"
+#include "pipelines/trainer.h"
+#include "test_util.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace attnvision::pipelines {
+namespace {
+
+using testing::ScratchDir;
+
+const std::string kRecipe = std::string(ATTNVISION_SOURCE_DIR) + "/configs/train/fmnist_resnet.yaml";
+
+bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"); }
+
+// A run small enough for a unit test: 256 training images, a narrow net, 2 epochs of 8 steps.
+TrainCfg tiny_recipe(const std::string& output) {
+  return load_train_cfg(kRecipe, {"data.limit=256", "data.val_count=64", "data.test=''", "batch_size=32",
+                                  "schedule.epochs=2", "model.channels=[8, 16, 16, 16]", "model.stem_width=8",
+                                  "output=" + output});
+}
+
+TEST(Trainer, ScheduleWarmsUpLinearlyThenDecaysByCosine) {
+  TrainCfg c;
+  c.optim.lr = 0.2;
+  c.schedule.epochs = 10;
+  c.schedule.warmup_epochs = 2;
+  c.schedule.warmup_lr = 0.0;
+  c.schedule.min_lr = 0.01;
+  const int64_t spe = 5;  // steps per epoch
+  EXPECT_DOUBLE_EQ(scheduled_lr(c, 0, spe), 0.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(c, 5, spe), 0.1);  // half-way through the warm-up
+  EXPECT_DOUBLE_EQ(scheduled_lr(c, 10, spe), 0.2);  // the peak, then cosine
+  EXPECT_NEAR(scheduled_lr(c, 30, spe), 0.01 + 0.5 * 0.19, 1e-12);  // half-way through the decay
+  EXPECT_NEAR(scheduled_lr(c, 50, spe), 0.01, 1e-12);
+  for (int64_t s = 10; s < 50; ++s) EXPECT_GT(scheduled_lr(c, s, spe), scheduled_lr(c, s + 1, spe)) << s;
+}
+
+TEST(Trainer, RecipeErrorsNameTheKeyAndLine) {
+  ScratchDir dir;
+  testing::write_text(dir / "r.yaml", "model:\n  arch: resnet\n  attn: se\n  num_classes: 10\noptim:\n  nmae: sgd\n");
+  try {
+    load_train_cfg(dir / "r.yaml", {});
+    FAIL() << "an unknown key was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("r.yaml:6"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("optim.nmae"), std::string::npos) << e.what();
+  }
+  testing::write_text(dir / "m.yaml", "model:\n  arch: resnet\n  atn: se\n");
+  try {
+    load_train_cfg(dir / "m.yaml", {});
+    FAIL() << "an unknown model key was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("m.yaml:3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'atn'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_train_cfg(kRecipe, {"optim.name=rmsprop"}), ConfigError);
+  EXPECT_THROW(load_train_cfg(kRecipe, {"batch_size=1"}), ConfigError);
+  const TrainCfg ok = load_train_cfg(kRecipe, {"model.attn=eca", "schedule.epochs=3"});
+  EXPECT_EQ(ok.model.resnet.attn, "eca");
+  EXPECT_EQ(ok.schedule.epochs, 3);
+}
+
+TEST(Trainer, ResumeContinuesExactly) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  ScratchDir dir;
+  const TrainSummary straight = train(tiny_recipe(dir / "straight"), {});
+  EXPECT_EQ(straight.epochs_done, 2);
+  TrainOptions first_half;
+  first_half.stop_after = 1;
+  EXPECT_EQ(train(tiny_recipe(dir / "pieces"), first_half).epochs_done, 1);
+  TrainOptions resume;
+  resume.resume = true;
+  EXPECT_EQ(train(tiny_recipe(dir / "pieces"), resume).epochs_done, 2);
+
+  const auto a = models::read_weights(dir / "straight/last.safetensors").tensors;
+  const auto b = models::read_weights(dir / "pieces/last.safetensors").tensors;
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name << " differs after resume";
+
+  // The run learned something: both halves' curves are in the log, and the loss went down.
+  std::ifstream log(dir / "pieces/log.csv");
+  std::string header, e1, e2;
+  std::getline(log, header), std::getline(log, e1), std::getline(log, e2);
+  EXPECT_EQ(e1.substr(0, 2), "1,");
+  EXPECT_EQ(e2.substr(0, 2), "2,");
+  EXPECT_TRUE(std::filesystem::exists(dir / "pieces/curves.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "pieces/best.safetensors"));
+}
+
+TEST(Trainer, RefusesToOverwriteOrToResumeAnotherRecipe) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  ScratchDir dir;
+  TrainOptions one;
+  one.stop_after = 1;
+  train(tiny_recipe(dir / "run"), one);
+  EXPECT_THROW(train(tiny_recipe(dir / "run"), one), std::invalid_argument);  // no --resume: refuse
+  TrainCfg changed = tiny_recipe(dir / "run");
+  changed.optim.lr = 0.05;
+  TrainOptions resume;
+  resume.resume = true;
+  try {
+    train(changed, resume);
+    FAIL() << "resumed with another recipe";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'optim' differs"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace attnvision::pipelines
