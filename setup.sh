@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # attnvision set-up: install what is missing (Debian 12 packages), build, then run a job.
-#   ./setup.sh run     install + build + run the main job on the embedded defaults
+#   ./setup.sh run     install + build + evaluate the shipped classifier on the Fashion-MNIST test set
 #   ./setup.sh test    install + build + run the whole test suite (what CI runs)
 #   ./setup.sh build   install + build only
 # Idempotent: installed packages and an up-to-date build are left alone.
@@ -45,7 +45,8 @@ case "$mode" in
   run)
     install_packages
     build
-    exec build/pipelines/cli/attnvision models
+    # The main job on the embedded defaults: the shipped classifier on the Fashion-MNIST test set.
+    exec build/pipelines/cli/attnvision eval --data fashion-mnist:test --confusion-png build/confusion.png
     ;;
   test)
     install_packages

@@ -47,7 +47,7 @@ class SpatialGateImpl : public torch::nn::Module {
   // Returns the gate (N x 1 x H x W); the caller multiplies.
   torch::Tensor gate(const torch::Tensor& x) {
     // Mean first, then max: the order the conv weights were trained with.
-    torch::Tensor pooled = torch::cat({x.mean(1, true), std::get<0>(x.max(1, true))}, 1);
+    torch::Tensor pooled = torch::cat({x.mean(1, true), x.amax(1, true)}, 1);
     return torch::sigmoid(conv_->forward(pooled));
   }
 

@@ -5,7 +5,9 @@
 namespace attnvision::pipelines {
 
 void add_model_options(CLI::App& app, ModelChoice& c) {
-  app.add_option("--model,-m", c.model, "registered model name (see `attnvision models`) or a model YAML file");
+  app.add_option("--model,-m", c.model,
+                 "registered model name (see `attnvision models`) or a model YAML file; with neither --model nor "
+                 "--weights, the shipped Fashion-MNIST classifier (models/pretrained/)");
   app.add_option("--weights,-w", c.weights,
                  "weights: our checkpoint (carries its config, so --model is optional), a timm safetensors file "
                  "or a torch.save state_dict");

@@ -25,21 +25,9 @@ struct EvalOptions {
 int run_eval(const EvalOptions& o) {
   LoadedModel m = load_model(o.model);
   apply_thread_options(o.threads, m.cfg.arch);
-  datasets::ImageFolderOptions folder;
-  folder.channels = m.cfg.in_chans;
-  folder.height = m.cfg.input_size[1];
-  folder.width = m.cfg.input_size[2];
-  folder.interpolation = m.cfg.interpolation;
-  datasets::LabeledImages data = datasets::load_labeled_images(o.data, folder);
+  datasets::LabeledImages data = datasets::load_labeled_images(o.data, folder_options_for(m.cfg));
   if (o.limit > 0) data = datasets::limit(data, o.limit);
-  if (static_cast<int64_t>(data.classes.size()) != m.cfg.num_classes)
-    throw ConfigError(o.data + ": " + std::to_string(data.classes.size()) + " classes, the model has " +
-                      std::to_string(m.cfg.num_classes));
-  const auto s = data.images.sizes();
-  if (s[1] != m.cfg.input_size[0] || s[2] != m.cfg.input_size[1] || s[3] != m.cfg.input_size[2])
-    throw ConfigError(o.data + ": images are " + std::to_string(s[1]) + "x" + std::to_string(s[2]) + "x" +
-                      std::to_string(s[3]) + ", the model takes " + std::to_string(m.cfg.input_size[0]) + "x" +
-                      std::to_string(m.cfg.input_size[1]) + "x" + std::to_string(m.cfg.input_size[2]));
+  check_data_fits(data, m.cfg);
   const EvalResult r = evaluate(*m.net, m.cfg, data, o.batch);
   if (o.json) std::printf("%s\n", to_json(r, m.labels).dump().c_str());
   else std::printf("%s", format_report(r, m.labels).c_str());

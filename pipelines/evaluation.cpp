@@ -13,6 +13,27 @@
 
 namespace attnvision::pipelines {
 
+datasets::ImageFolderOptions folder_options_for(const models::ModelCfg& cfg) {
+  datasets::ImageFolderOptions f;
+  f.channels = cfg.in_chans;
+  f.height = cfg.input_size[1];
+  f.width = cfg.input_size[2];
+  f.interpolation = cfg.interpolation;
+  return f;
+}
+
+void check_data_fits(const datasets::LabeledImages& d, const models::ModelCfg& m) {
+  const auto s = d.images.sizes();
+  if (s[1] != m.input_size[0] || s[2] != m.input_size[1] || s[3] != m.input_size[2])
+    throw std::invalid_argument(d.source + ": images are " + std::to_string(s[1]) + "x" + std::to_string(s[2]) + "x" +
+                                std::to_string(s[3]) + " but the model takes input_size [" +
+                                std::to_string(m.input_size[0]) + ", " + std::to_string(m.input_size[1]) + ", " +
+                                std::to_string(m.input_size[2]) + "]");
+  if (static_cast<int64_t>(d.classes.size()) != m.num_classes)
+    throw std::invalid_argument(d.source + ": " + std::to_string(d.classes.size()) + " classes but the model has " +
+                                "num_classes " + std::to_string(m.num_classes));
+}
+
 std::vector<double> EvalResult::per_class_accuracy() const {
   std::vector<double> acc;
   for (size_t c = 0; c < confusion.size(); ++c) {

@@ -16,6 +16,11 @@ namespace attnvision::pipelines {
 
 class DataParallel;
 
+// How an image folder becomes rows the model can take: its input channels and size, its resampling filter.
+datasets::ImageFolderOptions folder_options_for(const models::ModelCfg& cfg);
+// Throws std::invalid_argument naming the data when its image size or class count does not fit the model.
+void check_data_fits(const datasets::LabeledImages& data, const models::ModelCfg& cfg);
+
 struct EvalResult {
   int64_t count = 0;
   double loss = 0.0;      // mean cross-entropy (no label smoothing)

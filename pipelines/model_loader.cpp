@@ -4,6 +4,8 @@
 #include "models/weights.h"
 #include "pipelines/labels.h"
 
+#include <cstdlib>
+
 
 namespace attnvision::pipelines {
 using nlohmann::json;
@@ -149,7 +151,15 @@ models::ModelCfg resolve(const ModelChoice& choice, const models::TensorFile* we
 
 }  // namespace
 
-LoadedModel load_model(const ModelChoice& choice) {
+std::string default_weights_path() {
+  if (const char* env = std::getenv("ATTNVISION_DEFAULT_WEIGHTS"); env && *env) return env;
+  return std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/fmnist_resnet.safetensors";
+}
+
+LoadedModel load_model(const ModelChoice& given) {
+  ModelChoice choice = given;
+  // Neither a model nor weights: the classifier the project ships (it carries its own config).
+  if (choice.model.empty() && choice.weights.empty() && !choice.random_init) choice.weights = default_weights_path();
   LoadedModel m;
   models::TensorFile file;
   if (!choice.weights.empty()) file = models::read_weights(choice.weights);

@@ -31,6 +31,10 @@ const std::vector<KeySpec>& model_yaml_schema();
 // Applies a model YAML document to `base` (which `base: NAME` in the document replaces).
 models::ModelCfg model_cfg_from_doc(const ConfigDoc& doc, models::ModelCfg base = {});
 
+// The shipped default classifier, used when neither --model nor --weights is given:
+// $ATTNVISION_DEFAULT_WEIGHTS, else models/pretrained/fmnist_resnet.safetensors in the source tree.
+std::string default_weights_path();
+
 // Throws ConfigError / models::WeightsError / std::invalid_argument with one-line messages.
 LoadedModel load_model(const ModelChoice& choice);
 

@@ -72,27 +72,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimCfg& o, torch
   return with_decay_groups<torch::optim::SGDOptions, torch::optim::SGD>(m, opts);
 }
 
-datasets::ImageFolderOptions folder_options(const models::ModelCfg& m) {
-  datasets::ImageFolderOptions f;
-  f.channels = m.in_chans;
-  f.height = m.input_size[1];
-  f.width = m.input_size[2];
-  f.interpolation = m.interpolation;
-  return f;
-}
-
-void check_fits(const datasets::LabeledImages& d, const models::ModelCfg& m) {
-  const auto s = d.images.sizes();
-  if (s[1] != m.input_size[0] || s[2] != m.input_size[1] || s[3] != m.input_size[2])
-    throw std::invalid_argument(d.source + ": images are " + std::to_string(s[1]) + "x" + std::to_string(s[2]) + "x" +
-                                std::to_string(s[3]) + " but the model takes input_size [" +
-                                std::to_string(m.input_size[0]) + ", " + std::to_string(m.input_size[1]) + ", " +
-                                std::to_string(m.input_size[2]) + "]");
-  if (static_cast<int64_t>(d.classes.size()) != m.num_classes)
-    throw std::invalid_argument(d.source + ": " + std::to_string(d.classes.size()) + " classes but the model has " +
-                                "num_classes " + std::to_string(m.num_classes));
-}
-
 void write_text_atomically(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -181,14 +160,14 @@ struct Data {
 };
 
 Data load_data(const TrainCfg& cfg) {
-  const datasets::ImageFolderOptions folder = folder_options(cfg.model);
+  const datasets::ImageFolderOptions folder = folder_options_for(cfg.model);
   Data d;
   std::tie(d.train, d.val) = datasets::split_holdout(datasets::load_labeled_images(cfg.train_data, folder),
                                                      cfg.val_count, cfg.seed);
   if (cfg.limit > 0) d.train = datasets::limit(d.train, cfg.limit);
   if (!cfg.test_data.empty()) d.test = datasets::load_labeled_images(cfg.test_data, folder);
-  check_fits(d.train, cfg.model);
-  if (d.test.images.defined()) check_fits(d.test, cfg.model);
+  check_data_fits(d.train, cfg.model);
+  if (d.test.images.defined()) check_data_fits(d.test, cfg.model);
   if (d.train.size() < cfg.batch_size)
     throw std::invalid_argument(cfg.train_data + ": " + std::to_string(d.train.size()) + " training images, fewer than " +
                                 "one batch of " + std::to_string(cfg.batch_size));
@@ -340,6 +319,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     }
   }
   summary.train_seconds = seconds_since(run_start);
+  for (const EpochRow& r : state.history) summary.total_train_seconds += r.seconds;
   summary.epochs_done = state.epochs_done;
   summary.best_val_accuracy = state.best_val;
 
@@ -355,6 +335,20 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       std::fprintf(stderr, "test (%s, best.safetensors): %s", cfg.test_data.c_str(),
                    format_report(t, cfg.model.labels).c_str());
     }
+  }
+  if (writer) {
+    write_text_atomically(dir / "summary.json",
+                          json{{"model", cfg.model.name},
+                               {"parameters", models::count_parameters(*net)},
+                               {"gflops_per_image", models::forward_gflops(cfg.model)},
+                               {"processes", world},
+                               {"epochs_done", summary.epochs_done},
+                               {"best_val_accuracy", summary.best_val_accuracy},
+                               {"test_accuracy", summary.test_accuracy},
+                               {"last_epoch_images_per_s", summary.images_per_s},
+                               {"train_seconds", summary.total_train_seconds}}
+                                  .dump(2) +
+                              "\n");
   }
   return summary;
 }

@@ -6,8 +6,8 @@
 //
 // Run folder (cfg.output): last.safetensors and best.safetensors (our checkpoint: weights + model config,
 // runnable with `--weights FILE` alone), state.pt (optimiser state, epoch, history: what resume needs),
-// log.csv, curves.png, config.json (the resolved recipe), and test.json / test_confusion.png when the recipe
-// names test data.
+// log.csv, curves.png, config.json (the resolved recipe), summary.json (size, accuracy, speed, time), and
+// test.json / test_confusion.png when the recipe names test data.
 #pragma once
 
 #include "pipelines/train_config.h"
@@ -31,6 +31,7 @@ struct TrainSummary {
   double test_accuracy = -1;      // -1 without test data
   double images_per_s = 0;        // training throughput of the last epoch (all processes together)
   double train_seconds = 0;       // wall time of the epochs run by this call
+  double total_train_seconds = 0; // wall time of all epochs of the run, resumed pieces included
 };
 
 TrainSummary train(const TrainCfg& cfg, const TrainOptions& options, DataParallel* dp = nullptr);

@@ -1,0 +1,54 @@
+// The shipped default classifier (models/pretrained/): its measured accuracy holds, and `classify` uses it
+// when no model is named.
+#include "test_util.h"
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <fstream>
+
+namespace attnvision {
+namespace {
+
+using testing::run_attnvision;
+using testing::ScratchDir;
+
+const std::string kCard = std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/fmnist_resnet.json";
+
+bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
+
+TEST(DefaultModel, AccuracyOnTheFirst2000TestImagesStaysWithinAPointOfTheRecordedFigure) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  std::ifstream in(kCard);
+  ASSERT_TRUE(in) << kCard;
+  const auto card = nlohmann::json::parse(in);
+  const double recorded = card.at("test_accuracy_first_2000").get<double>();
+  ScratchDir dir;
+  // No --model and no --weights: the shipped classifier.
+  const auto r = run_attnvision("eval --data fashion-mnist:test --limit 2000 --json --confusion-png '" + (dir / "cm.png") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto eval = nlohmann::json::parse(r.out);
+  EXPECT_EQ(eval["count"], 2000);
+  EXPECT_NEAR(eval["accuracy"].get<double>(), recorded, 0.01) << "the shipped model no longer scores as recorded";
+}
+
+TEST(DefaultModel, ClassifyWithoutAModelUsesTheShippedClassifier) {
+  ScratchDir dir;
+  // A dark trouser-like silhouette: two bright vertical legs on black, as Fashion-MNIST draws them.
+  cv::Mat img(28, 28, CV_8UC1, cv::Scalar(0));
+  img(cv::Rect(8, 2, 5, 25)).setTo(200);
+  img(cv::Rect(15, 2, 5, 25)).setTo(200);
+  img(cv::Rect(8, 2, 12, 6)).setTo(200);
+  ASSERT_TRUE(cv::imwrite(dir / "x.png", img));
+  const auto r = run_attnvision("classify '" + (dir / "x.png") + "' --json --topk 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto row = nlohmann::json::parse(r.out);
+  ASSERT_EQ(row["topk"].size(), 3u);
+  static const std::vector<std::string> kClasses = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                     "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  for (const auto& t : row["topk"])
+    EXPECT_NE(std::find(kClasses.begin(), kClasses.end(), t["label"].get<std::string>()), kClasses.end()) << t;
+}
+
+}  // namespace
+}  // namespace attnvision
