@@ -199,22 +199,24 @@ void apply_set(ConfigDoc& doc, const std::string& assignment) {
   doc.lines[path] = 0;
 }
 
+const json* find_path(const json& root, const std::string& path) {
+  const json* node = &root;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = path.find('.', start);
+    const std::string key = path.substr(start, dot - start);
+    if (!node->is_object() || !node->contains(key)) return nullptr;
+    node = &node->at(key);
+    if (dot == std::string::npos) return node;
+    start = dot + 1;
+  }
+}
+
 void validate(const ConfigDoc& doc, const std::vector<KeySpec>& schema) {
   check_object(doc, doc.root, "", schema);
   for (const KeySpec& s : schema) {
-    if (!s.required) continue;
-    const json* node = &doc.root;
-    size_t start = 0;
-    bool present = true;
-    while (present) {
-      const size_t dot = s.path.find('.', start);
-      const std::string key = s.path.substr(start, dot - start);
-      present = node->is_object() && node->contains(key);
-      if (present) node = &(*node)[key];
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    if (!present) throw ConfigError(doc.source + ": missing required key '" + s.path + "' (" + s.help + ")");
+    if (s.required && !find_path(doc.root, s.path))
+      throw ConfigError(doc.source + ": missing required key '" + s.path + "' (" + s.help + ")");
   }
 }
 

@@ -48,4 +48,13 @@ struct KeySpec {
 // Unknown keys, wrong types and missing required keys are errors naming the key and its line.
 void validate(const ConfigDoc& doc, const std::vector<KeySpec>& schema);
 
+// The value at a dotted `path` ("optim.lr") of a validated document, or nullptr when it is absent.
+const nlohmann::json* find_path(const nlohmann::json& root, const std::string& path);
+
+// Sets `out` from the value at `path` when the document has one, and leaves it alone otherwise.
+template <typename T>
+void take(const nlohmann::json& root, const std::string& path, T& out) {
+  if (const nlohmann::json* v = find_path(root, path)) out = v->get<T>();
+}
+
 }  // namespace attnvision::pipelines

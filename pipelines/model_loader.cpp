@@ -18,11 +18,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 bool is_yaml_path(const std::string& s) { return ends_with(s, ".yaml") || ends_with(s, ".yml"); }
 
-template <typename T>
-void take(const json& j, const char* key, T& out) {
-  if (j.contains(key)) out = j.at(key).get<T>();
-}
-
 std::vector<std::string> label_names(const models::ModelCfg& cfg) {
   if (!cfg.labels.empty()) return cfg.labels;
   if (cfg.num_classes == 1000) return imagenet_labels();

@@ -7,21 +7,6 @@ using nlohmann::json;
 
 namespace {
 
-template <typename T>
-void take(const json& j, const std::string& dotted, T& out) {
-  const json* node = &j;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = dotted.find('.', start);
-    const std::string key = dotted.substr(start, dot - start);
-    if (!node->is_object() || !node->contains(key)) return;
-    node = &node->at(key);
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  out = node->get<T>();
-}
-
 void check(bool ok, const ConfigDoc& doc, const std::string& key, const std::string& problem) {
   if (!ok) throw ConfigError(doc.where(key) + ": '" + key + "' " + problem);
 }
