@@ -54,7 +54,6 @@ void draw_panel(cv::Mat& img, const Panel& panel, cv::Rect area) {
   cv::rectangle(img, plot, kInk, 1);
   text(img, panel.title, {plot.x, area.y + 18}, 0.5);
 
-  int legend_y = plot.y + 16;
   for (size_t k = 0; k < panel.series.size(); ++k) {
     const Series& s = panel.series[k];
     const cv::Scalar colour = kPalette[k % std::size(kPalette)];
@@ -63,9 +62,15 @@ void draw_panel(cv::Mat& img, const Panel& panel, cv::Rect area) {
       if (!std::isnan(s.y[i])) pts.emplace_back(px(s.x[i]), py(s.y[i]));
     if (pts.size() > 1) cv::polylines(img, pts, false, colour, 2, cv::LINE_AA);
     for (const cv::Point& p : pts) cv::circle(img, p, 2, colour, cv::FILLED, cv::LINE_AA);
-    cv::line(img, {plot.x + plot.width - 90, legend_y - 4}, {plot.x + plot.width - 72, legend_y - 4}, colour, 2);
-    text(img, s.name, {plot.x + plot.width - 66, legend_y}, 0.4);
-    legend_y += 16;
+  }
+  // The legend goes on a white box over the curves, so that curves ending in its corner do not hide it.
+  const cv::Rect box(plot.x + plot.width - 96, plot.y + 4, 92, 16 * static_cast<int>(panel.series.size()) + 6);
+  cv::rectangle(img, box, cv::Scalar(255, 255, 255), cv::FILLED);
+  cv::rectangle(img, box, kGrid, 1);
+  for (size_t k = 0; k < panel.series.size(); ++k) {
+    const int y = box.y + 12 + 16 * static_cast<int>(k);
+    cv::line(img, {box.x + 6, y - 4}, {box.x + 24, y - 4}, kPalette[k % std::size(kPalette)], 2);
+    text(img, panel.series[k].name, {box.x + 30, y}, 0.4);
   }
 }
 
