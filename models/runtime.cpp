@@ -21,10 +21,10 @@ void keep_freed_memory() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);      // and the heap's top is not returned to the kernel eagerly
 }
 
-ThreadPlan default_threads(const char* arch) {
+ThreadPlan default_threads(const char* arch, bool training) {
   const int cores = available_cores();
   if (std::strcmp(arch, "vit") == 0) return {1, cores};
-  return {cores, cores};
+  return {cores, training ? 1 : cores};
 }
 
 ThreadPlan apply_threads(ThreadPlan plan) {

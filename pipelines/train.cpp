@@ -1,5 +1,6 @@
 // `attnvision train RECIPE.yaml`: train a classifier from a recipe (configs/train/*.yaml), on one process or
 // data-parallel on several (--nproc on this machine; RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT across machines).
+#include "pipelines/cli_options.h"
 #include "pipelines/command.h"
 #include "pipelines/distributed.h"
 #include "pipelines/trainer.h"
@@ -18,6 +19,7 @@ struct TrainCommandOptions {
   std::string recipe;
   std::vector<std::string> sets;
   TrainOptions train;
+  ThreadOptions threads;  // per process; --nproc shares the cores out when they are left at 0
   int nproc = 1;
 };
 
@@ -27,7 +29,8 @@ std::vector<std::string> worker_args(const TrainCommandOptions& o) {
   for (const std::string& s : o.sets) args.insert(args.end(), {"--set", s});
   if (o.train.resume) args.push_back("--resume");
   if (o.train.stop_after > 0) args.insert(args.end(), {"--stop-after", std::to_string(o.train.stop_after)});
-  if (o.train.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.train.threads)});
+  if (o.threads.torch_threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads.torch_threads)});
+  if (o.threads.blas_threads > 0) args.insert(args.end(), {"--blas-threads", std::to_string(o.threads.blas_threads)});
   return args;
 }
 
@@ -35,7 +38,12 @@ int run_train(TrainCommandOptions o) {
   const TrainCfg cfg = load_train_cfg(o.recipe, o.sets);  // validated here, before any worker starts
   if (o.nproc > 1 && !std::getenv("WORLD_SIZE")) return launch_local_workers(o.nproc, worker_args(o));
   std::unique_ptr<DataParallel> dp = DataParallel::from_env();
-  if (const char* t = std::getenv("ATTNVISION_WORKER_THREADS"); t && o.train.threads == 0) o.train.threads = std::atoi(t);
+  // A worker of --nproc gets its share of the cores unless the command line said otherwise.
+  if (const char* t = std::getenv("ATTNVISION_WORKER_THREADS")) {
+    if (o.threads.torch_threads == 0) o.threads.torch_threads = std::atoi(t);
+    if (o.threads.blas_threads == 0) o.threads.blas_threads = std::atoi(t);
+  }
+  o.train.threads = {o.threads.torch_threads, o.threads.blas_threads};
   const TrainSummary s = train(cfg, o.train, dp.get());
   if (!dp || dp->rank() == 0) {
     std::printf("%s\n", nlohmann::json{{"output", cfg.output},
@@ -60,9 +68,7 @@ CommandRun define_train(CLI::App& app) {
   app.add_option("--stop-after", o->train.stop_after, "stop after this many epochs (resumable later; 0: train to the end)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", o->train.threads, "torch threads per process (0: all cores, shared out by --nproc)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
+  add_thread_options(app, o->threads);
   app.add_option("--nproc", o->nproc, "data-parallel processes on this machine (Gloo all-reduce over loopback)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));

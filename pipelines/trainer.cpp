@@ -193,8 +193,9 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   TrainCfg cfg = cfg_in;
   const int rank = dp ? dp->rank() : 0, world = dp ? dp->world() : 1;
   const bool writer = rank == 0;  // only rank 0 writes files and prints
-  models::ThreadPlan plan = models::default_threads(cfg.model.arch.c_str());
-  if (options.threads > 0) plan = {options.threads, options.threads};
+  models::ThreadPlan plan = models::default_threads(cfg.model.arch.c_str(), /*training=*/true);
+  if (options.threads.torch_threads > 0) plan.torch_threads = options.threads.torch_threads;
+  if (options.threads.blas_threads > 0) plan.blas_threads = options.threads.blas_threads;
   models::apply_threads(plan);
 
   Data data = load_data(cfg);

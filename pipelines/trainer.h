@@ -10,6 +10,7 @@
 // test.json / test_confusion.png when the recipe names test data.
 #pragma once
 
+#include "models/runtime.h"
 #include "pipelines/train_config.h"
 
 #include <cstdint>
@@ -22,7 +23,7 @@ class DataParallel;
 struct TrainOptions {
   bool resume = false;       // continue from cfg.output/state.pt
   int64_t stop_after = 0;    // stop (resumably) once this many epochs are done; 0: train to the end
-  int threads = 0;           // torch and OpenBLAS threads; 0: the architecture's default plan (all cores)
+  models::ThreadPlan threads;  // torch and OpenBLAS threads; a zero keeps the architecture's default plan
 };
 
 struct TrainSummary {
