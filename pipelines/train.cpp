@@ -5,8 +5,6 @@
 #include "pipelines/distributed.h"
 #include "pipelines/trainer.h"
 
-#include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -38,11 +36,7 @@ int run_train(TrainCommandOptions o) {
   const TrainCfg cfg = load_train_cfg(o.recipe, o.sets);  // validated here, before any worker starts
   if (o.nproc > 1 && !std::getenv("WORLD_SIZE")) return launch_local_workers(o.nproc, worker_args(o));
   std::unique_ptr<DataParallel> dp = DataParallel::from_env();
-  // A worker of --nproc gets its share of the cores unless the command line said otherwise.
-  if (const char* t = std::getenv("ATTNVISION_WORKER_THREADS")) {
-    if (o.threads.torch_threads == 0) o.threads.torch_threads = std::atoi(t);
-    if (o.threads.blas_threads == 0) o.threads.blas_threads = std::atoi(t);
-  }
+  if (const char* t = std::getenv("ATTNVISION_WORKER_THREADS")) o.train.core_share = std::atoi(t);
   o.train.threads = {o.threads.torch_threads, o.threads.blas_threads};
   const TrainSummary s = train(cfg, o.train, dp.get());
   if (!dp || dp->rank() == 0) {

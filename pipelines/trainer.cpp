@@ -14,6 +14,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -194,6 +195,10 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   const int rank = dp ? dp->rank() : 0, world = dp ? dp->world() : 1;
   const bool writer = rank == 0;  // only rank 0 writes files and prints
   models::ThreadPlan plan = models::default_threads(cfg.model.arch.c_str(), /*training=*/true);
+  if (options.core_share > 0) {  // the plan's shape, within this worker's share of the cores
+    plan.torch_threads = std::min(plan.torch_threads, options.core_share);
+    plan.blas_threads = std::min(plan.blas_threads, options.core_share);
+  }
   if (options.threads.torch_threads > 0) plan.torch_threads = options.threads.torch_threads;
   if (options.threads.blas_threads > 0) plan.blas_threads = options.threads.blas_threads;
   models::apply_threads(plan);

@@ -24,6 +24,7 @@ struct TrainOptions {
   bool resume = false;       // continue from cfg.output/state.pt
   int64_t stop_after = 0;    // stop (resumably) once this many epochs are done; 0: train to the end
   models::ThreadPlan threads;  // torch and OpenBLAS threads; a zero keeps the architecture's default plan
+  int core_share = 0;          // cores this process may use (a --nproc worker's share); 0: all
 };
 
 struct TrainSummary {
