@@ -6,8 +6,8 @@ PyTorch training loop, timed the way attnvision times its epochs.
         [--limit N] [--batch-size B] [--steps S] [--warmup-steps W] [--check-weights RUN_DIR/last.safetensors]
 
 --config is the resolved recipe `attnvision train` writes into its output folder (config.json). The peer takes
-from it the model section, batch_size, optim, schedule, label_smoothing, clip_grad_norm, augment, data.limit and
-seed; --epochs / --limit / --batch-size override them. Needs only Debian's python3-torch, python3-torchvision
+from it the model section, batch_size, optim, schedule, label_smoothing, clip_grad_norm, augment, precision,
+data.limit and seed; --epochs / --limit / --batch-size override them. Needs only Debian's python3-torch, python3-torchvision
 and python3-numpy (torch 1.13).
 
 Model (model.arch):
@@ -32,7 +32,9 @@ the column index), normalisation in float32, then RandomErasing in timm's 'pixel
 augment.random_erasing per image, area 0.02..1/3, log-uniform aspect 0.3..1/0.3, up to 10 tries, N(0, 1) noise)
 vectorised over the batch with torch.where. No validation pass (not timed by attnvision either).
 
-Training step: model.train(), CrossEntropyLoss(label_smoothing), zero_grad, backward, clip_grad_norm_ when
+Training step: model.train(), the forward pass under torch.autocast("cpu", dtype=torch.bfloat16) when the recipe's
+precision is bf16 (as attnvision's AutocastScope), CrossEntropyLoss(label_smoothing) on float32 logits, zero_grad,
+backward, clip_grad_norm_ when
 clip_grad_norm > 0, optimizer.step(), LambdaLR stepped per step (linear warm-up from warmup_lr over
 warmup_epochs, then cosine to min_lr: pipelines/trainer.cpp scheduled_lr); loss.item() and the batch accuracy
 each step, as attnvision's progress line does. Optimiser: torch.optim.SGD (momentum, nesterov) or AdamW
@@ -445,11 +447,13 @@ def main():
                                                              steps_per_epoch))
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.get("label_smoothing", 0.0))
     clip = cfg.get("clip_grad_norm", 0.0)
+    bf16 = cfg.get("precision", "fp32") == "bf16"
     g = torch.Generator().manual_seed(cfg.get("seed", 0))
     augment = BatchAugment(cfg.get("augment", {}), m["mean"], m["std"], g)
     print(f"py_train_peer: {m['name']} ({m['arch']}), {count_parameters(model) / 1e6:.2f}M parameters "
           f"({count_parameters(model)}); {n} train images, batch {batch}, {steps_per_epoch} steps/epoch; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenBLAS {blas_threads}", file=sys.stderr)
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenBLAS {blas_threads}, "
+          f"{'bf16 autocast' if bf16 else 'fp32'}", file=sys.stderr)
 
     epoch_rates, step_times, step = [], [], 0
     model.train()
@@ -463,7 +467,9 @@ def main():
             x = augment(images.index_select(0, idx))
             y = labels.index_select(0, idx)
             opt.zero_grad(set_to_none=True)
-            logits = model(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            logits = logits.float()
             loss = criterion(logits, y)
             loss.backward()
             if clip > 0:
@@ -492,7 +498,7 @@ def main():
         "steps": step, "batch_size": batch, "train_images": n, "epochs_run": len(epoch_rates),
         "model": m["name"], "arch": m["arch"], "attn": m.get("resnet", {}).get("attn"),
         "parameters": count_parameters(model), "threads": torch.get_num_threads(), "blas_threads": blas_threads,
-        "torch": torch.__version__, "foreach": args.foreach,
+        "torch": torch.__version__, "foreach": args.foreach, "precision": "bf16" if bf16 else "fp32",
     }
     if check is not None:
         result["check_weights"] = check

@@ -3,14 +3,15 @@
 
     /usr/bin/python3 benchmarks/train_vs_peer.py [--attn none|se|eca|cbam] [--threads T] [--rounds R]
     /usr/bin/python3 benchmarks/train_vs_peer.py --vit [--threads T] [--rounds R]
-        [--limit N] [--epochs E] [--batch B] [--val-count V] [--foreach] [--work DIR]
+        [--limit N] [--epochs E] [--batch B] [--precision fp32|bf16] [--val-count V] [--foreach] [--work DIR]
 
 Both sides train the same recipe (configs/train/fmnist_resnet.yaml with model.attn = --attn, or
 configs/train/fmnist_vit.yaml with --vit) on the same number of Fashion-MNIST images (--limit; default 7680 =
-60 batches of 128 for the ResNet, 1024 = 8 batches for the ViT), at the same batch size (the recipe's unless
---batch), for --epochs epochs (default 2; the figure compared is the last epoch's, so start-up costs fall in
-the first), with T threads (default: all cores): `attnvision train --threads T`, and the peer with
-torch.set_num_threads(T) plus openblas_set_num_threads(T), as attnvision does. Validation is off
+30 batches of 256 for the ResNet, 1024 = 8 batches for the ViT), at the same batch size (the recipe's unless
+--batch) and precision (the recipe's unless --precision; the peer runs bf16 under torch.autocast), for --epochs
+epochs (default 2; the figure compared is the last epoch's, so start-up costs fall in the first), with T
+threads (default: all cores): `attnvision train --threads T`, and the peer with torch.set_num_threads(T) plus
+openblas_set_num_threads(T), as attnvision does. Validation is off
 (--val-count 0); neither side times it anyway.
 
 The peer reads the resolved recipe (config.json) that attnvision wrote into its output folder, so the model,
@@ -72,6 +73,7 @@ def main():
     ap.add_argument("--limit", type=int, help="training images (default 7680 ResNet, 1024 ViT)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, help="batch size (default: the recipe's)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], help="both sides' precision (default: the recipe's)")
     ap.add_argument("--val-count", type=int, default=0, help="images held out for attnvision's validation")
     ap.add_argument("--foreach", action="store_true", help="the peer's optimiser uses foreach=True")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "pipelines", "cli", "attnvision"))
@@ -98,6 +100,8 @@ def main():
             cmd += ["--set", f"model.attn={args.attn}"]
         if args.batch:
             cmd += ["--set", f"batch_size={args.batch}"]
+        if args.precision:
+            cmd += ["--set", f"precision={args.precision}"]
         p, wall = run(cmd)
         ours_cmds.append(cmd)
         m = re.search(r"([\d.]+)M parameters", p.stderr)
@@ -139,7 +143,7 @@ def main():
           + ("" if check.get("parameters_match") else "  ** PARAMETER COUNTS DIFFER **"))
     print(f"data: {peer['train_images']} Fashion-MNIST images, batch {batch}, {peer['steps'] // peer['epochs_run']} "
           f"steps/epoch, {args.epochs} epochs; {args.threads} threads (peer: torch {peer['threads']}, OpenBLAS "
-          f"{peer['blas_threads']}); images/s = last epoch's training steps")
+          f"{peer['blas_threads']}); {peer['precision']}; images/s = last epoch's training steps")
     print(f"{'':12}{'attnvision':>12}{'python peer':>13}{'ratio':>8}   per-epoch img/s (attnvision | peer)")
     for r, (o, p) in enumerate(rounds):
         order = "ours first" if r % 2 == 0 else "peer first"

@@ -1,12 +1,14 @@
 #include "models/runtime.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
 
 #include <cstring>
+#include <stdexcept>
 
 namespace attnvision::models {
 
@@ -21,8 +23,9 @@ void keep_freed_memory() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);      // and the heap's top is not returned to the kernel eagerly
 }
 
-ThreadPlan default_threads(const char* arch, bool training) {
+ThreadPlan default_threads(const char* arch, bool training, Precision precision) {
   const int cores = available_cores();
+  if (precision == Precision::kBFloat16) return {cores, 1};
   if (std::strcmp(arch, "vit") == 0) return {1, cores};
   return {cores, training ? 1 : cores};
 }
@@ -37,6 +40,31 @@ ThreadPlan apply_threads(ThreadPlan plan) {
   using SetThreads = void (*)(int);
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(plan.blas_threads);
   return plan;
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFloat32;
+  if (name == "bf16") return Precision::kBFloat16;
+  throw std::invalid_argument("precision '" + name + "': expected fp32 or bf16");
+}
+
+const char* to_string(Precision p) { return p == Precision::kBFloat16 ? "bf16" : "fp32"; }
+
+AutocastScope::AutocastScope(Precision p) : active_(p == Precision::kBFloat16) {
+  if (!active_) return;
+  was_enabled_ = at::autocast::is_cpu_enabled();
+  previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  // The outermost scope drops autocast's cache of weights already cast to bfloat16, as Python's does.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(was_enabled_);
+  at::autocast::set_autocast_cpu_dtype(previous_dtype_);
 }
 
 }  // namespace attnvision::models

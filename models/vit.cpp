@@ -97,7 +97,7 @@ class SelfAttentionImpl : public nn::Module {
     const torch::Tensor q = qkv_heads[0].view({b, t, head_dim_});
     const torch::Tensor k = qkv_heads[1].view({b, t, head_dim_});
     const torch::Tensor v = qkv_heads[2].view({b, t, head_dim_});
-    torch::Tensor scores = torch::empty({b, t, t}, x.options());
+    torch::Tensor scores = torch::empty({b, t, t}, q.options());  // q's dtype: bfloat16 under autocast
     // beta 0: the uninitialised buffer is never read, only written.
     scores.baddbmm_(q, k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale_);
     if (scores.requires_grad()) {

@@ -45,7 +45,7 @@ std::vector<double> EvalResult::per_class_accuracy() const {
 }
 
 EvalResult evaluate(models::BackboneImpl& net, const models::ModelCfg& cfg, const datasets::LabeledImages& data,
-                    int64_t batch_size, DataParallel* dp) {
+                    int64_t batch_size, DataParallel* dp, models::Precision precision) {
   const int64_t k = cfg.num_classes;
   const bool was_training = net.is_training();
   net.eval();
@@ -59,7 +59,12 @@ EvalResult evaluate(models::BackboneImpl& net, const models::ModelCfg& cfg, cons
       const torch::Tensor idx = rows.narrow(0, begin, std::min(batch_size, rows.size(0) - begin));
       const torch::Tensor x = datasets::normalize_batch(data.images.index_select(0, idx), cfg.mean, cfg.std);
       const torch::Tensor y = data.labels.index_select(0, idx);
-      const torch::Tensor logits = net.logits(x);
+      torch::Tensor logits;
+      {
+        const models::AutocastScope autocast(precision);
+        logits = net.logits(x);
+      }
+      logits = logits.to(torch::kFloat32);
       const torch::Tensor pred = logits.argmax(1);
       counts.narrow(0, 0, k * k).index_add_(0, y * k + pred, torch::ones({y.size(0)}, torch::kFloat64));
       counts[k * k] += torch::nn::functional::cross_entropy(logits, y,

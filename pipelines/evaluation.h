@@ -5,6 +5,7 @@
 #include "datasets/labeled_images.h"
 #include "models/backbone.h"
 #include "models/model_cfg.h"
+#include "models/runtime.h"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -31,8 +32,10 @@ struct EvalResult {
 
 // Runs `net` in eval mode under InferenceMode on every image (normalised with cfg's mean/std). With `dp`,
 // each rank takes every world-th image and the counts are summed, so every rank returns the whole result.
+// `precision` bf16 runs the forward pass under autocast (the trainer's validation, in its training precision).
 EvalResult evaluate(models::BackboneImpl& net, const models::ModelCfg& cfg, const datasets::LabeledImages& data,
-                    int64_t batch_size, DataParallel* dp = nullptr);
+                    int64_t batch_size, DataParallel* dp = nullptr,
+                    models::Precision precision = models::Precision::kFloat32);
 
 // Accuracy, per-class accuracy and the confusion matrix as text, for people.
 std::string format_report(const EvalResult& r, const std::vector<std::string>& labels);

@@ -41,6 +41,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"batch_size", Kind::kInt, false, "images per step and process"},
       {"label_smoothing", Kind::kNumber, false, "cross-entropy label smoothing (0..1)"},
       {"clip_grad_norm", Kind::kNumber, false, "clip the global gradient norm to this (0: off)"},
+      {"precision", Kind::kString, false, "training forward pass: fp32, or bf16 (autocast: convolutions and matrix products in bfloat16)"},
       {"seed", Kind::kInt, false, "seeds initialisation, split, sample order and augmentation"},
       {"output", Kind::kString, false, "run folder: checkpoints, log.csv, curves.png"},
   };
@@ -75,6 +76,10 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   take(j, "batch_size", c.batch_size);
   take(j, "label_smoothing", c.label_smoothing);
   take(j, "clip_grad_norm", c.clip_grad_norm);
+  std::string precision = models::to_string(c.precision);
+  take(j, "precision", precision);
+  check(precision == "fp32" || precision == "bf16", doc, "precision", "must be fp32 or bf16");
+  c.precision = models::parse_precision(precision);
   int64_t seed = 0;
   take(j, "seed", seed);
   c.seed = static_cast<uint64_t>(seed);
@@ -117,7 +122,7 @@ json to_json(const TrainCfg& c) {
            {{"epochs", c.schedule.epochs}, {"warmup_epochs", c.schedule.warmup_epochs},
             {"warmup_lr", c.schedule.warmup_lr}, {"min_lr", c.schedule.min_lr}}},
           {"batch_size", c.batch_size}, {"label_smoothing", c.label_smoothing}, {"clip_grad_norm", c.clip_grad_norm},
-          {"seed", c.seed}, {"output", c.output}};
+          {"precision", models::to_string(c.precision)}, {"seed", c.seed}, {"output", c.output}};
 }
 
 }  // namespace attnvision::pipelines

@@ -5,6 +5,7 @@
 
 #include "datasets/augment.h"
 #include "models/model_cfg.h"
+#include "models/runtime.h"
 #include "pipelines/config.h"
 
 #include <cstdint>
@@ -42,6 +43,7 @@ struct TrainCfg {
   int64_t batch_size = 128;   // per process
   double label_smoothing = 0.0;
   double clip_grad_norm = 0.0;  // 0: no clipping
+  models::Precision precision = models::Precision::kFloat32;  // of the training forward pass
   uint64_t seed = 0;
   std::string output = "runs/train";
 };

@@ -194,7 +194,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   TrainCfg cfg = cfg_in;
   const int rank = dp ? dp->rank() : 0, world = dp ? dp->world() : 1;
   const bool writer = rank == 0;  // only rank 0 writes files and prints
-  models::ThreadPlan plan = models::default_threads(cfg.model.arch.c_str(), /*training=*/true);
+  models::ThreadPlan plan = models::default_threads(cfg.model.arch.c_str(), /*training=*/true, cfg.precision);
   if (options.core_share > 0) {  // the plan's shape, within this worker's share of the cores
     plan.torch_threads = std::min(plan.torch_threads, options.core_share);
     plan.blas_threads = std::min(plan.blas_threads, options.core_share);
@@ -229,10 +229,11 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   if (writer) {
     fs::create_directories(dir);
     write_text_atomically(dir / "config.json", to_json(cfg).dump(2) + "\n");
-    std::fprintf(stderr, "%s: %s, %.2fM parameters, %.4f GFLOPs/image; %lld train, %lld val images; %d process%s\n",
+    std::fprintf(stderr, "%s: %s, %.2fM parameters, %.4f GFLOPs/image; %lld train, %lld val images; %d process%s; %s\n",
                  cfg.source.c_str(), cfg.model.name.c_str(), models::count_parameters(*net) / 1e6,
                  models::forward_gflops(cfg.model), static_cast<long long>(data.train.size()),
-                 static_cast<long long>(data.val.size()), world, world > 1 ? "es" : "");
+                 static_cast<long long>(data.val.size()), world, world > 1 ? "es" : "",
+                 models::to_string(cfg.precision));
   }
 
   const int64_t per_rank = static_cast<int64_t>(datasets::epoch_order(data.train.size(), cfg.seed, 0, rank, world).size());
@@ -263,7 +264,12 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       lr = scheduled_lr(cfg, epoch * steps_per_epoch + s, steps_per_epoch);
       for (auto& group : opt->param_groups()) group.options().set_lr(lr);
       opt->zero_grad();
-      const torch::Tensor logits = net->logits(x);
+      torch::Tensor logits;
+      {
+        const models::AutocastScope autocast(cfg.precision);
+        logits = net->logits(x);
+      }
+      logits = logits.to(torch::kFloat32);  // the loss and its softmax in float32 whatever the precision
       const torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
       loss.backward();
       if (dp) dp->average_gradients(*net);
@@ -295,7 +301,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     row.train_acc = totals[1].item<double>() / totals[2].item<double>();
     row.images_per_s = totals[2].item<double>() / train_s;
     if (data.val.size() > 0) {
-      const EvalResult v = evaluate(*net, cfg.model, data.val, 512, dp);
+      const EvalResult v = evaluate(*net, cfg.model, data.val, 512, dp, cfg.precision);
       row.val_loss = v.loss, row.val_acc = v.accuracy;
     }
     row.seconds = seconds_since(t0);
@@ -348,6 +354,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
                                {"parameters", models::count_parameters(*net)},
                                {"gflops_per_image", models::forward_gflops(cfg.model)},
                                {"processes", world},
+                               {"precision", models::to_string(cfg.precision)},
                                {"epochs_done", summary.epochs_done},
                                {"best_val_accuracy", summary.best_val_accuracy},
                                {"test_accuracy", summary.test_accuracy},

@@ -59,6 +59,8 @@ TEST(Trainer, RecipeErrorsNameTheKeyAndLine) {
   }
   EXPECT_THROW(load_train_cfg(kRecipe, {"optim.name=rmsprop"}), ConfigError);
   EXPECT_THROW(load_train_cfg(kRecipe, {"batch_size=1"}), ConfigError);
+  EXPECT_THROW(load_train_cfg(kRecipe, {"precision=fp16"}), ConfigError);
+  EXPECT_EQ(load_train_cfg(kRecipe, {"precision=fp32"}).precision, models::Precision::kFloat32);
   const TrainCfg ok = load_train_cfg(kRecipe, {"model.attn=eca", "schedule.epochs=3"});
   EXPECT_EQ(ok.model.resnet.attn, "eca");
   EXPECT_EQ(ok.schedule.epochs, 3);
