@@ -6,8 +6,8 @@
         [--limit N] [--epochs E] [--batch B] [--precision fp32|bf16] [--val-count V] [--foreach] [--work DIR]
 
 Both sides train the same recipe (configs/train/fmnist_resnet.yaml with model.attn = --attn, or
-configs/train/fmnist_vit.yaml with --vit) on the same number of Fashion-MNIST images (--limit; default 7680 =
-30 batches of 256 for the ResNet, 1024 = 8 batches for the ViT), at the same batch size (the recipe's unless
+configs/train/fmnist_vit.yaml with --vit) on the same number of Fashion-MNIST images (--limit; default 7680:
+30 batches of 256 for the ResNet, 60 of 128 for the ViT), at the same batch size (the recipe's unless
 --batch) and precision (the recipe's unless --precision; the peer runs bf16 under torch.autocast), for --epochs
 epochs (default 2; the figure compared is the last epoch's, so start-up costs fall in the first), with T
 threads (default: all cores): `attnvision train --threads T`, and the peer with torch.set_num_threads(T) plus
@@ -70,7 +70,7 @@ def main():
     ap.add_argument("--vit", action="store_true", help="the ViT recipe instead of the ResNet")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--limit", type=int, help="training images (default 7680 ResNet, 1024 ViT)")
+    ap.add_argument("--limit", type=int, help="training images (default 7680)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, help="batch size (default: the recipe's)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], help="both sides' precision (default: the recipe's)")
@@ -82,7 +82,7 @@ def main():
     args = ap.parse_args()
 
     recipe = os.path.join(ROOT, "configs", "train", "fmnist_vit.yaml" if args.vit else "fmnist_resnet.yaml")
-    limit = args.limit or (1024 if args.vit else 7680)
+    limit = args.limit or 7680
     what = "fmnist_vit" if args.vit else f"fmnist_resnet attn={args.attn}"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     os.makedirs(args.work, exist_ok=True)
