@@ -3,7 +3,7 @@
 # attention none / SE / ECA / CBAM, and configs/train/fmnist_vit.yaml), every run cut to the same number of
 # epochs (and 1 warm-up epoch) so that they share one budget; then the table. Each run writes
 # runs/ablation/<name>/ and its log to runs/ablation/<name>.log.
-#   benchmarks/ablation.sh [EPOCHS [BINARY]]     (EPOCHS default 6: about 35 minutes on a 2-core machine)
+#   benchmarks/ablation.sh [EPOCHS [BINARY]]     (EPOCHS default 6: about 30 minutes on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-6}
