@@ -44,6 +44,15 @@ std::vector<double> EvalResult::per_class_accuracy() const {
   return acc;
 }
 
+torch::Tensor float32_logits(models::BackboneImpl& net, const torch::Tensor& x, models::Precision precision) {
+  torch::Tensor logits;
+  {
+    const models::AutocastScope autocast(precision);
+    logits = net.logits(x);
+  }
+  return logits.to(torch::kFloat32);
+}
+
 EvalResult evaluate(models::BackboneImpl& net, const models::ModelCfg& cfg, const datasets::LabeledImages& data,
                     int64_t batch_size, DataParallel* dp, models::Precision precision) {
   const int64_t k = cfg.num_classes;
@@ -59,12 +68,7 @@ EvalResult evaluate(models::BackboneImpl& net, const models::ModelCfg& cfg, cons
       const torch::Tensor idx = rows.narrow(0, begin, std::min(batch_size, rows.size(0) - begin));
       const torch::Tensor x = datasets::normalize_batch(data.images.index_select(0, idx), cfg.mean, cfg.std);
       const torch::Tensor y = data.labels.index_select(0, idx);
-      torch::Tensor logits;
-      {
-        const models::AutocastScope autocast(precision);
-        logits = net.logits(x);
-      }
-      logits = logits.to(torch::kFloat32);
+      const torch::Tensor logits = float32_logits(net, x, precision);
       const torch::Tensor pred = logits.argmax(1);
       counts.narrow(0, 0, k * k).index_add_(0, y * k + pred, torch::ones({y.size(0)}, torch::kFloat64));
       counts[k * k] += torch::nn::functional::cross_entropy(logits, y,

@@ -30,6 +30,10 @@ struct EvalResult {
   std::vector<double> per_class_accuracy() const;
 };
 
+// `net`'s logits for `x` as float32, the forward pass under autocast when `precision` is bf16 (the loss and
+// the softmax stay in float32 whatever the precision). The trainer's step and `evaluate` both use it.
+torch::Tensor float32_logits(models::BackboneImpl& net, const torch::Tensor& x, models::Precision precision);
+
 // Runs `net` in eval mode under InferenceMode on every image (normalised with cfg's mean/std). With `dp`,
 // each rank takes every world-th image and the counts are summed, so every rank returns the whole result.
 // `precision` bf16 runs the forward pass under autocast (the trainer's validation, in its training precision).

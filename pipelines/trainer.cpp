@@ -264,12 +264,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       lr = scheduled_lr(cfg, epoch * steps_per_epoch + s, steps_per_epoch);
       for (auto& group : opt->param_groups()) group.options().set_lr(lr);
       opt->zero_grad();
-      torch::Tensor logits;
-      {
-        const models::AutocastScope autocast(cfg.precision);
-        logits = net->logits(x);
-      }
-      logits = logits.to(torch::kFloat32);  // the loss and its softmax in float32 whatever the precision
+      const torch::Tensor logits = float32_logits(*net, x, cfg.precision);
       const torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
       loss.backward();
       if (dp) dp->average_gradients(*net);
