@@ -11,4 +11,10 @@ void fill_slot(torch::Tensor& batch, int64_t index, const cv::Mat& image, const 
   vision::apply_eval_transform(image, t, batch[index].data_ptr<float>());
 }
 
+cv::Mat map_to_mat(const torch::Tensor& map) {
+  TORCH_CHECK(map.dim() == 2, "map_to_mat: expected an h x w map");
+  const torch::Tensor m = map.detach().to(torch::kFloat32).contiguous();
+  return cv::Mat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32F, m.data_ptr<float>()).clone();
+}
+
 }  // namespace attnvision::datasets

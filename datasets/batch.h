@@ -14,4 +14,7 @@ namespace attnvision::datasets {
 torch::Tensor empty_batch(int64_t n, const vision::EvalTransform& transform);
 void fill_slot(torch::Tensor& batch, int64_t index, const cv::Mat& image, const vision::EvalTransform& transform);
 
+// A 2-D float tensor (a saliency map, h x w) as a CV_32F Mat that owns a copy of its values.
+cv::Mat map_to_mat(const torch::Tensor& map);
+
 }  // namespace attnvision::datasets

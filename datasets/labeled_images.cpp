@@ -3,7 +3,7 @@
 #include "datasets/idx.h"
 #include "datasets/image_batches.h"
 #include "datasets/sampler.h"
-#include "vision/files.h"
+#include "vision/inputs.h"
 #include "vision/image_io.h"
 #include "vision/transforms.h"
 

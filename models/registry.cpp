@@ -1,14 +1,14 @@
 #include "models/registry.h"
 
-#include "models/resnet.h"
-#include "models/vit.h"
+#include "models/backbones/resnet.h"
+#include "models/backbones/vit.h"
 
 #include <algorithm>
 #include <stdexcept>
 
 namespace attnvision::models {
 
-double resnet_gmacs(const ModelCfg& cfg);  // models/resnet_flops.cpp
+double resnet_gmacs(const ModelCfg& cfg);  // models/backbones/resnet_flops.cpp
 
 namespace {
 

@@ -3,7 +3,7 @@
 // globals (a static library would drop them).
 #pragma once
 
-#include "models/backbone.h"
+#include "models/backbones/backbone.h"
 #include "models/model_cfg.h"
 
 #include <string>

@@ -1,7 +1,7 @@
 #include "pipelines/model_loader.h"
 
 #include "models/registry.h"
-#include "models/weights.h"
+#include "models/weights/weights.h"
 #include "pipelines/labels.h"
 
 #include <cstdlib>

@@ -2,7 +2,7 @@
 // ready model: config resolved, weights loaded and checked, labels attached, eval mode.
 #pragma once
 
-#include "models/backbone.h"
+#include "models/backbones/backbone.h"
 #include "models/model_cfg.h"
 #include "pipelines/config.h"
 

@@ -1,7 +1,7 @@
 // The parity rule of ../shared/fixtures/parity/README.md, shared by every test that compares with timm.
 #pragma once
 
-#include "models/backbone.h"
+#include "models/backbones/backbone.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -1,6 +1,7 @@
 // Secondary Capture writer (PS3.3 A.8.1: SC Image IOD) with DCMTK's dcmdata.
 #include "vision/dicom_writer.h"
 #include "vision/dicom_detail.h"
+#include "vision/files/atomic_write.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
@@ -220,19 +221,10 @@ std::string write_secondary_capture(const std::string& source_path, const cv::Ma
   check(ds->putAndInsertUint8Array(DCM_PixelData, pixels.ptr<Uint8>(), Uint32(pixels.total() * 3)), out_path,
         "PixelData");
 
-  // Temporary name, then rename: a killed run leaves no half-written file behind.
-  const std::string temporary = out_path + ".tmp" + std::to_string(::getpid());
-  const OFCondition saved = file.saveFile(temporary.c_str(), EXS_LittleEndianExplicit);
-  if (saved.bad()) {
-    std::remove(temporary.c_str());
-    fail(out_path, std::string("cannot write: ") + saved.text());
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, out_path, ec);
-  if (ec) {
-    std::remove(temporary.c_str());
-    fail(out_path, "cannot rename into place: " + ec.message());
-  }
+  write_file_atomically(out_path, [&](const std::string& tmp) {
+    const OFCondition saved = file.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
+    if (saved.bad()) fail(out_path, std::string("cannot write: ") + saved.text());
+  });
   return sop_instance;
 }
 

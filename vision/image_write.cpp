@@ -1,9 +1,9 @@
 #include "vision/image_write.h"
 
+#include "vision/files/atomic_write.h"
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -24,31 +24,18 @@ cv::Mat to_bgr(const cv::Mat& rgb) {
   return bgr;
 }
 
-// The temporary name keeps the extension: OpenCV picks the encoder from it.
+// OpenCV's encoders report failure as false or as a cv::Exception; both become one line naming `path`.
 template <typename Write>
 void write_atomically(const std::string& path, Write&& write) {
-  const std::filesystem::path target(path);
-  const std::string temporary =
-      (target.parent_path() /
-       ("." + target.stem().string() + ".tmp" + std::to_string(::getpid()) + target.extension().string()))
-          .string();
-  bool ok = false;
-  try {
-    ok = write(temporary);
-  } catch (const cv::Exception& e) {
-    std::remove(temporary.c_str());
-    fail(path, std::string("cannot encode: ") + e.err);
-  }
-  if (!ok) {
-    std::remove(temporary.c_str());
-    fail(path, "cannot write");
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) {
-    std::remove(temporary.c_str());
-    fail(path, "cannot rename into place: " + ec.message());
-  }
+  write_file_atomically(path, [&](const std::string& tmp) {
+    bool ok = false;
+    try {
+      ok = write(tmp);
+    } catch (const cv::Exception& e) {
+      fail(path, std::string("cannot encode: ") + e.err);
+    }
+    if (!ok) fail(path, "cannot write");
+  });
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The real binary: help, version, usage errors, and the classify / forward / models commands end to end.
-#include "models/weights.h"
+#include "models/weights/weights.h"
 #include "test_util.h"
 
 #include <nlohmann/json.hpp>

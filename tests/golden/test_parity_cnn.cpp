@@ -2,7 +2,7 @@
 // torch.save, logits / features / last feature map and every recorded intermediate within
 // |cpp - ref| <= 1e-4 * max(1, max|ref|) (../shared/fixtures/parity/README.md).
 #include "models/registry.h"
-#include "models/weights.h"
+#include "models/weights/weights.h"
 #include "pipelines/model_loader.h"
 #include "parity_util.h"
 #include "test_util.h"

@@ -1,7 +1,7 @@
 // Every registered model builds, runs, reports consistent shapes, and survives a checkpoint round trip;
 // parameter counts and FLOPs are checked against torchvision's published figures where they exist.
 #include "models/registry.h"
-#include "models/weights.h"
+#include "models/weights/weights.h"
 #include "test_util.h"
 
 #include <nlohmann/json.hpp>

@@ -2,7 +2,7 @@
 // architecture trains under it with float32 weights and gradients and logits close to float32's.
 #include "models/registry.h"
 #include "models/runtime.h"
-#include "models/vit.h"
+#include "models/backbones/vit.h"
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>

@@ -2,11 +2,11 @@
 // explicit attention, every intermediate), position-embedding resampling and attention rollout against
 // tests/data/vit/make_rollout_ref.py (an independent float64 implementation), the registered sizes'
 // parameter counts and FLOPs, and clear errors for inputs a ViT cannot take.
-#include "models/explain_rollout.h"
+#include "models/saliency/rollout.h"
 #include "models/registry.h"
 #include "models/runtime.h"
-#include "models/vit.h"
-#include "models/weights.h"
+#include "models/backbones/vit.h"
+#include "models/weights/weights.h"
 #include "parity_util.h"
 #include "test_util.h"
 

@@ -1,7 +1,7 @@
 // Weights I/O: safetensors and torch.save readers against files written by Python (the timm parity
 // fixtures and tests/data/weights/make_torch_files.py), the writer against the fixtures' Python writer,
 // hostile files built here, and load_state_dict's all-or-nothing contract.
-#include "models/weights.h"
+#include "models/weights/weights.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // The `dicom` subcommand through its CLI11 definition: outputs, exit codes and one-line errors.
 // Rendered PNGs are compared with DCMTK's dcm2pnm (an independent renderer), TIFFs with Pillow's reading.
-#include "pipelines/cmd_dicom.h"
+#include "pipelines/commands/cmd_dicom.h"
 
 #include "vision/dicom.h"
 

@@ -1,6 +1,6 @@
 // The trainer: its schedule, its recipe validation, and that --resume continues a run exactly.
-#include "models/weights.h"
-#include "pipelines/trainer.h"
+#include "models/weights/weights.h"
+#include "pipelines/train/trainer.h"
 #include "test_util.h"
 
 #include <torch/torch.h>

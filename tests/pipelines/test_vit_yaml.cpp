@@ -1,7 +1,7 @@
 // A ViT described in model YAML (`arch: vit` with timm's constructor keys) builds the network it describes:
 // the parity fixture's VisionTransformer from YAML alone takes the fixture's weights and reproduces timm.
 #include "models/registry.h"
-#include "models/weights.h"
+#include "models/weights/weights.h"
 #include "pipelines/config.h"
 #include "pipelines/model_loader.h"
 #include "test_util.h"

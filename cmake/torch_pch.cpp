@@ -1,0 +1,1 @@
+// The translation unit that owns attnvision's precompiled torch header (cmake/Targets.cmake).

@@ -1,0 +1,75 @@
+// The one interface every backbone family (ResNet, ViT) implements, so heads, saliency and the
+// pipelines never ask which architecture they hold. LibTorch C++ modules have no hooks, so whatever
+// saliency needs (intermediate activations, attention probabilities) is returned by forward when asked.
+#pragma once
+
+#include "models/layers/attention.h"
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnvision::models {
+
+// One stage of a backbone: its timm module name, output channels and stride relative to the input.
+struct FeatureInfo {
+  std::string module;
+  int64_t channels = 0;
+  int64_t stride = 0;
+};
+
+// What a caller asks a forward pass to hand back besides the last feature map.
+struct ForwardRequest {
+  bool activations = false;  // stem/stage/attention-module outputs, named as in timm
+  bool attention = false;    // attention maps: CBAM spatial maps (N x 1 x H x W) or ViT probabilities (N x heads x T x T)
+};
+
+// Everything one forward pass produced. Fields nobody asked for stay undefined tensors / empty lists.
+struct Forward {
+  torch::Tensor feature_map;  // N x C x H x W (a ViT's patch tokens on their grid)
+  torch::Tensor tokens;       // ViT only: all tokens after the final norm, N x (1 + patches) x D
+  torch::Tensor pre_logits;   // N x C, the pooled features the classifier sees
+  torch::Tensor logits;       // N x num_classes
+  NamedTensors activations;   // in forward order, when ForwardRequest::activations
+  NamedTensors attention;     // in forward order, named by the module that produced them
+};
+
+// What a backbone's layers use to record activations and attention maps, only when the caller asked.
+struct ForwardRecorder {
+  const ForwardRequest& request;
+  Forward& out;
+  void activation(const std::string& name, const torch::Tensor& t) {
+    if (request.activations) out.activations.emplace_back(name, t);
+  }
+  void attention(const std::string& name, const torch::Tensor& t) {
+    if (request.attention && t.defined()) out.attention.emplace_back(name, t);
+  }
+};
+
+class BackboneImpl : public torch::nn::Module {
+ public:
+  // Runs the trunk: fills feature_map (and tokens, activations, attention when asked).
+  virtual Forward forward_features(const torch::Tensor& x, const ForwardRequest& request = {}) = 0;
+  // Runs pooling and the classifier on what forward_features produced: fills pre_logits and logits.
+  // It takes the whole Forward because a ViT pools its class token, which the grid does not hold.
+  virtual void forward_head(Forward& f) = 0;
+  // Channels and stride of each stage, shallow to deep.
+  virtual std::vector<FeatureInfo> feature_info() const = 0;
+  // Width of pre_logits.
+  virtual int64_t num_features() const = 0;
+
+  Forward forward(const torch::Tensor& x, const ForwardRequest& request = {}) {
+    Forward f = forward_features(x, request);
+    forward_head(f);
+    return f;
+  }
+  torch::Tensor logits(const torch::Tensor& x) { return forward(x).logits; }
+};
+
+using Backbone = std::shared_ptr<BackboneImpl>;
+
+}  // namespace attnvision::models

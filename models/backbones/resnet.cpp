@@ -1,0 +1,208 @@
+#include "models/backbones/resnet.h"
+
+#include "models/layers/attention.h"
+
+#include <torch/nn/init.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/pooling.h>
+
+#include <cmath>
+
+namespace attnvision::models {
+namespace {
+
+namespace nn = torch::nn;
+
+nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+}
+
+
+// Both block types: a stack of conv/bn pairs, attention after the last bn, then the residual add.
+class BlockImpl : public nn::Module {
+ public:
+  // `widths` are the output channels of each conv; the middle conv (3x3 in a bottleneck, the first in a
+  // basic block) carries the stride, exactly where timm puts it.
+  BlockImpl(bool bottleneck, int64_t in, int64_t planes, int64_t stride, nn::Sequential downsample,
+            const std::string& attn) {
+    const int64_t out = bottleneck ? planes * 4 : planes;
+    if (bottleneck) {
+      add_conv(1, conv(in, planes, 1));
+      add_conv(2, conv(planes, planes, 3, stride));
+      add_conv(3, conv(planes, out, 1));
+    } else {
+      add_conv(1, conv(in, planes, 3, stride));
+      add_conv(2, conv(planes, out, 3));
+    }
+    if (Attention a = create_attn(attn, out)) attn_ = register_module("se", a);  // timm names it `se` whatever the type
+    if (downsample) downsample_ = register_module("downsample", downsample);
+  }
+
+  torch::Tensor forward(const torch::Tensor& x, ForwardRecorder& rec, const std::string& name) {
+    torch::Tensor y = x;
+    for (size_t i = 0; i < convs_.size(); ++i) {
+      y = bns_[i]->forward(convs_[i]->forward(y));
+      if (i + 1 < convs_.size()) y.relu_();
+    }
+    if (attn_ && (rec.request.activations || rec.request.attention)) {
+      NamedTensors trace;
+      y = attn_->forward_traced(y, trace);
+      for (const auto& [part, t] : trace) {
+        if (part == "spatial_gate") rec.attention(name + ".se", t);
+        else rec.activation(name + ".se." + part, t);
+      }
+      rec.activation(name + ".se", y);
+    } else if (attn_) {
+      y = attn_->forward(y);
+    }
+    torch::Tensor shortcut = x;
+    if (downsample_) {
+      shortcut = downsample_->forward(x);
+      rec.activation(name + ".downsample", shortcut);
+    }
+    return (y + shortcut).relu_();  // not +=: y may be a recorded activation
+  }
+
+  void zero_init_last_bn() { nn::init::zeros_(bns_.back()->weight); }
+
+ private:
+  void add_conv(int index, nn::Conv2d c) {
+    const int64_t out = c->options.out_channels();
+    convs_.push_back(register_module("conv" + std::to_string(index), c));
+    bns_.push_back(register_module("bn" + std::to_string(index), nn::BatchNorm2d(out)));
+  }
+
+  std::vector<nn::Conv2d> convs_;
+  std::vector<nn::BatchNorm2d> bns_;
+  Attention attn_;
+  nn::Sequential downsample_{nullptr};
+};
+TORCH_MODULE(Block);
+
+nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride, bool avg_down) {
+  if (!avg_down) return nn::Sequential(conv(in, out, 1, stride), nn::BatchNorm2d(out));
+  // timm's downsample_avg: pool first (Identity at stride 1) so the 1x1 conv sees every pixel.
+  nn::Sequential seq;
+  if (stride == 1) {
+    seq->push_back(nn::Identity());
+  } else {
+    seq->push_back(nn::AvgPool2d(nn::AvgPool2dOptions(2).stride(stride).ceil_mode(true).count_include_pad(false)));
+  }
+  seq->push_back(conv(in, out, 1));
+  seq->push_back(nn::BatchNorm2d(out));
+  return seq;
+}
+
+class ResNetImpl : public BackboneImpl {
+ public:
+  explicit ResNetImpl(const ModelCfg& cfg) {
+    const ResNetArgs& a = cfg.resnet;
+    const bool bottleneck = a.block == "bottleneck";
+    const bool deep = a.stem_type.rfind("deep", 0) == 0;
+    const bool cifar = a.stem_type == "cifar";
+    // The plain stem is always 64 wide, as in timm; the deep stems end twice as wide as stem_width.
+    int64_t inplanes = deep ? a.stem_width * 2 : cifar ? a.stem_width : 64;
+    if (deep) {
+      const int64_t s0 = a.stem_type == "deep_tiered" ? 3 * (a.stem_width / 4) : a.stem_width;
+      const int64_t s1 = a.stem_width;
+      stem_ = register_module("conv1", nn::Sequential(conv(cfg.in_chans, s0, 3, 2), nn::BatchNorm2d(s0), nn::ReLU(),
+                                                      conv(s0, s1, 3), nn::BatchNorm2d(s1), nn::ReLU(),
+                                                      conv(s1, inplanes, 3)));
+    } else if (cifar) {
+      // Small inputs (28x28, 32x32) keep their resolution: one 3x3 conv at stride 1 and no max-pool, as the
+      // CIFAR ResNets of He et al. 2016 do. Not a timm stem, but named as timm's plain stem is.
+      stem_conv_ = register_module("conv1", conv(cfg.in_chans, inplanes, 3));
+      stem_pool_ = false;
+    } else {
+      // timm's plain stem is a bare conv named conv1 (a Sequential would name it conv1.0).
+      stem_conv_ = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(cfg.in_chans, 64, 7).stride(2).padding(3).bias(false)));
+    }
+    bn1_ = register_module("bn1", nn::BatchNorm2d(inplanes));
+
+    int64_t stride_total = stem_pool_ ? 4 : 1;
+    info_.push_back({"act1", inplanes, stem_pool_ ? 2 : 1});
+    for (int64_t s = 0; s < 4; ++s) {
+      const int64_t planes = a.channels[s];
+      const int64_t out = bottleneck ? planes * 4 : planes;
+      const int64_t stride = s == 0 ? 1 : 2;
+      nn::ModuleList stage;
+      for (int64_t b = 0; b < a.layers[s]; ++b) {
+        const int64_t in = b == 0 ? inplanes : out;
+        const int64_t st = b == 0 ? stride : 1;
+        nn::Sequential down{nullptr};
+        if (b == 0 && (stride != 1 || inplanes != out)) down = make_downsample(inplanes, out, stride, a.avg_down);
+        stage->push_back(Block(bottleneck, in, planes, st, down, a.attn));
+      }
+      inplanes = out;
+      stride_total *= stride;
+      stages_.push_back(register_module("layer" + std::to_string(s + 1), stage));
+      info_.push_back({"layer" + std::to_string(s + 1), out, stride_total});
+    }
+    num_features_ = inplanes;
+    if (cfg.num_classes > 0) fc_ = register_module("fc", nn::Linear(inplanes, cfg.num_classes));
+    init_weights();
+  }
+
+  Forward forward_features(const torch::Tensor& x, const ForwardRequest& request) override {
+    Forward f;
+    ForwardRecorder rec{request, f};
+    torch::Tensor y = stem_ ? stem_->forward(x) : stem_conv_->forward(x);
+    y = bn1_->forward(y).relu_();
+    rec.activation("stem_act", y);
+    if (stem_pool_) {
+      y = torch::max_pool2d(y, 3, 2, 1);
+      rec.activation("stem_pool", y);
+    }
+    for (size_t s = 0; s < stages_.size(); ++s) {
+      const std::string stage_name = "layer" + std::to_string(s + 1);
+      for (size_t b = 0; b < stages_[s]->size(); ++b)
+        y = stages_[s]->ptr<BlockImpl>(b)->forward(y, rec, stage_name + "." + std::to_string(b));
+      rec.activation(stage_name, y);
+    }
+    f.feature_map = y;
+    return f;
+  }
+
+  void forward_head(Forward& f) override {
+    f.pre_logits = f.feature_map.mean({2, 3});
+    f.logits = fc_ ? fc_->forward(f.pre_logits) : f.pre_logits;
+  }
+
+  std::vector<FeatureInfo> feature_info() const override { return info_; }
+  int64_t num_features() const override { return num_features_; }
+
+ private:
+  // timm's ResNet.init_weights: kaiming-normal convs (fan_out, relu), unit BN, and the last BN of each
+  // block zeroed so every residual branch starts as identity.
+  void init_weights() {
+    for (auto& m : modules(/*include_self=*/false)) {
+      if (auto* c = m->as<nn::Conv2d>()) nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+      if (auto* bn = m->as<nn::BatchNorm2d>()) {
+        nn::init::ones_(bn->weight);
+        nn::init::zeros_(bn->bias);
+      }
+    }
+    for (auto& stage : stages_)
+      for (size_t b = 0; b < stage->size(); ++b) stage->ptr<BlockImpl>(b)->zero_init_last_bn();
+  }
+
+  nn::Sequential stem_{nullptr};
+  nn::Conv2d stem_conv_{nullptr};
+  nn::BatchNorm2d bn1_{nullptr};
+  bool stem_pool_ = true;
+  std::vector<nn::ModuleList> stages_;
+  nn::Linear fc_{nullptr};
+  std::vector<FeatureInfo> info_;
+  int64_t num_features_ = 0;
+};
+
+}  // namespace
+
+Backbone build_resnet(const ModelCfg& cfg) { return std::make_shared<ResNetImpl>(cfg); }
+
+}  // namespace attnvision::models

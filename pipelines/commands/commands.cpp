@@ -1,0 +1,72 @@
+#include "pipelines/commands/commands.h"
+
+#include "models/runtime.h"
+#include "pipelines/commands/cmd_dicom.h"
+#include "pipelines/version.h"
+
+#include <iostream>
+
+namespace attnvision::pipelines {
+
+CommandRun define_models(CLI::App& app);    // pipelines/commands/models_list.cpp
+CommandRun define_classify(CLI::App& app);  // pipelines/commands/classify.cpp
+CommandRun define_forward(CLI::App& app);   // pipelines/commands/forward.cpp
+CommandRun define_bench(CLI::App& app);     // pipelines/commands/bench.cpp
+CommandRun define_train(CLI::App& app);     // pipelines/commands/train.cpp
+CommandRun define_eval(CLI::App& app);      // pipelines/commands/eval.cpp
+
+const std::vector<CommandSpec>& command_table() {
+  static const std::vector<CommandSpec> table = {
+      {"models", "list registered models with parameters and GFLOPs", define_models},
+      {"classify", "classify images (files and folders) and print the top-k classes", define_classify},
+      {"forward", "run a model on a stored tensor and save logits, features and feature maps", define_forward},
+      {"bench", "time a model's forward pass and report images/s and GFLOP/s", define_bench},
+      {"train", "train a classifier from a recipe (configs/train/*.yaml); data-parallel with --nproc", define_train},
+      {"eval", "accuracy, per-class accuracy and confusion matrix of a classifier on a labelled set", define_eval},
+      {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},
+  };
+  return table;
+}
+
+int run_cli(int argc, char** argv) {
+  models::keep_freed_memory();
+  CLI::App app{"attnvision: attention-based vision pipeline (ResNet + SE/ECA/CBAM, ViT)", "attnvision"};
+  app.set_version_flag("--version,-V", std::string("attnvision ") + version());
+  app.require_subcommand(1, 1);
+  app.fallthrough(false);
+  app.footer("Run `attnvision COMMAND --help` for a command's options and defaults.");
+
+  std::vector<std::pair<CLI::App*, CommandRun>> commands;
+  for (const CommandSpec& spec : command_table()) {
+    CLI::App* sub = app.add_subcommand(spec.name, spec.summary);
+    commands.emplace_back(sub, spec.define(*sub));
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string where = "attnvision";
+    for (const CLI::App* sub : app.get_subcommands()) where += " " + sub->get_name();
+    std::cerr << where << ": " << e.what() << " (see " << where << " --help)\n";
+    return 2;
+  }
+
+  for (auto& [sub, run] : commands) {
+    if (!sub->parsed()) continue;
+    try {
+      return run();
+    } catch (const std::exception& e) {
+      std::cerr << "attnvision " << sub->get_name() << ": " << e.what() << "\n";
+      return 1;
+    }
+  }
+  return 2;
+}
+
+}  // namespace attnvision::pipelines

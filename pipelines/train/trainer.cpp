@@ -1,0 +1,354 @@
+#include "pipelines/train/trainer.h"
+
+#include "datasets/augment.h"
+#include "datasets/labeled_images.h"
+#include "datasets/sampler.h"
+#include "models/registry.h"
+#include "models/runtime.h"
+#include "models/weights/weights.h"
+#include "pipelines/train/distributed.h"
+#include "pipelines/metrics/evaluation.h"
+#include "pipelines/report/progress.h"
+#include "vision/files/atomic_write.h"
+#include "vision/image_write.h"
+#include "vision/plot.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace attnvision::pipelines {
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct EpochRow {
+  int64_t epoch = 0;  // 1-based
+  double lr = 0, train_loss = 0, train_acc = 0, val_loss = NAN, val_acc = NAN, images_per_s = 0, seconds = 0;
+};
+
+json to_json(const EpochRow& r) {
+  auto num = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+  return {{"epoch", r.epoch}, {"lr", r.lr}, {"train_loss", r.train_loss}, {"train_acc", r.train_acc},
+          {"val_loss", num(r.val_loss)}, {"val_acc", num(r.val_acc)}, {"images_per_s", r.images_per_s},
+          {"seconds", r.seconds}};
+}
+
+EpochRow row_from_json(const json& j) {
+  auto num = [&](const char* k) { return j.at(k).is_null() ? NAN : j.at(k).get<double>(); };
+  EpochRow r;
+  r.epoch = j.at("epoch").get<int64_t>();
+  r.lr = num("lr"), r.train_loss = num("train_loss"), r.train_acc = num("train_acc");
+  r.val_loss = num("val_loss"), r.val_acc = num("val_acc"), r.images_per_s = num("images_per_s");
+  r.seconds = num("seconds");
+  return r;
+}
+
+// Weight decay only where it regularises: conv and linear weights. Norm scales and biases (1-D) are exempt.
+template <typename Options, typename Optim>
+std::unique_ptr<torch::optim::Optimizer> with_decay_groups(torch::nn::Module& m, const Options& opts) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const torch::Tensor& p : m.parameters()) (p.dim() <= 1 ? no_decay : decay).push_back(p);
+  Options exempt = opts;
+  exempt.weight_decay(0.0);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!decay.empty()) groups.emplace_back(decay, std::make_unique<Options>(opts));
+  if (!no_decay.empty()) groups.emplace_back(no_decay, std::make_unique<Options>(exempt));
+  return std::make_unique<Optim>(groups, opts);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimCfg& o, torch::nn::Module& m) {
+  if (o.name == "adamw") {
+    const auto opts = torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay);
+    return with_decay_groups<torch::optim::AdamWOptions, torch::optim::AdamW>(m, opts);
+  }
+  const auto opts =
+      torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(o.weight_decay);
+  return with_decay_groups<torch::optim::SGDOptions, torch::optim::SGD>(m, opts);
+}
+
+
+void write_log_csv(const fs::path& path, const std::vector<EpochRow>& rows) {
+  std::string csv = "epoch,lr,train_loss,train_acc,val_loss,val_acc,images_per_s,epoch_seconds\n";
+  char line[256];
+  for (const EpochRow& r : rows) {
+    std::snprintf(line, sizeof(line), "%lld,%.6g,%.6f,%.6f,%s,%s,%.1f,%.2f\n", static_cast<long long>(r.epoch), r.lr,
+                  r.train_loss, r.train_acc, std::isnan(r.val_loss) ? "" : std::to_string(r.val_loss).c_str(),
+                  std::isnan(r.val_acc) ? "" : std::to_string(r.val_acc).c_str(), r.images_per_s, r.seconds);
+    csv += line;
+  }
+  vision::write_text_atomically(path, csv);
+}
+
+void write_curves_png(const fs::path& path, const std::vector<EpochRow>& rows) {
+  vision::Series tl{"train", {}, {}}, vl{"val", {}, {}}, ta{"train", {}, {}}, va{"val", {}, {}};
+  for (const EpochRow& r : rows) {
+    const double e = static_cast<double>(r.epoch);
+    tl.x.push_back(e), tl.y.push_back(r.train_loss), vl.x.push_back(e), vl.y.push_back(r.val_loss);
+    ta.x.push_back(e), ta.y.push_back(100 * r.train_acc), va.x.push_back(e), va.y.push_back(100 * r.val_acc);
+  }
+  vision::write_png(path.string(), vision::plot_panels({{"loss", {tl, vl}}, {"accuracy (%)", {ta, va}}}));
+}
+
+// What resume needs besides the weights (last.safetensors): optimiser state, epochs done, the best
+// validation accuracy so far, the curves, and the recipe it was started with.
+struct RunState {
+  int64_t epochs_done = 0;
+  double best_val = -1;
+  std::vector<EpochRow> history;
+  std::string recipe;  // to_json(cfg).dump(): a resume must continue the same run
+};
+
+void save_state(const fs::path& path, torch::optim::Optimizer& opt, const RunState& s) {
+  torch::serialize::OutputArchive a, opt_archive;
+  opt.save(opt_archive);
+  a.write("optimizer", opt_archive);
+  a.write("epochs_done", c10::IValue(s.epochs_done));
+  a.write("best_val", c10::IValue(s.best_val));
+  json h = json::array();
+  for (const EpochRow& r : s.history) h.push_back(to_json(r));
+  a.write("history", c10::IValue(h.dump()));
+  a.write("recipe", c10::IValue(s.recipe));
+  vision::write_file_atomically(path.string(), [&](const std::string& tmp) { a.save_to(tmp); });
+}
+
+RunState load_state(const fs::path& path, torch::optim::Optimizer& opt) {
+  if (!fs::exists(path)) throw std::runtime_error(path.string() + ": no training state to resume from");
+  RunState s;
+  try {
+    torch::serialize::InputArchive a, opt_archive;
+    a.load_from(path.string());
+    a.read("optimizer", opt_archive);
+    opt.load(opt_archive);
+    c10::IValue v;
+    a.read("epochs_done", v), s.epochs_done = v.toInt();
+    a.read("best_val", v), s.best_val = v.toDouble();
+    a.read("history", v);
+    for (const json& r : json::parse(v.toStringRef())) s.history.push_back(row_from_json(r));
+    a.read("recipe", v), s.recipe = v.toStringRef();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path.string() + ": not a readable training state (" + e.msg().substr(0, e.msg().find('\n')) + ")");
+  }
+  return s;
+}
+
+// The first top-level recipe key whose value differs, for a resume refused because the recipe changed.
+std::string first_difference(const json& a, const json& b) {
+  for (auto it = a.begin(); it != a.end(); ++it)
+    if (!b.contains(it.key()) || b.at(it.key()) != it.value()) return it.key();
+  return "?";
+}
+
+struct Data {
+  datasets::LabeledImages train, val, test;
+};
+
+Data load_data(const TrainCfg& cfg) {
+  const datasets::ImageFolderOptions folder = folder_options_for(cfg.model);
+  Data d;
+  std::tie(d.train, d.val) = datasets::split_holdout(datasets::load_labeled_images(cfg.train_data, folder),
+                                                     cfg.val_count, cfg.seed);
+  if (cfg.limit > 0) d.train = datasets::limit(d.train, cfg.limit);
+  if (!cfg.test_data.empty()) d.test = datasets::load_labeled_images(cfg.test_data, folder);
+  check_data_fits(d.train, cfg.model);
+  if (d.test.images.defined()) check_data_fits(d.test, cfg.model);
+  if (d.train.size() < cfg.batch_size)
+    throw std::invalid_argument(cfg.train_data + ": " + std::to_string(d.train.size()) + " training images, fewer than " +
+                                "one batch of " + std::to_string(cfg.batch_size));
+  return d;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+double scheduled_lr(const TrainCfg& cfg, int64_t step, int64_t steps_per_epoch) {
+  const double total = static_cast<double>(cfg.schedule.epochs * steps_per_epoch);
+  const double warmup = std::min(total, cfg.schedule.warmup_epochs * steps_per_epoch);
+  const double t = static_cast<double>(step);
+  if (t < warmup) return cfg.schedule.warmup_lr + (cfg.optim.lr - cfg.schedule.warmup_lr) * t / warmup;
+  const double progress = total > warmup ? (t - warmup) / (total - warmup) : 1.0;
+  return cfg.schedule.min_lr + 0.5 * (cfg.optim.lr - cfg.schedule.min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataParallel* dp) {
+  TrainCfg cfg = cfg_in;
+  const int rank = dp ? dp->rank() : 0, world = dp ? dp->world() : 1;
+  const bool writer = rank == 0;  // only rank 0 writes files and prints
+  models::ThreadPlan plan = models::default_threads(cfg.model.arch.c_str(), /*training=*/true, cfg.precision);
+  if (options.core_share > 0) {  // the plan's shape, within this worker's share of the cores
+    plan.torch_threads = std::min(plan.torch_threads, options.core_share);
+    plan.blas_threads = std::min(plan.blas_threads, options.core_share);
+  }
+  if (options.threads.torch_threads > 0) plan.torch_threads = options.threads.torch_threads;
+  if (options.threads.blas_threads > 0) plan.blas_threads = options.threads.blas_threads;
+  models::apply_threads(plan);
+
+  Data data = load_data(cfg);
+  if (cfg.model.labels.empty()) cfg.model.labels = data.train.classes;
+  torch::manual_seed(cfg.seed);
+  models::Backbone net = models::build_model(cfg.model);
+  std::unique_ptr<torch::optim::Optimizer> opt = make_optimizer(cfg.optim, *net);
+
+  const fs::path dir = cfg.output;
+  RunState state;
+  state.recipe = to_json(cfg).dump();
+  if (options.resume) {
+    const std::string recipe = state.recipe;
+    state = load_state(dir / "state.pt", *opt);
+    if (state.recipe != recipe)
+      throw std::invalid_argument((dir / "state.pt").string() + ": the run was started with a different recipe ('" +
+                                  first_difference(json::parse(recipe), json::parse(state.recipe)) +
+                                  "' differs); resume needs the same one");
+    const std::string last = (dir / "last.safetensors").string();
+    models::load_state_dict(*net, models::read_weights(last).tensors, last);
+  } else if (writer && fs::exists(dir / "state.pt")) {
+    throw std::invalid_argument(dir.string() + ": holds a run already; pass --resume to continue it, or choose another "
+                                "output");
+  }
+  if (dp) dp->broadcast_state(*net);
+  if (writer) {
+    fs::create_directories(dir);
+    vision::write_text_atomically(dir / "config.json", to_json(cfg).dump(2) + "\n");
+    std::fprintf(stderr, "%s: %s, %.2fM parameters, %.4f GFLOPs/image; %lld train, %lld val images; %d process%s; %s\n",
+                 cfg.source.c_str(), cfg.model.name.c_str(), models::count_parameters(*net) / 1e6,
+                 models::forward_gflops(cfg.model), static_cast<long long>(data.train.size()),
+                 static_cast<long long>(data.val.size()), world, world > 1 ? "es" : "",
+                 models::to_string(cfg.precision));
+  }
+
+  const int64_t per_rank = static_cast<int64_t>(datasets::epoch_order(data.train.size(), cfg.seed, 0, rank, world).size());
+  const int64_t steps_per_epoch = per_rank / cfg.batch_size;  // the last partial batch is dropped
+  const int64_t last_epoch = options.stop_after > 0 ? std::min(cfg.schedule.epochs, options.stop_after)
+                                                    : cfg.schedule.epochs;
+  namespace F = torch::nn::functional;
+  const auto loss_options = F::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing);
+  TrainSummary summary;
+  const auto run_start = std::chrono::steady_clock::now();
+
+  for (int64_t epoch = state.epochs_done; epoch < last_epoch; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::vector<int64_t> order = datasets::epoch_order(data.train.size(), cfg.seed, epoch, rank, world);
+    std::seed_seq seq{cfg.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank)};
+    std::mt19937_64 rng(seq);
+    net->train();
+    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.schedule.epochs),
+                      steps_per_epoch * cfg.batch_size * world);
+    torch::Tensor totals = torch::zeros({3}, torch::kFloat64);  // loss sum, correct, seen
+    double lr = 0;
+    for (int64_t s = 0; s < steps_per_epoch; ++s) {
+      const torch::Tensor idx = torch::from_blob(const_cast<int64_t*>(order.data()) + s * cfg.batch_size,
+                                                 {cfg.batch_size}, torch::kInt64);
+      const torch::Tensor x = datasets::augment_batch(data.train.images.index_select(0, idx), cfg.augment,
+                                                      cfg.model.mean, cfg.model.std, rng);
+      const torch::Tensor y = data.train.labels.index_select(0, idx);
+      lr = scheduled_lr(cfg, epoch * steps_per_epoch + s, steps_per_epoch);
+      for (auto& group : opt->param_groups()) group.options().set_lr(lr);
+      opt->zero_grad();
+      const torch::Tensor logits = float32_logits(*net, x, cfg.precision);
+      const torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
+      loss.backward();
+      if (dp) dp->average_gradients(*net);
+      if (cfg.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.clip_grad_norm);
+      opt->step();
+      const double batch_loss = loss.item<double>();
+      const double correct = logits.argmax(1).eq(y).sum().item<double>();
+      totals[0] += batch_loss * cfg.batch_size, totals[1] += correct, totals[2] += cfg.batch_size;
+      if (writer) {
+        char status[96];
+        std::snprintf(status, sizeof(status), "loss %.4f  acc %.1f%%  lr %.4g", batch_loss,
+                      100.0 * correct / cfg.batch_size, lr);
+        progress.advance(cfg.batch_size * world, status);
+      }
+    }
+    progress.finish();
+    const double train_s = seconds_since(t0);
+    if (dp) {
+      dp->sum(totals);
+      dp->average_buffers(*net);  // each rank's BatchNorm statistics saw only its shard
+      const int64_t digest = dp->check_replicas_identical(*net, "after epoch " + std::to_string(epoch + 1));
+      if (writer) std::fprintf(stderr, "replicas identical after epoch %lld (weight digest %lld)\n",
+                               static_cast<long long>(epoch + 1), static_cast<long long>(digest));
+    }
+    EpochRow row;
+    row.epoch = epoch + 1;
+    row.lr = lr;
+    row.train_loss = totals[0].item<double>() / totals[2].item<double>();
+    row.train_acc = totals[1].item<double>() / totals[2].item<double>();
+    row.images_per_s = totals[2].item<double>() / train_s;
+    if (data.val.size() > 0) {
+      const EvalResult v = evaluate(*net, cfg.model, data.val, 512, dp, cfg.precision);
+      row.val_loss = v.loss, row.val_acc = v.accuracy;
+    }
+    row.seconds = seconds_since(t0);
+    state.history.push_back(row);
+    state.epochs_done = epoch + 1;
+    summary.images_per_s = row.images_per_s;
+
+    if (writer) {
+      // Checkpoint first, state last: a run killed in between resumes from the previous epoch's state, and
+      // its weights file is simply rewritten.
+      models::save_checkpoint((dir / "last.safetensors").string(), *net, cfg.model);
+      const bool best = data.val.size() == 0 || row.val_acc > state.best_val;
+      if (best) {
+        state.best_val = data.val.size() ? row.val_acc : -1;
+        models::save_checkpoint((dir / "best.safetensors").string(), *net, cfg.model);
+      }
+      save_state(dir / "state.pt", *opt, state);
+      write_log_csv(dir / "log.csv", state.history);
+      write_curves_png(dir / "curves.png", state.history);
+      const double eta = row.seconds * (last_epoch - epoch - 1);
+      std::fprintf(stderr,
+                   "epoch %lld/%lld  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%%s  %.0f img/s  "
+                   "%.1f s  ETA %.0f s\n",
+                   static_cast<long long>(epoch + 1), static_cast<long long>(cfg.schedule.epochs), lr, row.train_loss,
+                   100 * row.train_acc, row.val_loss, 100 * row.val_acc, best && data.val.size() ? " (best)" : "",
+                   row.images_per_s, row.seconds, eta);
+    }
+  }
+  summary.train_seconds = seconds_since(run_start);
+  for (const EpochRow& r : state.history) summary.total_train_seconds += r.seconds;
+  summary.epochs_done = state.epochs_done;
+  summary.best_val_accuracy = state.best_val;
+
+  if (data.test.images.defined() && state.epochs_done == cfg.schedule.epochs) {
+    if (dp) dp->barrier();  // rank 0 has written best.safetensors
+    const std::string best = (dir / "best.safetensors").string();
+    models::load_state_dict(*net, models::read_weights(best).tensors, best);
+    const EvalResult t = evaluate(*net, cfg.model, data.test, 512, dp);
+    summary.test_accuracy = t.accuracy;
+    if (writer) {
+      vision::write_text_atomically(dir / "test.json", to_json(t, cfg.model.labels).dump(2) + "\n");
+      write_confusion_png((dir / "test_confusion.png").string(), t, cfg.model.labels);
+      std::fprintf(stderr, "test (%s, best.safetensors): %s", cfg.test_data.c_str(),
+                   format_report(t, cfg.model.labels).c_str());
+    }
+  }
+  if (writer) {
+    vision::write_text_atomically(dir / "summary.json",
+                          json{{"model", cfg.model.name},
+                               {"parameters", models::count_parameters(*net)},
+                               {"gflops_per_image", models::forward_gflops(cfg.model)},
+                               {"processes", world},
+                               {"precision", models::to_string(cfg.precision)},
+                               {"epochs_done", summary.epochs_done},
+                               {"best_val_accuracy", summary.best_val_accuracy},
+                               {"test_accuracy", summary.test_accuracy},
+                               {"last_epoch_images_per_s", summary.images_per_s},
+                               {"train_seconds", summary.total_train_seconds}}
+                                  .dump(2) +
+                              "\n");
+  }
+  return summary;
+}
+
+}  // namespace attnvision::pipelines
