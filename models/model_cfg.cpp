@@ -1,39 +1,55 @@
 #include "models/model_cfg.h"
 
+#include "models/heads/head.h"
+
 #include <nlohmann/json.hpp>
 
-#include <set>
 #include <stdexcept>
 
 namespace attnvision::models {
 using nlohmann::json;
 
-namespace {
-
-// Reads `key` from `j` into `out` when present; a wrong type is an error naming the key.
-template <typename T>
-void read_field(const json& j, const std::string& prefix, const char* key, T& out) {
-  auto it = j.find(key);
-  if (it == j.end()) return;
-  try {
-    out = it->get<T>();
-  } catch (const json::exception&) {
-    throw std::invalid_argument("model config: '" + prefix + key + "' has the wrong type (" +
-                                std::string(it->type_name()) + ")");
-  }
+const std::vector<CfgField>& model_cfg_fields() {
+  // clang-format off
+  static const std::vector<CfgField> fields = {
+      {"name", "", "a name for the model", [](ModelCfg& c) -> CfgFieldRef { return &c.name; }},
+      {"arch", "", "resnet | vit", [](ModelCfg& c) -> CfgFieldRef { return &c.arch; }},
+      {"task", "", "what the head does: classification", [](ModelCfg& c) -> CfgFieldRef { return &c.task; }},
+      {"block", "resnet", "basic | bottleneck", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.block; }},
+      {"layers", "resnet", "blocks per stage, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.layers; }},
+      {"channels", "resnet", "stage widths, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.channels; }},
+      {"stem_type", "resnet", "'' | deep | deep_tiered | cifar (small inputs)", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.stem_type; }},
+      {"stem_width", "resnet", "deep stem width", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.stem_width; }},
+      {"avg_down", "resnet", "avg-pool downsampling", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.avg_down; }},
+      {"attn", "resnet", "none | se | eca | cbam", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.attn; }},
+      {"img_size", "vit", "training image size", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.img_size; }},
+      {"patch_size", "vit", "patch size", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.patch_size; }},
+      {"embed_dim", "vit", "token width", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.embed_dim; }},
+      {"depth", "vit", "number of blocks", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.depth; }},
+      {"num_heads", "vit", "attention heads", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.num_heads; }},
+      {"mlp_ratio", "vit", "MLP width / embed_dim", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.mlp_ratio; }},
+      {"qkv_bias", "vit", "bias on the qkv projection", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.qkv_bias; }},
+      {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
+      {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
+      {"input_size", "", "[C, H, W] the model is fed", [](ModelCfg& c) -> CfgFieldRef { return &c.input_size; }},
+      {"crop_pct", "", "centre-crop fraction of the resized image", [](ModelCfg& c) -> CfgFieldRef { return &c.crop_pct; }},
+      {"interpolation", "", "bilinear | bicubic | nearest", [](ModelCfg& c) -> CfgFieldRef { return &c.interpolation; }},
+      {"mean", "", "per-channel normalisation mean", [](ModelCfg& c) -> CfgFieldRef { return &c.mean; }},
+      {"std", "", "per-channel normalisation std", [](ModelCfg& c) -> CfgFieldRef { return &c.std; }},
+      {"labels", "", "class names, num_classes of them", [](ModelCfg& c) -> CfgFieldRef { return &c.labels; }},
+  };
+  // clang-format on
+  return fields;
 }
-
-void reject_unknown(const json& j, const std::string& prefix, const std::set<std::string>& known) {
-  if (!j.is_object()) throw std::invalid_argument("model config: '" + prefix.substr(0, prefix.size() - 1) + "' must be an object");
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.count(it.key())) throw std::invalid_argument("model config: unknown key '" + prefix + it.key() + "'");
-}
-
-}  // namespace
 
 void ModelCfg::validate() const {
   auto fail = [&](const std::string& what) { throw std::invalid_argument("model '" + name + "': " + what); };
   if (arch != "resnet" && arch != "vit") fail("arch must be resnet or vit, not '" + arch + "'");
+  try {
+    head_for_task(task);
+  } catch (const std::invalid_argument& e) {
+    fail(std::string("task: ") + e.what());
+  }
   if (in_chans < 1 || in_chans > 64) fail("in_chans must be in 1..64");
   if (num_classes < 0 || num_classes > 1'000'000) fail("num_classes must be in 0..1000000");
   if (input_size.size() != 3 || input_size[0] != in_chans || input_size[1] < 1 || input_size[2] < 1 ||
@@ -68,57 +84,48 @@ void ModelCfg::validate() const {
 }
 
 json to_json(const ModelCfg& c) {
-  json j = {{"name", c.name},          {"arch", c.arch},         {"task", c.task},
-            {"in_chans", c.in_chans},  {"num_classes", c.num_classes},
-            {"input_size", c.input_size}, {"crop_pct", c.crop_pct}, {"interpolation", c.interpolation},
-            {"mean", c.mean},          {"std", c.std},           {"labels", c.labels}};
-  if (c.arch == "resnet") {
-    j["resnet"] = {{"block", c.resnet.block},           {"layers", c.resnet.layers},
-                   {"channels", c.resnet.channels},     {"stem_type", c.resnet.stem_type},
-                   {"stem_width", c.resnet.stem_width}, {"avg_down", c.resnet.avg_down},
-                   {"attn", c.resnet.attn}};
-  } else if (c.arch == "vit") {
-    j["vit"] = {{"img_size", c.vit.img_size},   {"patch_size", c.vit.patch_size}, {"embed_dim", c.vit.embed_dim},
-                {"depth", c.vit.depth},         {"num_heads", c.vit.num_heads},   {"mlp_ratio", c.vit.mlp_ratio},
-                {"qkv_bias", c.vit.qkv_bias}};
+  ModelCfg copy = c;  // the table hands out pointers into a mutable cfg
+  json j = json::object();
+  for (const CfgField& f : model_cfg_fields()) {
+    if (*f.arch && c.arch != f.arch) continue;  // only the architecture's own section
+    json& slot = *f.arch ? j[f.arch][f.key] : j[f.key];
+    std::visit([&](auto* v) { slot = *v; }, f.ref(copy));
   }
   return j;
 }
 
 ModelCfg cfg_from_json(const json& j, ModelCfg c) {
   if (!j.is_object()) throw std::invalid_argument("model config: expected a JSON object");
-  reject_unknown(j, "", {"name", "arch", "task", "in_chans", "num_classes", "input_size", "crop_pct",
-                         "interpolation", "mean", "std", "labels", "resnet", "vit"});
-  read_field(j, "", "name", c.name);
-  read_field(j, "", "arch", c.arch);
-  read_field(j, "", "task", c.task);
-  read_field(j, "", "in_chans", c.in_chans);
-  read_field(j, "", "num_classes", c.num_classes);
-  read_field(j, "", "input_size", c.input_size);
-  read_field(j, "", "crop_pct", c.crop_pct);
-  read_field(j, "", "interpolation", c.interpolation);
-  read_field(j, "", "mean", c.mean);
-  read_field(j, "", "std", c.std);
-  read_field(j, "", "labels", c.labels);
-  if (auto r = j.find("resnet"); r != j.end()) {
-    reject_unknown(*r, "resnet.", {"block", "layers", "channels", "stem_type", "stem_width", "avg_down", "attn"});
-    read_field(*r, "resnet.", "block", c.resnet.block);
-    read_field(*r, "resnet.", "layers", c.resnet.layers);
-    read_field(*r, "resnet.", "channels", c.resnet.channels);
-    read_field(*r, "resnet.", "stem_type", c.resnet.stem_type);
-    read_field(*r, "resnet.", "stem_width", c.resnet.stem_width);
-    read_field(*r, "resnet.", "avg_down", c.resnet.avg_down);
-    read_field(*r, "resnet.", "attn", c.resnet.attn);
-  }
-  if (auto v = j.find("vit"); v != j.end()) {
-    reject_unknown(*v, "vit.", {"img_size", "patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias"});
-    read_field(*v, "vit.", "img_size", c.vit.img_size);
-    read_field(*v, "vit.", "patch_size", c.vit.patch_size);
-    read_field(*v, "vit.", "embed_dim", c.vit.embed_dim);
-    read_field(*v, "vit.", "depth", c.vit.depth);
-    read_field(*v, "vit.", "num_heads", c.vit.num_heads);
-    read_field(*v, "vit.", "mlp_ratio", c.vit.mlp_ratio);
-    read_field(*v, "vit.", "qkv_bias", c.vit.qkv_bias);
+  auto find_field = [](const std::string& arch, const std::string& key) -> const CfgField* {
+    for (const CfgField& f : model_cfg_fields())
+      if (arch == f.arch && key == f.key) return &f;
+    return nullptr;
+  };
+  auto read = [&](const CfgField& f, const json& v) {
+    std::visit(
+        [&](auto* out) {
+          try {
+            *out = v.get<std::remove_pointer_t<decltype(out)>>();
+          } catch (const json::exception&) {
+            throw std::invalid_argument("model config: '" + f.json_path() + "' has the wrong type (" +
+                                        std::string(v.type_name()) + ")");
+          }
+        },
+        f.ref(c));
+  };
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "resnet" || it.key() == "vit") {
+      if (!it->is_object()) throw std::invalid_argument("model config: '" + it.key() + "' must be an object");
+      for (auto sub = it->begin(); sub != it->end(); ++sub) {
+        const CfgField* f = find_field(it.key(), sub.key());
+        if (!f) throw std::invalid_argument("model config: unknown key '" + it.key() + "." + sub.key() + "'");
+        read(*f, sub.value());
+      }
+    } else if (const CfgField* f = find_field("", it.key())) {
+      read(*f, it.value());
+    } else {
+      throw std::invalid_argument("model config: unknown key '" + it.key() + "'");
+    }
   }
   return c;
 }

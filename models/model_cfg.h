@@ -1,11 +1,14 @@
 // ModelCfg: everything needed to rebuild and feed a model. The registry holds one default per name,
 // YAML and checkpoints only override it, and a checkpoint's __metadata__ carries it whole as JSON.
+// Its fields are described once, in model_cfg_fields(): the checkpoint JSON, the model YAML schema and
+// `--set` all follow from that table, and validate() is the one place their values are checked.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace attnvision::models {
@@ -35,11 +38,11 @@ struct VitArgs {
 struct ModelCfg {
   std::string name;          // registry name, or a user's own for a YAML model
   std::string arch;          // resnet | vit
-  std::string task = "classification";
+  std::string task = "classification";  // picks the head (models/heads/): a task no head serves is an error
   ResNetArgs resnet;
   VitArgs vit;
   int64_t in_chans = 3;
-  int64_t num_classes = 1000;
+  int64_t num_classes = 1000;  // classifier outputs (0: the pooled features)
   // Preprocessing, as timm's pretrained_cfg: input_size (C, H, W), crop_pct, interpolation, mean, std.
   std::vector<int64_t> input_size{3, 224, 224};
   double crop_pct = 0.875;
@@ -53,6 +56,22 @@ struct ModelCfg {
   // Throws std::invalid_argument naming the field that is inconsistent.
   void validate() const;
 };
+
+// A pointer to one field of a ModelCfg, typed.
+using CfgFieldRef = std::variant<std::string*, int64_t*, double*, bool*, std::vector<int64_t>*,
+                                 std::vector<double>*, std::vector<std::string>*>;
+
+struct CfgField {
+  const char* key;   // the model YAML key (flat, timm's constructor name): "attn"
+  const char* arch;  // "" for every architecture, else the one it belongs to ("resnet", "vit")
+  const char* help;  // one line, for errors and documentation
+  CfgFieldRef (*ref)(ModelCfg& cfg);
+  // Where the checkpoint JSON keeps it: "<arch>.<key>" for an architecture's field, "<key>" otherwise.
+  std::string json_path() const { return *arch ? std::string(arch) + "." + key : std::string(key); }
+};
+
+// Every field of ModelCfg, once.
+const std::vector<CfgField>& model_cfg_fields();
 
 nlohmann::json to_json(const ModelCfg& cfg);
 // Fields absent from `j` keep the values of `base`; unknown keys are an error naming the key.

@@ -1,6 +1,7 @@
 #include "models/registry.h"
 
 #include "models/backbones/resnet.h"
+#include "models/heads/head.h"
 #include "models/backbones/vit.h"
 
 #include <algorithm>
@@ -12,17 +13,23 @@ double resnet_gmacs(const ModelCfg& cfg);  // models/backbones/resnet_flops.cpp
 
 namespace {
 
-// Architecture table: arch name -> builder and cost model.
+int64_t resnet_features(const ModelCfg& cfg) {
+  return cfg.resnet.channels.back() * (cfg.resnet.block == "bottleneck" ? 4 : 1);
+}
+int64_t vit_features(const ModelCfg& cfg) { return cfg.vit.embed_dim; }
+
+// Architecture table: arch name -> backbone builder, cost model and pooled-feature width.
 struct ArchRow {
   const char* arch;
   Backbone (*build)(const ModelCfg&);
   double (*gmacs)(const ModelCfg&);
+  int64_t (*num_features)(const ModelCfg&);
 };
 
 const std::vector<ArchRow>& arch_table() {
   static const std::vector<ArchRow> table = {
-      {"resnet", build_resnet, resnet_gmacs},
-      {"vit", build_vit, vit_gmacs},
+      {"resnet", build_resnet, resnet_gmacs, resnet_features},
+      {"vit", build_vit, vit_gmacs, vit_features},
   };
   return table;
 }
@@ -119,9 +126,11 @@ ModelCfg default_cfg(const std::string& name) {
                               "; `attnvision models` lists them");
 }
 
-Backbone build_model(const ModelCfg& cfg) {
+Network build_model(const ModelCfg& cfg) {
   cfg.validate();
-  return arch_row(cfg.arch).build(cfg);
+  Backbone backbone = arch_row(cfg.arch).build(cfg);
+  Head head = head_for_task(cfg.task).build(cfg, *backbone);
+  return std::make_shared<NetworkImpl>(std::move(backbone), std::move(head));
 }
 
 int64_t count_parameters(torch::nn::Module& model) {
@@ -130,6 +139,9 @@ int64_t count_parameters(torch::nn::Module& model) {
   return n;
 }
 
-double forward_gflops(const ModelCfg& cfg) { return 2.0 * arch_row(cfg.arch).gmacs(cfg); }
+double forward_gflops(const ModelCfg& cfg) {
+  const ArchRow& arch = arch_row(cfg.arch);
+  return 2.0 * (arch.gmacs(cfg) + head_for_task(cfg.task).gmacs(cfg, arch.num_features(cfg)));
+}
 
 }  // namespace attnvision::models

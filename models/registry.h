@@ -3,8 +3,8 @@
 // globals (a static library would drop them).
 #pragma once
 
-#include "models/backbones/backbone.h"
 #include "models/model_cfg.h"
+#include "models/network.h"
 
 #include <string>
 #include <vector>
@@ -21,10 +21,12 @@ const std::vector<RegisteredModel>& registered_models();
 // Throws std::invalid_argument listing close names when `name` is not registered.
 ModelCfg default_cfg(const std::string& name);
 
-// Builds an untrained model (timm's initialisation where it matters) from a validated cfg.
-Backbone build_model(const ModelCfg& cfg);
+// Builds an untrained network (timm's initialisation where it matters): the architecture's backbone and the
+// head cfg.task asks for (models/heads/). Throws std::invalid_argument for an invalid cfg.
+Network build_model(const ModelCfg& cfg);
 
-// Parameter count and multiply-accumulate based FLOPs (2 per MAC) of one forward at cfg.input_size.
+// Parameter count and multiply-accumulate based FLOPs (2 per MAC) of one forward (backbone and head) at
+// cfg.input_size.
 int64_t count_parameters(torch::nn::Module& model);
 double forward_gflops(const ModelCfg& cfg);
 

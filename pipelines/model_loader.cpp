@@ -28,36 +28,32 @@ std::vector<std::string> label_names(const models::ModelCfg& cfg) {
 
 }  // namespace
 
+namespace {
+
+Kind kind_of(const models::CfgField& f) {
+  models::ModelCfg probe;
+  const models::CfgFieldRef ref = f.ref(probe);
+  // The variant's alternatives in order: string, int64, double, bool, int list, number list, string list.
+  static const Kind kinds[] = {Kind::kString,  Kind::kInt,        Kind::kNumber,    Kind::kBool,
+                               Kind::kIntList, Kind::kNumberList, Kind::kStringList};
+  return kinds[ref.index()];
+}
+
+// Sets a ModelCfg field from a validated YAML value of its kind.
+void take_field(const nlohmann::json& root, const models::CfgField& f, models::ModelCfg& cfg) {
+  std::visit([&](auto* out) { take(root, f.key, *out); }, f.ref(cfg));
+}
+
+}  // namespace
+
 const std::vector<KeySpec>& model_yaml_schema() {
-  static const std::vector<KeySpec> schema = {
-      {"name", Kind::kString, false, "a name for the model"},
-      {"base", Kind::kString, false, "registered model whose defaults this file overrides"},
-      {"arch", Kind::kString, false, "resnet | vit"},
-      {"task", Kind::kString, false, "classification"},
-      {"block", Kind::kString, false, "resnet: basic | bottleneck"},
-      {"layers", Kind::kIntList, false, "resnet: blocks per stage, 4 values"},
-      {"channels", Kind::kIntList, false, "resnet: stage widths, 4 values"},
-      {"attn", Kind::kString, false, "resnet: none | se | eca | cbam"},
-      {"stem_type", Kind::kString, false, "resnet: '' | deep | deep_tiered | cifar (small inputs)"},
-      {"stem_width", Kind::kInt, false, "resnet: deep stem width"},
-      {"avg_down", Kind::kBool, false, "resnet: avg-pool downsampling"},
-      {"img_size", Kind::kInt, false, "vit: training image size"},
-      {"patch_size", Kind::kInt, false, "vit: patch size"},
-      {"embed_dim", Kind::kInt, false, "vit: token width"},
-      {"depth", Kind::kInt, false, "vit: number of blocks"},
-      {"num_heads", Kind::kInt, false, "vit: attention heads"},
-      {"mlp_ratio", Kind::kNumber, false, "vit: MLP width / embed_dim"},
-      {"qkv_bias", Kind::kBool, false, "vit: bias on the qkv projection"},
-      {"in_chans", Kind::kInt, false, "input channels"},
-      {"num_classes", Kind::kInt, false, "classifier outputs (0: no classifier)"},
-      {"input_size", Kind::kIntList, false, "[C, H, W] the model is fed"},
-      {"crop_pct", Kind::kNumber, false, "centre-crop fraction of the resized image"},
-      {"interpolation", Kind::kString, false, "bilinear | bicubic | nearest"},
-      {"mean", Kind::kNumberList, false, "per-channel normalisation mean"},
-      {"std", Kind::kNumberList, false, "per-channel normalisation std"},
-      {"labels", Kind::kStringList, false, "class names, num_classes of them"},
-      {"labels_file", Kind::kString, false, "file with one class name per line"},
-  };
+  static const std::vector<KeySpec> schema = [] {
+    std::vector<KeySpec> keys{{"base", Kind::kString, false, "registered model whose defaults this file overrides"}};
+    for (const models::CfgField& f : models::model_cfg_fields())
+      keys.push_back({f.key, kind_of(f), false, *f.arch ? std::string(f.arch) + ": " + f.help : f.help});
+    keys.push_back({"labels_file", Kind::kString, false, "file with one class name per line"});
+    return keys;
+  }();
   return schema;
 }
 
@@ -65,26 +61,9 @@ models::ModelCfg model_cfg_from_doc(const ConfigDoc& doc, models::ModelCfg cfg) 
   validate(doc, model_yaml_schema());
   const json& j = doc.root;
   if (j.contains("base")) cfg = models::default_cfg(j.at("base").get<std::string>());
-  take(j, "name", cfg.name);
-  take(j, "arch", cfg.arch);
-  take(j, "task", cfg.task);
-  take(j, "block", cfg.resnet.block);
-  take(j, "layers", cfg.resnet.layers);
-  take(j, "channels", cfg.resnet.channels);
-  take(j, "attn", cfg.resnet.attn);
-  take(j, "stem_type", cfg.resnet.stem_type);
-  take(j, "stem_width", cfg.resnet.stem_width);
-  take(j, "avg_down", cfg.resnet.avg_down);
-  take(j, "img_size", cfg.vit.img_size);
-  take(j, "patch_size", cfg.vit.patch_size);
-  take(j, "embed_dim", cfg.vit.embed_dim);
-  take(j, "depth", cfg.vit.depth);
-  take(j, "num_heads", cfg.vit.num_heads);
-  take(j, "mlp_ratio", cfg.vit.mlp_ratio);
-  take(j, "qkv_bias", cfg.vit.qkv_bias);
   const int64_t old_chans = cfg.in_chans;
-  take(j, "in_chans", cfg.in_chans);
-  take(j, "num_classes", cfg.num_classes);
+  for (const models::CfgField& f : models::model_cfg_fields()) take_field(j, f, cfg);
+  // Keys that imply others when those are not given:
   if (cfg.in_chans != old_chans && !j.contains("input_size")) {
     // A gray model keeps its spatial size; mean/std fall back to the average of the RGB values.
     cfg.input_size[0] = cfg.in_chans;
@@ -93,13 +72,7 @@ models::ModelCfg model_cfg_from_doc(const ConfigDoc& doc, models::ModelCfg cfg) 
   }
   if (cfg.arch == "vit" && j.contains("img_size") && !j.contains("input_size"))
     cfg.input_size = {cfg.in_chans, cfg.vit.img_size, cfg.vit.img_size};
-  take(j, "input_size", cfg.input_size);
-  take(j, "crop_pct", cfg.crop_pct);
-  take(j, "interpolation", cfg.interpolation);
-  take(j, "mean", cfg.mean);
-  take(j, "std", cfg.std);
   if (j.contains("num_classes") && !j.contains("labels")) cfg.labels.clear();
-  take(j, "labels", cfg.labels);
   if (j.contains("labels_file")) cfg.labels = read_labels_file(j.at("labels_file").get<std::string>());
   if (cfg.name.empty()) cfg.name = doc.source;
   try {

@@ -2,7 +2,7 @@
 // ready model: config resolved, weights loaded and checked, labels attached, eval mode.
 #pragma once
 
-#include "models/backbones/backbone.h"
+#include "models/network.h"
 #include "models/model_cfg.h"
 #include "pipelines/config.h"
 
@@ -21,7 +21,7 @@ struct ModelChoice {
 
 struct LoadedModel {
   models::ModelCfg cfg;
-  models::Backbone net;
+  models::Network net;
   std::vector<std::string> labels;  // num_classes names (indices as text when nothing better is known)
 };
 

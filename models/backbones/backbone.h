@@ -1,11 +1,12 @@
 // The one interface every backbone family (ResNet, ViT) implements, so heads, saliency and the
-// pipelines never ask which architecture they hold. LibTorch C++ modules have no hooks, so whatever
+// pipelines never ask which architecture they hold. A backbone has no head: models/network.h joins them. LibTorch C++ modules have no hooks, so whatever
 // saliency needs (intermediate activations, attention probabilities) is returned by forward when asked.
 #pragma once
 
 #include "models/layers/attention.h"
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
 #include <memory>
@@ -32,10 +33,21 @@ struct ForwardRequest {
 struct Forward {
   torch::Tensor feature_map;  // N x C x H x W (a ViT's patch tokens on their grid)
   torch::Tensor tokens;       // ViT only: all tokens after the final norm, N x (1 + patches) x D
+  // Filled by the classification head (models/heads/classifier.cpp):
   torch::Tensor pre_logits;   // N x C, the pooled features the classifier sees
   torch::Tensor logits;       // N x num_classes
   NamedTensors activations;   // in forward order, when ForwardRequest::activations
   NamedTensors attention;     // in forward order, named by the module that produced them
+
+  // The same tensors cut from any autograd graph (what a saliency pass hands back after its backward).
+  Forward detached() const {
+    Forward f = *this;
+    for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits})
+      if (t->defined()) *t = t->detach();
+    for (auto& named : f.activations) named.second = named.second.detach();
+    for (auto& named : f.attention) named.second = named.second.detach();
+    return f;
+  }
 };
 
 // What a backbone's layers use to record activations and attention maps, only when the caller asked.
@@ -54,20 +66,17 @@ class BackboneImpl : public torch::nn::Module {
  public:
   // Runs the trunk: fills feature_map (and tokens, activations, attention when asked).
   virtual Forward forward_features(const torch::Tensor& x, const ForwardRequest& request = {}) = 0;
-  // Runs pooling and the classifier on what forward_features produced: fills pre_logits and logits.
-  // It takes the whole Forward because a ViT pools its class token, which the grid does not hold.
-  virtual void forward_head(Forward& f) = 0;
+  // The backbone's own global pooling of what forward_features produced, N x num_features(): a ResNet
+  // averages its feature map, a ViT takes its class token (which the grid does not hold).
+  virtual torch::Tensor pool(const Forward& f) = 0;
   // Channels and stride of each stage, shallow to deep.
   virtual std::vector<FeatureInfo> feature_info() const = 0;
-  // Width of pre_logits.
+  // Width of the pooled features.
   virtual int64_t num_features() const = 0;
-
-  Forward forward(const torch::Tensor& x, const ForwardRequest& request = {}) {
-    Forward f = forward_features(x, request);
-    forward_head(f);
-    return f;
-  }
-  torch::Tensor logits(const torch::Tensor& x) { return forward(x).logits; }
+  // timm's name for the classifier on top of this backbone (`fc` on a ResNet, `head` on a ViT), and the
+  // initialisation timm gives it (PyTorch's default unless the family says otherwise).
+  virtual std::string classifier_name() const = 0;
+  virtual void init_classifier(torch::nn::LinearImpl& fc) {}
 };
 
 using Backbone = std::shared_ptr<BackboneImpl>;

@@ -8,7 +8,6 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/pooling.h>
 
 #include <cmath>
@@ -144,7 +143,6 @@ class ResNetImpl : public BackboneImpl {
       info_.push_back({"layer" + std::to_string(s + 1), out, stride_total});
     }
     num_features_ = inplanes;
-    if (cfg.num_classes > 0) fc_ = register_module("fc", nn::Linear(inplanes, cfg.num_classes));
     init_weights();
   }
 
@@ -168,10 +166,8 @@ class ResNetImpl : public BackboneImpl {
     return f;
   }
 
-  void forward_head(Forward& f) override {
-    f.pre_logits = f.feature_map.mean({2, 3});
-    f.logits = fc_ ? fc_->forward(f.pre_logits) : f.pre_logits;
-  }
+  torch::Tensor pool(const Forward& f) override { return f.feature_map.mean({2, 3}); }
+  std::string classifier_name() const override { return "fc"; }
 
   std::vector<FeatureInfo> feature_info() const override { return info_; }
   int64_t num_features() const override { return num_features_; }
@@ -196,7 +192,6 @@ class ResNetImpl : public BackboneImpl {
   nn::BatchNorm2d bn1_{nullptr};
   bool stem_pool_ = true;
   std::vector<nn::ModuleList> stages_;
-  nn::Linear fc_{nullptr};
   std::vector<FeatureInfo> info_;
   int64_t num_features_ = 0;
 };

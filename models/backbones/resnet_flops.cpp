@@ -1,6 +1,6 @@
 // Multiply-accumulate count of one ResNet forward at cfg.input_size, from the architecture alone (the
-// same layer walk as models/backbones/resnet.cpp). Convolutions, the classifier and the attention MLPs/convs are
-// counted; element-wise ops, pooling and BatchNorm are not (they are memory bound, not FLOP bound).
+// same layer walk as models/backbones/resnet.cpp). Convolutions and the attention MLPs/convs are
+// counted (the head counts its own, models/heads/); element-wise ops, pooling and BatchNorm are not (they are memory bound, not FLOP bound).
 #include "models/layers/attention.h"
 #include "models/model_cfg.h"
 
@@ -71,7 +71,6 @@ double resnet_gmacs(const ModelCfg& cfg) {
     }
     inplanes = out;
   }
-  macs += static_cast<double>(inplanes) * cfg.num_classes;
   return macs / 1e9;
 }
 

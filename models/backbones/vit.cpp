@@ -163,7 +163,6 @@ class VisionTransformerImpl : public BackboneImpl {
       info_.push_back({"blocks." + std::to_string(i), dim_, patch_});
     }
     norm_ = register_module("norm", layer_norm(dim_));
-    if (cfg.num_classes > 0) head_ = register_module("head", nn::Linear(dim_, cfg.num_classes));
     init_weights();
   }
 
@@ -187,10 +186,10 @@ class VisionTransformerImpl : public BackboneImpl {
     return f;
   }
 
-  void forward_head(Forward& f) override {
-    f.pre_logits = f.tokens.select(1, 0);
-    f.logits = head_ ? head_->forward(f.pre_logits) : f.pre_logits;
-  }
+  torch::Tensor pool(const Forward& f) override { return f.tokens.select(1, 0); }
+  std::string classifier_name() const override { return "head"; }
+  // timm's init_weights (mode '') gives the head what it gives every Linear.
+  void init_classifier(nn::LinearImpl& fc) override { init_linear(fc); }
 
   std::vector<FeatureInfo> feature_info() const override { return info_; }
   int64_t num_features() const override { return dim_; }
@@ -216,16 +215,19 @@ class VisionTransformerImpl : public BackboneImpl {
 
   // timm's init_weights (mode ''): truncated-normal position embedding and Linear weights, a near-zero
   // class token, zero Linear biases; LayerNorm (ones/zeros) and the patch conv keep torch's defaults.
+  // The classifier, built afterwards by the head, gets the same through init_classifier.
   void init_weights() {
     torch::NoGradGuard no_grad;
     trunc_normal_(pos_embed_, 0.02);
     nn::init::normal_(cls_token_, 0.0, 1e-6);
-    for (auto& m : modules(/*include_self=*/false)) {
-      if (auto* lin = m->as<nn::Linear>()) {
-        trunc_normal_(lin->weight, 0.02);
-        if (lin->bias.defined()) nn::init::zeros_(lin->bias);
-      }
-    }
+    for (auto& m : modules(/*include_self=*/false))
+      if (auto* lin = m->as<nn::Linear>()) init_linear(*lin);
+  }
+
+  static void init_linear(nn::LinearImpl& lin) {
+    torch::NoGradGuard no_grad;
+    trunc_normal_(lin.weight, 0.02);
+    if (lin.bias.defined()) nn::init::zeros_(lin.bias);
   }
 
   std::string name_;
@@ -234,7 +236,6 @@ class VisionTransformerImpl : public BackboneImpl {
   PatchEmbed patch_embed_{nullptr};
   nn::ModuleList blocks_{nullptr};
   nn::LayerNorm norm_{nullptr};
-  nn::Linear head_{nullptr};
   std::vector<FeatureInfo> info_;
   AttentionPath path_ = AttentionPath::kFused;
 };

@@ -1,6 +1,6 @@
 // Multiply-accumulate count of one ViT forward at cfg.input_size, from the architecture alone (the same
 // layer walk as models/backbones/vit.cpp): the patch-embedding conv, per block the qkv projection, the two attention
-// matmuls (q k^T and attn v), the output projection and the MLP, then the head on the class token.
+// matmuls (q k^T and attn v), the output projection and the MLP (the head counts its own, models/heads/).
 // LayerNorm, softmax, GELU and the residual adds are not counted (memory bound, not FLOP bound).
 #include "models/model_cfg.h"
 
@@ -18,8 +18,7 @@ double vit_gmacs(const ModelCfg& cfg) {
   const double attn = 2 * tokens * tokens * d;  // summed over heads: heads * T * T * (d / heads), twice
   const double proj = tokens * d * d;
   const double mlp = 2 * tokens * d * hidden;
-  const double head = d * cfg.num_classes;
-  return (embed + a.depth * (qkv + attn + proj + mlp) + head) / 1e9;
+  return (embed + a.depth * (qkv + attn + proj + mlp)) / 1e9;
 }
 
 }  // namespace attnvision::models

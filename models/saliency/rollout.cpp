@@ -4,7 +4,6 @@
 #include <torch/autograd.h>
 #include <torch/nn/functional/upsampling.h>
 
-#include <limits>
 #include <stdexcept>
 
 namespace attnvision::models {
@@ -35,12 +34,10 @@ void check_layers(const NamedTensors& attention, int64_t grid_h, int64_t grid_w)
   }
 }
 
-// Per-layer N x T x T matrices (heads already fused) -> the class token's rollout over the patch grid.
-// The product runs in float64: in float32 its rounding, magnified by the min-max stretch of a map whose
-// values differ by little, reaches 1e-5 on a 2-layer toy model already.
+// Per-layer N x T x T matrices (heads already fused) -> the class token's raw rollout over the patch grid,
+// in float64.
 torch::Tensor roll_out(const std::vector<torch::Tensor>& layers, int64_t grid_h, int64_t grid_w) {
   const int64_t n = layers.front().size(0), t = layers.front().size(1);
-  const auto dtype = layers.front().scalar_type();
   const torch::Tensor eye = torch::eye(t, layers.front().options().dtype(torch::kDouble));
   torch::Tensor joint = eye.expand({n, t, t});
   for (const torch::Tensor& layer : layers) {
@@ -49,12 +46,7 @@ torch::Tensor roll_out(const std::vector<torch::Tensor>& layers, int64_t grid_h,
     a = a / a.sum(-1, /*keepdim=*/true);
     joint = torch::bmm(a, joint);
   }
-  const torch::Tensor maps = joint.select(1, 0).slice(1, 1).reshape({n, grid_h, grid_w});
-  const torch::Tensor flat = maps.flatten(1);
-  const torch::Tensor lo = flat.amin(1).view({n, 1, 1});
-  const torch::Tensor range = flat.amax(1).view({n, 1, 1}) - lo;
-  // A constant map (range 0) becomes all zeros rather than NaN.
-  return ((maps - lo) / range.clamp_min(std::numeric_limits<float>::min())).to(dtype);
+  return joint.select(1, 0).slice(1, 1).reshape({n, grid_h, grid_w});
 }
 
 std::pair<int64_t, int64_t> grid_of(const Forward& f) {
@@ -72,8 +64,7 @@ HeadFusion parse_head_fusion(const std::string& name) {
   throw std::invalid_argument("head fusion must be mean, max or min, not '" + name + "'");
 }
 
-torch::Tensor attention_rollout(const NamedTensors& attention, HeadFusion fusion, int64_t grid_h,
-                                int64_t grid_w) {
+torch::Tensor rollout_weights(const NamedTensors& attention, HeadFusion fusion, int64_t grid_h, int64_t grid_w) {
   check_layers(attention, grid_h, grid_w);
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> layers;
@@ -81,16 +72,23 @@ torch::Tensor attention_rollout(const NamedTensors& attention, HeadFusion fusion
   return roll_out(layers, grid_h, grid_w);
 }
 
-torch::Tensor attention_rollout(BackboneImpl& model, const torch::Tensor& x, HeadFusion fusion) {
+torch::Tensor attention_rollout(const NamedTensors& attention, HeadFusion fusion, int64_t grid_h,
+                                int64_t grid_w) {
+  const torch::Tensor raw = rollout_weights(attention, fusion, grid_h, grid_w);
+  return normalise_maps(raw).to(attention.front().second.scalar_type());
+}
+
+torch::Tensor attention_rollout(NetworkImpl& net, const torch::Tensor& x, HeadFusion fusion) {
   torch::NoGradGuard no_grad;
   ForwardRequest request;
   request.attention = true;
-  const Forward f = model.forward_features(x, request);
+  const Forward f = net.backbone().forward_features(x, request);
   const auto [h, w] = grid_of(f);
   return attention_rollout(f.attention, fusion, h, w);
 }
 
-torch::Tensor grad_rollout(BackboneImpl& model, const torch::Tensor& x, const std::vector<int64_t>& classes) {
+torch::Tensor grad_rollout_weights(NetworkImpl& net, const torch::Tensor& x, const ScoreFn& score,
+                                   Forward* forward) {
   // Gradients need a recorded graph even when the caller runs under InferenceMode or NoGradGuard.
   c10::InferenceMode no_inference(false);
   torch::AutoGradMode with_grad(true);
@@ -99,35 +97,24 @@ torch::Tensor grad_rollout(BackboneImpl& model, const torch::Tensor& x, const st
   const torch::Tensor input = x.detach().clone().requires_grad_(true);
   ForwardRequest request;
   request.attention = true;
-  const Forward f = model.forward(input, request);
+  Forward f = net.forward(input, request);
+  if (!f.tokens.defined()) throw std::invalid_argument("gradient rollout needs a ViT (arch: vit)");
   const auto [h, w] = grid_of(f);
   check_layers(f.attention, h, w);
-
-  const int64_t n = f.logits.size(0), num_classes = f.logits.size(1);
-  torch::Tensor target;
-  if (classes.empty()) {
-    target = f.logits.detach().argmax(1);
-  } else if (classes.size() == 1 || static_cast<int64_t>(classes.size()) == n) {
-    for (int64_t c : classes)
-      if (c < 0 || c >= num_classes)
-        throw std::invalid_argument("grad rollout: class " + std::to_string(c) + " is outside 0.." +
-                                    std::to_string(num_classes - 1));
-    target = torch::tensor(classes, torch::kLong).to(f.logits.device()).expand({n});
-  } else {
-    throw std::invalid_argument("grad rollout: " + std::to_string(classes.size()) + " classes for " +
-                                std::to_string(n) + " images");
-  }
   // Images do not interact in a ViT, so one backward of the summed scores gives each image its own gradient.
-  const torch::Tensor score = f.logits.gather(1, target.view({n, 1})).sum();
   std::vector<torch::Tensor> probs;
   for (const auto& named : f.attention) probs.push_back(named.second);
-  const std::vector<torch::Tensor> grads = torch::autograd::grad({score}, probs);
+  const std::vector<torch::Tensor> grads = torch::autograd::grad({score(f).sum()}, probs);
 
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> layers;
-  for (size_t i = 0; i < probs.size(); ++i)
-    layers.push_back((grads[i] * probs[i].detach()).clamp_min(0).mean(1));
+  for (size_t i = 0; i < probs.size(); ++i) layers.push_back((grads[i] * probs[i].detach()).clamp_min(0).mean(1));
+  if (forward) *forward = f.detached();
   return roll_out(layers, h, w);
+}
+
+torch::Tensor grad_rollout(NetworkImpl& net, const torch::Tensor& x, const ScoreFn& score) {
+  return normalise_maps(grad_rollout_weights(net, x, score)).to(torch::kFloat32);
 }
 
 torch::Tensor upsample_map(const torch::Tensor& maps, int64_t height, int64_t width) {

@@ -10,32 +10,28 @@ namespace attnvision::models {
 
 namespace {
 
-torch::Tensor pick_targets(const torch::Tensor& logits, int64_t target_class) {
-  if (target_class < 0) return logits.argmax(1);
-  if (target_class >= logits.size(1))
-    throw std::invalid_argument("target class " + std::to_string(target_class) + " is out of range (model has " +
-                                std::to_string(logits.size(1)) + " classes)");
-  return torch::full({logits.size(0)}, target_class, torch::kLong);
-}
+// What a method hands back: raw maps (N x h x w, any floating dtype) and the forward pass they came from.
+struct MethodOutput {
+  torch::Tensor raw;
+  Forward forward;
+};
 
-// Grad-CAM (Selvaraju et al. 2017) on the last feature map: channels weighted by the spatial mean of
-// the target logit's gradient, summed, ReLU. Works for every backbone (a ViT's grid included).
-SaliencyResult gradcam(BackboneImpl& net, const torch::Tensor& x, const SaliencyRequest& r) {
+// Grad-CAM (Selvaraju et al. 2017) on the last feature map: channels weighted by the spatial mean of the
+// score's gradient, summed, ReLU. Works for every backbone (a ViT's grid included) and every score.
+MethodOutput gradcam(NetworkImpl& net, const torch::Tensor& x, const ScoreFn& score) {
+  c10::InferenceMode no_inference(false);
   torch::AutoGradMode grad(true);
   Forward f = net.forward(x);
-  SaliencyResult out;
-  out.logits = f.logits.detach();
-  out.targets = pick_targets(out.logits, r.target_class);
-  torch::Tensor score = f.logits.gather(1, out.targets.unsqueeze(1)).sum();
-  torch::Tensor g = torch::autograd::grad({score}, {f.feature_map})[0];
-  torch::Tensor weights = g.mean({2, 3}, /*keepdim=*/true);
-  out.maps = normalise_maps(torch::relu((weights * f.feature_map.detach()).sum(1)));
-  return out;
+  // Images do not interact, so one backward of the summed scores gives each image its own gradient.
+  const torch::Tensor g = torch::autograd::grad({score(f).sum()}, {f.feature_map})[0];
+  const torch::Tensor weights = g.mean({2, 3}, /*keepdim=*/true);
+  torch::Tensor raw = torch::relu((weights * f.feature_map.detach()).sum(1));
+  return {raw, f.detached()};
 }
 
-// CBAM's own spatial gates (N x 1 x H x W per block), averaged over blocks at the finest resolution:
-// what the attention modules let through, independent of any class.
-SaliencyResult cbam_spatial(BackboneImpl& net, const torch::Tensor& x, const SaliencyRequest&) {
+// CBAM's own spatial gates (N x 1 x H x W per block), averaged over blocks at the finest resolution: what the
+// attention modules let through, independent of any score.
+MethodOutput cbam_spatial(NetworkImpl& net, const torch::Tensor& x, const ScoreFn&) {
   torch::NoGradGuard no_grad;
   Forward f = net.forward(x, {false, true});
   std::vector<torch::Tensor> gates;
@@ -47,46 +43,31 @@ SaliencyResult cbam_spatial(BackboneImpl& net, const torch::Tensor& x, const Sal
   for (const torch::Tensor& g : gates)
     sum += torch::nn::functional::interpolate(
         g, torch::nn::functional::InterpolateFuncOptions().size(size).mode(torch::kBilinear).align_corners(false));
-  SaliencyResult out;
-  out.logits = f.logits;
-  out.targets = torch::full({x.size(0)}, -1, torch::kLong);
-  out.maps = normalise_maps(sum.squeeze(1) / static_cast<double>(gates.size()));
-  return out;
+  return {sum.squeeze(1) / static_cast<double>(gates.size()), std::move(f)};
 }
 
-// Attention rollout over a ViT's layers, heads fused by `Fusion`; class-agnostic.
+// Attention rollout over a ViT's layers, heads fused by `Fusion`; independent of any score.
 template <HeadFusion Fusion>
-SaliencyResult rollout(BackboneImpl& net, const torch::Tensor& x, const SaliencyRequest&) {
+MethodOutput rollout(NetworkImpl& net, const torch::Tensor& x, const ScoreFn&) {
   torch::NoGradGuard no_grad;
   Forward f = net.forward(x, {false, true});
   if (f.attention.empty() || !f.tokens.defined())
     throw std::invalid_argument("attention rollout needs a ViT (arch: vit)");
-  SaliencyResult out;
-  out.logits = f.logits;
-  out.targets = torch::full({x.size(0)}, -1, torch::kLong);
-  out.maps = attention_rollout(f.attention, Fusion, f.feature_map.size(2), f.feature_map.size(3));
-  return out;
+  torch::Tensor raw = rollout_weights(f.attention, Fusion, f.feature_map.size(2), f.feature_map.size(3));
+  return {raw, std::move(f)};
 }
 
-// Gradient-weighted rollout for the target class (a second pass: the first finds the top-1 classes).
-SaliencyResult grad_weighted_rollout(BackboneImpl& net, const torch::Tensor& x, const SaliencyRequest& r) {
-  SaliencyResult out;
-  {
-    torch::NoGradGuard no_grad;
-    Forward f = net.forward(x);
-    if (!f.tokens.defined()) throw std::invalid_argument("gradient rollout needs a ViT (arch: vit)");
-    out.logits = f.logits;
-  }
-  out.targets = pick_targets(out.logits, r.target_class);
-  const auto t = out.targets.accessor<int64_t, 1>();
-  out.maps = grad_rollout(net, x, std::vector<int64_t>(t.data(), t.data() + t.size(0)));
-  return out;
+// Gradient-weighted rollout of the score (Chefer et al. 2021 style).
+MethodOutput grad_weighted_rollout(NetworkImpl& net, const torch::Tensor& x, const ScoreFn& score) {
+  Forward f;
+  torch::Tensor raw = grad_rollout_weights(net, x, score, &f);
+  return {raw, std::move(f)};
 }
 
 struct MethodRow {
   const char* name;
   const char* help;
-  SaliencyResult (*run)(BackboneImpl&, const torch::Tensor&, const SaliencyRequest&);
+  MethodOutput (*run)(NetworkImpl&, const torch::Tensor&, const ScoreFn&);
 };
 
 const std::vector<MethodRow>& method_table() {
@@ -96,12 +77,33 @@ const std::vector<MethodRow>& method_table() {
       {"rollout", "attention rollout, heads averaged (ViT)", rollout<HeadFusion::kMean>},
       {"rollout-max", "attention rollout, strongest head per layer (ViT)", rollout<HeadFusion::kMax>},
       {"rollout-min", "attention rollout, weakest head per layer (ViT)", rollout<HeadFusion::kMin>},
-      {"grad-rollout", "gradient-weighted attention rollout for the target class (ViT)", grad_weighted_rollout},
+      {"grad-rollout", "gradient-weighted attention rollout of the target's score (ViT)", grad_weighted_rollout},
   };
   return table;
 }
 
 }  // namespace
+
+ScoreFn class_score(std::vector<int64_t> classes) {
+  return [classes = std::move(classes)](const Forward& f) {
+    if (!f.logits.defined()) throw std::invalid_argument("class score: the network has no logits");
+    const int64_t n = f.logits.size(0), num_classes = f.logits.size(1);
+    torch::Tensor target;
+    if (classes.empty()) {
+      target = f.logits.detach().argmax(1);
+    } else if (classes.size() == 1 || static_cast<int64_t>(classes.size()) == n) {
+      for (int64_t c : classes)
+        if (c < 0 || c >= num_classes)
+          throw std::invalid_argument("target class " + std::to_string(c) + " is out of range (model has " +
+                                      std::to_string(num_classes) + " classes)");
+      target = torch::tensor(classes, torch::kLong).to(f.logits.device()).expand({n});
+    } else {
+      throw std::invalid_argument(std::to_string(classes.size()) + " target classes for " + std::to_string(n) +
+                                  " images");
+    }
+    return f.logits.gather(1, target.view({n, 1})).squeeze(1);
+  };
+}
 
 torch::Tensor normalise_maps(const torch::Tensor& maps) {
   torch::Tensor flat = maps.flatten(1);
@@ -110,12 +112,22 @@ torch::Tensor normalise_maps(const torch::Tensor& maps) {
   return ((flat - lo) / torch::where(range > 0, range, torch::ones_like(range))).view_as(maps);
 }
 
-SaliencyResult explain(BackboneImpl& net, const torch::Tensor& x, const SaliencyRequest& request) {
-  for (const MethodRow& row : method_table())
-    if (request.method == row.name) return row.run(net, x, request);
+SaliencyResult explain(NetworkImpl& net, const torch::Tensor& x, const std::string& method, const ScoreFn& score) {
+  for (const MethodRow& row : method_table()) {
+    if (method != row.name) continue;
+    MethodOutput out = row.run(net, x, score);
+    // Normalised in the method's own precision (rollout's products run in float64), then float32.
+    return {out.raw.to(torch::kFloat32), normalise_maps(out.raw).to(torch::kFloat32), std::move(out.forward)};
+  }
   std::string known;
-  for (const MethodRow& row : method_table()) known += (known.empty() ? "" : ", ") + std::string(row.name);
-  throw std::invalid_argument("unknown saliency method '" + request.method + "' (known: " + known + ")");
+  for (const std::string& name : saliency_methods()) known += (known.empty() ? "" : ", ") + name;
+  throw std::invalid_argument("unknown saliency method '" + method + "' (known: " + known + ")");
+}
+
+std::vector<std::string> saliency_methods() {
+  std::vector<std::string> names;
+  for (const MethodRow& row : method_table()) names.emplace_back(row.name);
+  return names;
 }
 
 std::vector<std::string> saliency_method_help() {

@@ -25,11 +25,11 @@ void add_thread_options(CLI::App& app, ThreadOptions& t) {
       ->check(CLI::Range(0, 1024));
 }
 
-void apply_thread_options(const ThreadOptions& t, const std::string& arch) {
+models::ThreadPlan apply_thread_options(const ThreadOptions& t, const std::string& arch) {
   models::ThreadPlan plan = models::default_threads(arch.c_str());
   if (t.torch_threads > 0) plan.torch_threads = t.torch_threads;
   if (t.blas_threads > 0) plan.blas_threads = t.blas_threads;
-  models::apply_threads(plan);
+  return models::apply_threads(plan);
 }
 
 }  // namespace attnvision::pipelines

@@ -1,6 +1,7 @@
 // Option groups several subcommands share, declared once so every command spells them the same way.
 #pragma once
 
+#include "models/runtime.h"
 #include "pipelines/model_loader.h"
 
 #include <CLI/CLI.hpp>
@@ -16,7 +17,7 @@ struct ThreadOptions {
   int blas_threads = 0;
 };
 void add_thread_options(CLI::App& app, ThreadOptions& threads);
-// Applies the options over the architecture's default plan.
-void apply_thread_options(const ThreadOptions& threads, const std::string& arch);
+// Applies the options over the architecture's default plan; returns the plan as applied.
+models::ThreadPlan apply_thread_options(const ThreadOptions& threads, const std::string& arch);
 
 }  // namespace attnvision::pipelines

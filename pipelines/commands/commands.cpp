@@ -2,6 +2,7 @@
 
 #include "models/runtime.h"
 #include "pipelines/commands/cmd_dicom.h"
+#include "pipelines/tasks/task.h"
 #include "pipelines/version.h"
 
 #include <iostream>
@@ -9,22 +10,27 @@
 namespace attnvision::pipelines {
 
 CommandRun define_models(CLI::App& app);    // pipelines/commands/models_list.cpp
-CommandRun define_classify(CLI::App& app);  // pipelines/commands/classify.cpp
 CommandRun define_forward(CLI::App& app);   // pipelines/commands/forward.cpp
 CommandRun define_bench(CLI::App& app);     // pipelines/commands/bench.cpp
 CommandRun define_train(CLI::App& app);     // pipelines/commands/train.cpp
 CommandRun define_eval(CLI::App& app);      // pipelines/commands/eval.cpp
+CommandRun define_batch(CLI::App& app);     // pipelines/commands/batch.cpp
 
+// The fixed commands; every task row (pipelines/tasks/) adds its own subcommand after them.
 const std::vector<CommandSpec>& command_table() {
-  static const std::vector<CommandSpec> table = {
+  static const std::vector<CommandSpec> table = [] {
+    std::vector<CommandSpec> commands = {
       {"models", "list registered models with parameters and GFLOPs", define_models},
-      {"classify", "classify images (files and folders) and print the top-k classes", define_classify},
+      {"batch", "run tasks over files and folders into an output folder with a resumable manifest", define_batch},
       {"forward", "run a model on a stored tensor and save logits, features and feature maps", define_forward},
       {"bench", "time a model's forward pass and report images/s and GFLOP/s", define_bench},
       {"train", "train a classifier from a recipe (configs/train/*.yaml); data-parallel with --nproc", define_train},
-      {"eval", "accuracy, per-class accuracy and confusion matrix of a classifier on a labelled set", define_eval},
+      {"eval", "a model's task metric on a labelled set (classification: accuracy, per class, confusion)", define_eval},
       {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},
-  };
+    };
+    for (const TaskRow& task : task_table()) commands.push_back({task.name, task.summary, task.define_command});
+    return commands;
+  }();
   return table;
 }
 

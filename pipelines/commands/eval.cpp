@@ -1,8 +1,13 @@
-// `attnvision eval`: accuracy, per-class accuracy and the confusion matrix of a classifier on a labelled set.
+// `attnvision eval`: a model's task metric on a labelled set (the task row the model's task names supplies it;
+// classification: accuracy, per-class accuracy and the confusion matrix).
 #include "datasets/labeled_images.h"
 #include "pipelines/commands/cli_options.h"
 #include "pipelines/commands/command.h"
+#include "datasets/preprocess.h"
 #include "pipelines/metrics/evaluation.h"
+#include "pipelines/tasks/task.h"
+
+#include <nlohmann/json.hpp>
 #include "pipelines/model_loader.h"
 
 #include <cstdio>
@@ -25,13 +30,15 @@ struct EvalOptions {
 int run_eval(const EvalOptions& o) {
   LoadedModel m = load_model(o.model);
   apply_thread_options(o.threads, m.cfg.arch);
-  datasets::LabeledImages data = datasets::load_labeled_images(o.data, folder_options_for(m.cfg));
+  const TaskRow& task = task_for_model(m.cfg.task);
+  datasets::LabeledImages data = datasets::load_labeled_images(o.data, datasets::folder_options_for(m.cfg));
   if (o.limit > 0) data = datasets::limit(data, o.limit);
   check_data_fits(data, m.cfg);
-  const EvalResult r = evaluate(*m.net, m.cfg, data, o.batch);
-  if (o.json) std::printf("%s\n", to_json(r, m.labels).dump().c_str());
-  else std::printf("%s", format_report(r, m.labels).c_str());
-  if (!o.confusion_png.empty()) write_confusion_png(o.confusion_png, r, m.labels);
+  const std::unique_ptr<Metric> metric = task.make_metric(m.cfg, m.labels);
+  evaluate(*m.net, m.cfg, data, o.batch, *metric);
+  if (o.json) std::printf("%s\n", metric->summary().dump().c_str());
+  else std::printf("%s", metric->report().c_str());
+  if (!o.confusion_png.empty()) metric->write_chart(o.confusion_png);
   return 0;
 }
 

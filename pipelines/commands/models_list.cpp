@@ -22,7 +22,7 @@ int list_models(bool as_json) {
   if (!as_json)
     std::printf("%-24s %10s %9s %-11s %-14s %s\n", "name", "params(M)", "GFLOPs", "input", "attention", "description");
   for (const models::RegisteredModel& m : models::registered_models()) {
-    models::Backbone net = models::build_model(m.cfg);
+    models::Network net = models::build_model(m.cfg);
     const double params = models::count_parameters(*net) / 1e6;
     const double gflops = models::forward_gflops(m.cfg);
     const std::string input = std::to_string(m.cfg.input_size[0]) + "x" + std::to_string(m.cfg.input_size[1]) + "x" +

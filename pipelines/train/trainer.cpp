@@ -7,7 +7,9 @@
 #include "models/runtime.h"
 #include "models/weights/weights.h"
 #include "pipelines/train/distributed.h"
+#include "datasets/preprocess.h"
 #include "pipelines/metrics/evaluation.h"
+#include "pipelines/tasks/task.h"
 #include "pipelines/report/progress.h"
 #include "vision/files/atomic_write.h"
 #include "vision/image_write.h"
@@ -151,7 +153,7 @@ struct Data {
 };
 
 Data load_data(const TrainCfg& cfg) {
-  const datasets::ImageFolderOptions folder = folder_options_for(cfg.model);
+  const datasets::ImageFolderOptions folder = datasets::folder_options_for(cfg.model);
   Data d;
   std::tie(d.train, d.val) = datasets::split_holdout(datasets::load_labeled_images(cfg.train_data, folder),
                                                      cfg.val_count, cfg.seed);
@@ -196,7 +198,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   Data data = load_data(cfg);
   if (cfg.model.labels.empty()) cfg.model.labels = data.train.classes;
   torch::manual_seed(cfg.seed);
-  models::Backbone net = models::build_model(cfg.model);
+  models::Network net = models::build_model(cfg.model);
   std::unique_ptr<torch::optim::Optimizer> opt = make_optimizer(cfg.optim, *net);
 
   const fs::path dir = cfg.output;
@@ -230,8 +232,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   const int64_t steps_per_epoch = per_rank / cfg.batch_size;  // the last partial batch is dropped
   const int64_t last_epoch = options.stop_after > 0 ? std::min(cfg.schedule.epochs, options.stop_after)
                                                     : cfg.schedule.epochs;
-  namespace F = torch::nn::functional;
-  const auto loss_options = F::CrossEntropyFuncOptions().label_smoothing(cfg.label_smoothing);
+  const TaskRow& task = task_for_model(cfg.model.task);  // supplies the loss and the metric
   TrainSummary summary;
   const auto run_start = std::chrono::steady_clock::now();
 
@@ -243,7 +244,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     net->train();
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.schedule.epochs),
                       steps_per_epoch * cfg.batch_size * world);
-    torch::Tensor totals = torch::zeros({3}, torch::kFloat64);  // loss sum, correct, seen
+    torch::Tensor totals = torch::zeros({2}, torch::kFloat64);  // loss sum, seen
+    const std::unique_ptr<Metric> train_metric = task.make_metric(cfg.model, cfg.model.labels);
     double lr = 0;
     for (int64_t s = 0; s < steps_per_epoch; ++s) {
       const torch::Tensor idx = torch::from_blob(const_cast<int64_t*>(order.data()) + s * cfg.batch_size,
@@ -254,19 +256,22 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       lr = scheduled_lr(cfg, epoch * steps_per_epoch + s, steps_per_epoch);
       for (auto& group : opt->param_groups()) group.options().set_lr(lr);
       opt->zero_grad();
-      const torch::Tensor logits = float32_logits(*net, x, cfg.precision);
-      const torch::Tensor loss = F::cross_entropy(logits, y, loss_options);
+      const models::Forward f = float32_forward(*net, x, cfg.precision);
+      const torch::Tensor loss = task.loss(f, y, cfg.label_smoothing);
       loss.backward();
       if (dp) dp->average_gradients(*net);
       if (cfg.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.clip_grad_norm);
       opt->step();
       const double batch_loss = loss.item<double>();
-      const double correct = logits.argmax(1).eq(y).sum().item<double>();
-      totals[0] += batch_loss * cfg.batch_size, totals[1] += correct, totals[2] += cfg.batch_size;
+      {
+        torch::NoGradGuard no_grad;
+        train_metric->add(f.detached(), y);
+      }
+      totals[0] += batch_loss * cfg.batch_size, totals[1] += cfg.batch_size;
       if (writer) {
-        char status[96];
+        char status[96];  // the epoch's running training score so far
         std::snprintf(status, sizeof(status), "loss %.4f  acc %.1f%%  lr %.4g", batch_loss,
-                      100.0 * correct / cfg.batch_size, lr);
+                      100.0 * train_metric->score(), lr);
         progress.advance(cfg.batch_size * world, status);
       }
     }
@@ -274,6 +279,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     const double train_s = seconds_since(t0);
     if (dp) {
       dp->sum(totals);
+      dp->sum(train_metric->counts());
       dp->average_buffers(*net);  // each rank's BatchNorm statistics saw only its shard
       const int64_t digest = dp->check_replicas_identical(*net, "after epoch " + std::to_string(epoch + 1));
       if (writer) std::fprintf(stderr, "replicas identical after epoch %lld (weight digest %lld)\n",
@@ -282,12 +288,13 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     EpochRow row;
     row.epoch = epoch + 1;
     row.lr = lr;
-    row.train_loss = totals[0].item<double>() / totals[2].item<double>();
-    row.train_acc = totals[1].item<double>() / totals[2].item<double>();
-    row.images_per_s = totals[2].item<double>() / train_s;
+    row.train_loss = totals[0].item<double>() / totals[1].item<double>();
+    row.train_acc = train_metric->score();
+    row.images_per_s = totals[1].item<double>() / train_s;
     if (data.val.size() > 0) {
-      const EvalResult v = evaluate(*net, cfg.model, data.val, 512, dp, cfg.precision);
-      row.val_loss = v.loss, row.val_acc = v.accuracy;
+      const std::unique_ptr<Metric> v = task.make_metric(cfg.model, cfg.model.labels);
+      evaluate(*net, cfg.model, data.val, 512, *v, dp, cfg.precision);
+      row.val_loss = v->loss(), row.val_acc = v->score();
     }
     row.seconds = seconds_since(t0);
     state.history.push_back(row);
@@ -324,13 +331,13 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     if (dp) dp->barrier();  // rank 0 has written best.safetensors
     const std::string best = (dir / "best.safetensors").string();
     models::load_state_dict(*net, models::read_weights(best).tensors, best);
-    const EvalResult t = evaluate(*net, cfg.model, data.test, 512, dp);
-    summary.test_accuracy = t.accuracy;
+    const std::unique_ptr<Metric> t = task.make_metric(cfg.model, cfg.model.labels);
+    evaluate(*net, cfg.model, data.test, 512, *t, dp);
+    summary.test_accuracy = t->score();
     if (writer) {
-      vision::write_text_atomically(dir / "test.json", to_json(t, cfg.model.labels).dump(2) + "\n");
-      write_confusion_png((dir / "test_confusion.png").string(), t, cfg.model.labels);
-      std::fprintf(stderr, "test (%s, best.safetensors): %s", cfg.test_data.c_str(),
-                   format_report(t, cfg.model.labels).c_str());
+      vision::write_text_atomically(dir / "test.json", t->summary().dump(2) + "\n");
+      t->write_chart((dir / "test_confusion.png").string());
+      std::fprintf(stderr, "test (%s, best.safetensors): %s", cfg.test_data.c_str(), t->report().c_str());
     }
   }
   if (writer) {

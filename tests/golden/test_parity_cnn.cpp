@@ -58,7 +58,7 @@ TEST_P(CnnParity, MatchesTimm) {
 
   for (const char* weights : {"weights.safetensors", "weights.pt"}) {
     SCOPED_TRACE(weights);
-    models::Backbone net = models::build_model(cfg);
+    models::Network net = models::build_model(cfg);
     models::load_state_dict(*net, models::read_weights((dir / weights).string()).tensors, weights);
     net->eval();
     torch::NoGradGuard no_grad;

@@ -1,11 +1,14 @@
 // Every registered model builds, runs, reports consistent shapes, and survives a checkpoint round trip;
 // parameter counts and FLOPs are checked against torchvision's published figures where they exist.
+#include "models/heads/head.h"
 #include "models/registry.h"
 #include "models/weights/weights.h"
 #include "test_util.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#include <set>
 
 namespace attnvision::models {
 namespace {
@@ -16,16 +19,16 @@ TEST_P(EveryModel, BuildsRunsAndRoundTrips) {
   ModelCfg cfg = default_cfg(GetParam());
   cfg.num_classes = 7;  // a small head keeps the test fast and checks num_classes is honoured
   cfg.labels.clear();
-  Backbone net = build_model(cfg);
+  Network net = build_model(cfg);
   net->eval();
   const int64_t size = cfg.arch == "vit" ? cfg.input_size[1] : 64;
   torch::Tensor x = torch::randn({2, cfg.in_chans, size, size});
   torch::NoGradGuard no_grad;
   Forward f = net->forward(x, {true, true});
   EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{2, 7}));
-  EXPECT_EQ(f.pre_logits.sizes(), (std::vector<int64_t>{2, net->num_features()}));
+  EXPECT_EQ(f.pre_logits.sizes(), (std::vector<int64_t>{2, net->backbone().num_features()}));
   ASSERT_EQ(f.feature_map.dim(), 4);
-  const auto info = net->feature_info();
+  const auto info = net->backbone().feature_info();
   ASSERT_FALSE(info.empty());
   EXPECT_EQ(f.feature_map.size(1), info.back().channels);
   EXPECT_EQ(f.feature_map.size(2), (size + info.back().stride - 1) / info.back().stride);
@@ -39,7 +42,7 @@ TEST_P(EveryModel, BuildsRunsAndRoundTrips) {
   ModelCfg restored;
   ASSERT_TRUE(read_checkpoint_cfg(file, restored));
   EXPECT_EQ(to_json(restored), to_json(cfg));
-  Backbone again = build_model(restored);
+  Network again = build_model(restored);
   load_state_dict(*again, file.tensors, path);
   again->eval();
   EXPECT_TRUE(torch::equal(again->forward(x).logits, f.logits));
@@ -63,28 +66,28 @@ TEST(Registry, ParameterCountsAndFlopsMatchPublishedFigures) {
   for (const Published& p : {Published{"resnet18", 11'689'512, 1.81}, Published{"resnet34", 21'797'672, 3.66},
                              Published{"resnet50", 25'557'032, 4.09}}) {
     const ModelCfg cfg = default_cfg(p.name);
-    Backbone net = build_model(cfg);
+    Network net = build_model(cfg);
     EXPECT_EQ(count_parameters(*net), p.params) << p.name;
     EXPECT_NEAR(forward_gflops(cfg) / 2, p.gmacs, 0.02 * p.gmacs) << p.name;
   }
   // timm's SE-ResNet-50 (rd = 16..128 per NAMING.md).
-  Backbone se = build_model(default_cfg("seresnet50"));
+  Network se = build_model(default_cfg("seresnet50"));
   EXPECT_EQ(count_parameters(*se), 28'088'024);
 }
 
 TEST(Registry, ParameterNamesFollowTimm) {
-  Backbone net = build_model(default_cfg("seresnet50"));
+  Network net = build_model(default_cfg("seresnet50"));
   const auto params = net->named_parameters();
   EXPECT_EQ(params["layer1.0.se.fc1.weight"].sizes(), (std::vector<int64_t>{16, 256, 1, 1}));
   EXPECT_EQ(params["layer4.2.se.fc2.weight"].sizes(), (std::vector<int64_t>{2048, 128, 1, 1}));
   EXPECT_EQ(params["layer1.0.downsample.0.weight"].sizes(), (std::vector<int64_t>{256, 64, 1, 1}));
-  Backbone eca = build_model(default_cfg("ecaresnet50d"));
+  Network eca = build_model(default_cfg("ecaresnet50d"));
   const auto eparams = eca->named_parameters();
   EXPECT_EQ(eparams["conv1.0.weight"].sizes(), (std::vector<int64_t>{32, 3, 3, 3}));
   EXPECT_EQ(eparams["conv1.6.weight"].sizes(), (std::vector<int64_t>{64, 32, 3, 3}));
   EXPECT_EQ(eparams["layer2.0.downsample.1.weight"].sizes(), (std::vector<int64_t>{512, 256, 1, 1}));
   EXPECT_EQ(eparams["layer4.0.se.conv.weight"].sizes(), (std::vector<int64_t>{1, 1, 7}));
-  Backbone cbam = build_model(default_cfg("cbam_resnet18"));
+  Network cbam = build_model(default_cfg("cbam_resnet18"));
   const auto cparams = cbam->named_parameters();
   EXPECT_EQ(cparams["layer1.0.se.channel.fc1.weight"].sizes(), (std::vector<int64_t>{4, 64, 1, 1}));
   EXPECT_EQ(cparams["layer1.0.se.spatial.conv.conv.weight"].sizes(), (std::vector<int64_t>{1, 2, 7, 7}));
@@ -104,6 +107,57 @@ TEST(Registry, UnknownNamesAndAttentionAreClearErrors) {
   cfg.resnet.layers = {1, 1};
   EXPECT_THROW(build_model(cfg), std::invalid_argument);
 }
+
+}  // namespace
+}  // namespace attnvision::models
+
+namespace attnvision::models {
+namespace {
+
+TEST(Registry, ATaskNoHeadServesIsAnErrorNotASilentClassifier) {
+  ModelCfg cfg = default_cfg("resnet18");
+  cfg.task = "detection";
+  try {
+    build_model(cfg);
+    FAIL() << "built a network for a task without a head";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("detection"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("classification"), std::string::npos) << "names the tasks that have a head";
+  }
+}
+
+// Every head of the table on both backbone families: it plugs on through the Backbone interface alone, its
+// parameters join the backbone's at the network's root (timm's names: fc / head), and its FLOPs are counted.
+class EveryHead : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
+  const auto& [task, model] = GetParam();
+  ModelCfg cfg = default_cfg(model);
+  cfg.task = task;
+  cfg.num_classes = 5;
+  cfg.labels.clear();
+  Network net = build_model(cfg);
+  std::set<std::string> backbone_keys;
+  for (const auto& p : net->backbone().named_parameters()) backbone_keys.insert(p.key());
+  size_t head_params = 0;
+  for (const auto& p : net->named_parameters()) {
+    EXPECT_EQ(p.key().rfind("backbone.", 0), std::string::npos) << p.key();
+    if (!backbone_keys.count(p.key())) ++head_params;
+  }
+  EXPECT_EQ(head_params, net->head().parameters().size()) << "the head's parameters and no others are added";
+  EXPECT_GT(forward_gflops(cfg), 0.0);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const int64_t size = cfg.arch == "vit" ? cfg.input_size[1] : 64;
+  const Forward f = net->forward(torch::randn({1, cfg.in_chans, size, size}));
+  EXPECT_TRUE(f.logits.defined());
+}
+
+std::vector<std::string> head_tasks_list() { return head_tasks(); }
+
+INSTANTIATE_TEST_SUITE_P(Heads, EveryHead,
+                         ::testing::Combine(::testing::ValuesIn(head_tasks_list()),
+                                            ::testing::Values("resnet18", "vit_tiny_patch16_224")));
 
 }  // namespace
 }  // namespace attnvision::models

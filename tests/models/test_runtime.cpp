@@ -69,7 +69,7 @@ class TrainsInBfloat16 : public ::testing::TestWithParam<std::string> {};
 // mantissa, so the logits agree to a few percent of their scale, and the gradients stay float32.
 TEST_P(TrainsInBfloat16, LogitsCloseToFloat32AndGradientsFloat32) {
   torch::manual_seed(0);
-  Backbone net = build_model(GetParam() == "vit" ? small_vit() : small_resnet(GetParam()));
+  Network net = build_model(GetParam() == "vit" ? small_vit() : small_resnet(GetParam()));
   net->train();
   const torch::Tensor x = torch::randn({8, 1, 28, 28});
   const torch::Tensor reference = net->logits(x);

@@ -46,8 +46,8 @@ std::map<std::string, torch::Tensor> fixture_file(const std::string& name) {
   return read_safetensors((testing::parity_dir() / kFixture / name).string()).tensors;
 }
 
-Backbone fixture_model(const std::string& weights = "weights.safetensors") {
-  Backbone net = build_model(fixture_cfg());
+Network fixture_model(const std::string& weights = "weights.safetensors") {
+  Network net = build_model(fixture_cfg());
   load_state_dict(*net, read_weights((testing::parity_dir() / kFixture / weights).string()).tensors, weights);
   net->eval();
   return net;
@@ -66,7 +66,7 @@ TEST(VitParity, MatchesTimmWithEveryIntermediate) {
   const auto intermediates = fixture_file("intermediates.safetensors");
   for (const char* weights : {"weights.safetensors", "weights.pt"}) {
     SCOPED_TRACE(weights);
-    Backbone net = fixture_model(weights);
+    Network net = fixture_model(weights);
     torch::NoGradGuard no_grad;
     const Forward f = net->forward(input, {/*activations=*/true, /*attention=*/true});
     expect_close(f.logits, expected.at("logits"), "logits");
@@ -101,22 +101,22 @@ TEST(VitParity, FusedAndExplicitAttentionTrainAlike) {
   std::vector<torch::Tensor> grads;
   for (AttentionPath path : {AttentionPath::kFused, AttentionPath::kExplicit}) {
     torch::manual_seed(0);
-    Backbone net = build_model(fixture_cfg());
-    set_attention_path(*net, path);
+    Network net = build_model(fixture_cfg());
+    set_attention_path(net->backbone(), path);
     net->forward(x).logits.pow(2).sum().backward();
     grads.push_back(net->named_parameters()["blocks.0.attn.qkv.weight"].grad().clone());
   }
   ASSERT_TRUE(grads[0].defined() && grads[0].abs().max().item<double>() > 0);
   EXPECT_TRUE(torch::allclose(grads[0], grads[1], 1e-4, 1e-7));
-  Backbone resnet = build_model(default_cfg("resnet18"));
-  EXPECT_THROW(set_attention_path(*resnet, AttentionPath::kFused), std::invalid_argument);
+  Network resnet = build_model(default_cfg("resnet18"));
+  EXPECT_THROW(set_attention_path(resnet->backbone(), AttentionPath::kFused), std::invalid_argument);
 }
 
 TEST(VitParity, StateDictOrderAndShapesAreTimms) {
   // The fixture's all_keys_in_order is timm's state_dict order: what weights.pt holds and a re-save writes.
   const std::vector<std::string> timm_order = {"cls_token", "pos_embed", "patch_embed.proj.weight",
                                                "patch_embed.proj.bias"};
-  Backbone net = build_model(fixture_cfg());
+  Network net = build_model(fixture_cfg());
   const auto named = net->named_parameters();
   ASSERT_EQ(named.size(), 32u);
   for (size_t i = 0; i < timm_order.size(); ++i) EXPECT_EQ(named.pairs()[i].first, timm_order[i]);
@@ -126,7 +126,7 @@ TEST(VitParity, StateDictOrderAndShapesAreTimms) {
   EXPECT_EQ(named["blocks.1.mlp.fc1.weight"].sizes(), (std::vector<int64_t>{256, 64}));
   EXPECT_EQ(named["pos_embed"].sizes(), (std::vector<int64_t>{1, 65, 64}));
   EXPECT_EQ(count_parameters(*net), 108'106);  // config.json's num_params
-  const auto info = net->feature_info();
+  const auto info = net->backbone().feature_info();
   ASSERT_EQ(info.size(), 2u);
   EXPECT_EQ(info[1].module, "blocks.1");
   EXPECT_EQ(info[1].channels, 64);
@@ -136,7 +136,7 @@ TEST(VitParity, StateDictOrderAndShapesAreTimms) {
 TEST(Vit, TimmInitialisation) {
   ModelCfg cfg = default_cfg("vit_small_patch16_224");
   torch::manual_seed(0);
-  Backbone net = build_model(cfg);
+  Network net = build_model(cfg);
   auto p = net->named_parameters();
   EXPECT_LT(p["cls_token"].abs().max().item<double>(), 1e-5);
   EXPECT_NEAR(p["pos_embed"].std().item<double>(), 0.02, 0.001);
@@ -162,7 +162,7 @@ TEST(Vit, RegisteredSizesMatchTimmCountsAndPublishedFlops) {
     EXPECT_EQ(cfg.interpolation, "bicubic");
     EXPECT_DOUBLE_EQ(cfg.crop_pct, 0.9);
     EXPECT_EQ(cfg.mean, (std::vector<double>{0.5, 0.5, 0.5}));
-    Backbone net = build_model(cfg);
+    Network net = build_model(cfg);
     EXPECT_EQ(count_parameters(*net), p.params) << p.name;
     EXPECT_NEAR(forward_gflops(cfg) / 2, p.gmacs, 0.05) << p.name;
   }
@@ -185,7 +185,7 @@ TEST(Vit, ResampledPositionEmbeddingIsTimms) {
 }
 
 TEST(Vit, RunsAtAnotherInputSize) {
-  Backbone net = fixture_model();
+  Network net = fixture_model();
   const auto ref = rollout_ref();
   namespace F = torch::nn::functional;
   // The same input the reference script makes: the fixture input bilinearly resized to 48 x 48.
@@ -207,7 +207,7 @@ TEST(Vit, RunsAtAnotherInputSize) {
 }
 
 TEST(Vit, InputsItCannotTakeAreClearErrors) {
-  Backbone net = build_model(fixture_cfg());
+  Network net = build_model(fixture_cfg());
   auto message = [&](const torch::Tensor& x) {
     try {
       net->forward(x);
@@ -229,7 +229,7 @@ TEST(Vit, InputsItCannotTakeAreClearErrors) {
 }
 
 TEST(VitRollout, MatchesIndependentImplementation) {
-  Backbone net = fixture_model();
+  Network net = fixture_model();
   const torch::Tensor input = fixture_file("input.safetensors").at("input");
   const auto ref = rollout_ref();
   for (const char* fusion : {"mean", "max", "min"}) {
@@ -238,17 +238,17 @@ TEST(VitRollout, MatchesIndependentImplementation) {
     EXPECT_NEAR(maps.amin({1, 2}).max().item<double>(), 0.0, 1e-7);
     EXPECT_NEAR(maps.amax({1, 2}).min().item<double>(), 1.0, 1e-6);
   }
-  const torch::Tensor graded = grad_rollout(*net, input, {3});
+  const torch::Tensor graded = grad_rollout(*net, input, class_score({3}));
   expect_close(graded, ref.at("grad_rollout_cls3"), "grad rollout class 3", 1e-5);
   // Only the attention probabilities were differentiated: no parameter received a gradient.
   for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
   // Per-image classes give the same as one class for all, and it runs under the caller's InferenceMode.
   {
     c10::InferenceMode inference;
-    expect_close(grad_rollout(*net, input, {3, 3}), graded, "per-image classes", 1e-6);
+    expect_close(grad_rollout(*net, input, class_score({3, 3})), graded, "per-image classes", 1e-6);
   }
-  EXPECT_THROW(grad_rollout(*net, input, {10}), std::invalid_argument);
-  EXPECT_THROW(grad_rollout(*net, input, {1, 2, 3}), std::invalid_argument);
+  EXPECT_THROW(grad_rollout(*net, input, class_score({10})), std::invalid_argument);
+  EXPECT_THROW(grad_rollout(*net, input, class_score({1, 2, 3})), std::invalid_argument);
   EXPECT_THROW(parse_head_fusion("median"), std::invalid_argument);
 }
 
@@ -260,7 +260,7 @@ TEST(VitRollout, UpsamplesAndRejectsNonVitAttention) {
   EXPECT_LE(up.max().item<double>(), maps.max().item<double>() + 1e-6);
   EXPECT_THROW(upsample_map(maps, 0, 10), std::invalid_argument);
   // CBAM spatial maps are N x 1 x H x W, not token attention: a clear error, not a wrong map.
-  Backbone cbam = build_model(default_cfg("cbam_resnet18"));
+  Network cbam = build_model(default_cfg("cbam_resnet18"));
   cbam->eval();
   EXPECT_THROW(attention_rollout(*cbam, torch::randn({1, 3, 64, 64})), std::invalid_argument);
   NamedTensors none;
@@ -274,16 +274,16 @@ TEST(VitRollout, UpsamplesAndRejectsNonVitAttention) {
 TEST(VitBenchmark, DISABLED_VitAttentionTiming) {
   const ModelCfg cfg = default_cfg("vit_small_patch16_224");
   torch::manual_seed(0);
-  Backbone net = build_model(cfg);
+  Network net = build_model(cfg);
   net->eval();
   const torch::Tensor x = torch::randn({8, 3, 224, 224});
   const char* env = std::getenv("VIT_TIMING_REPS");
   const int reps = env ? std::max(1, std::atoi(env)) : 5;
   const double gflop = forward_gflops(cfg) * 8;
   c10::InferenceMode inference;
-  set_attention_path(*net, AttentionPath::kExplicit);
+  set_attention_path(net->backbone(), AttentionPath::kExplicit);
   const torch::Tensor explicit_logits = net->forward(x).logits;
-  set_attention_path(*net, AttentionPath::kFused);
+  set_attention_path(net->backbone(), AttentionPath::kFused);
   EXPECT_TRUE(torch::allclose(net->forward(x).logits, explicit_logits, 1e-4, 1e-4));
   std::printf("vit_small_patch16_224, batch 8, 224 px, %.2f GFLOP per batch, %d timed forwards per case\n",
               gflop, reps);
@@ -293,7 +293,7 @@ TEST(VitBenchmark, DISABLED_VitAttentionTiming) {
     double seconds[2] = {0, 0};
     for (int r = 0; r < reps + 1; ++r) {
       for (int path = 0; path < 2; ++path) {
-        set_attention_path(*net, path == 0 ? AttentionPath::kFused : AttentionPath::kExplicit);
+        set_attention_path(net->backbone(), path == 0 ? AttentionPath::kFused : AttentionPath::kExplicit);
         const auto t0 = std::chrono::steady_clock::now();
         net->forward(x);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

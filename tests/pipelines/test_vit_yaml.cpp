@@ -20,7 +20,7 @@ TEST(VitYaml, ArchVitBuildsTheFixtureNetwork) {
       "vit.yaml"));
   EXPECT_EQ(cfg.arch, "vit");
   EXPECT_EQ(cfg.input_size, (std::vector<int64_t>{3, 32, 32}));  // follows img_size
-  models::Backbone net = models::build_model(cfg);
+  models::Network net = models::build_model(cfg);
   EXPECT_EQ(models::count_parameters(*net), 108'106);
   models::load_state_dict(*net, models::read_weights((dir / "weights.safetensors").string()).tensors,
                           "weights");

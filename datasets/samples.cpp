@@ -1,0 +1,79 @@
+#include "datasets/samples.h"
+
+#include "datasets/batch.h"
+
+namespace attnvision::datasets {
+namespace {
+
+// The frames a model sees: an image as decoded; a DICOM object's frames through the window to 8 bits.
+std::vector<cv::Mat> decode_frames(Sample& s, const DecodeOptions& o) {
+  if (s.input.kind == vision::InputKind::kDicom) {
+    vision::DicomFrames dicom = vision::read_dicom(s.input.path, o.dicom);
+    std::vector<cv::Mat> frames = vision::window_to_8bit(dicom, vision::resolve_window(o.dicom_window, dicom));
+    s.dicom = std::move(dicom.info);
+    return frames;
+  }
+  return {vision::read_image(s.input.path, o.image)};
+}
+
+// "path: problem" whether or not the reader already led with the path.
+std::string error_line(const std::string& path, const std::string& what) {
+  return what.rfind(path, 0) == 0 ? what : path + ": " + what;
+}
+
+}  // namespace
+
+SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
+                           const std::vector<vision::EvalTransform>& transforms, const DecodeOptions& options) {
+  SampleBatch batch;
+  std::vector<std::vector<cv::Mat>> frames(inputs.size());
+  std::vector<size_t> sample_of;
+  std::vector<int> frame_of;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Sample s;
+    s.input = inputs[i];
+    try {
+      frames[i] = decode_frames(s, options);
+      if (frames[i].empty()) throw std::runtime_error("no frames");
+      s.width = frames[i].front().cols;
+      s.height = frames[i].front().rows;
+      s.frames = static_cast<int>(frames[i].size());
+      for (int f = 0; f < s.frames; ++f) sample_of.push_back(i), frame_of.push_back(f);
+    } catch (const std::exception& e) {
+      s.error = error_line(s.input.path, e.what());
+    }
+    batch.samples.push_back(std::move(s));
+  }
+  // Straight into the batch tensors (no per-image copies); a sample whose frames the transform refuses is
+  // marked failed and its rows dropped afterwards (rare, and cheaper than a second pass for the others).
+  const int64_t rows = static_cast<int64_t>(sample_of.size());
+  std::vector<torch::Tensor> full;
+  for (const vision::EvalTransform& t : transforms) full.push_back(rows ? empty_batch(rows, t) : torch::Tensor());
+  for (int64_t r = 0; r < rows; ++r) {
+    Sample& s = batch.samples[sample_of[r]];
+    if (!s.ok()) continue;
+    try {
+      for (size_t k = 0; k < transforms.size(); ++k) fill_slot(full[k], r, frames[sample_of[r]][frame_of[r]], transforms[k]);
+    } catch (const std::exception& e) {
+      s.error = error_line(s.input.path, e.what());
+    }
+  }
+  std::vector<int64_t> keep;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!batch.samples[sample_of[r]].ok()) continue;
+    keep.push_back(r);
+    batch.sample_of.push_back(sample_of[r]);
+    batch.frame_of.push_back(frame_of[r]);
+  }
+  for (torch::Tensor& x : full) {
+    if (keep.empty()) x = torch::Tensor();
+    else if (static_cast<int64_t>(keep.size()) < rows) x = x.index_select(0, torch::tensor(keep, torch::kLong));
+    batch.inputs.push_back(x);
+  }
+  if (options.keep_display)
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (batch.samples[i].ok()) batch.samples[i].display = std::move(frames[i]);
+  return batch;
+}
+
+}  // namespace attnvision::datasets

@@ -1,0 +1,52 @@
+// Batch inputs as the model sees them: one input file (an image, or a DICOM object with one or more frames)
+// decoded, windowed and preprocessed for every transform the run's tasks need, with what later stages need
+// to draw on and measure it (the display frames, a DICOM's geometry). Decoding never throws: a file that
+// cannot be read becomes a sample with an error, and the batch goes on.
+#pragma once
+
+#include "vision/dicom.h"
+#include "vision/image_io.h"
+#include "vision/inputs.h"
+#include "vision/transforms.h"
+
+#include <opencv2/core/mat.hpp>
+#include <torch/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace attnvision::datasets {
+
+struct DecodeOptions {
+  vision::ImageReadOptions image;
+  vision::DicomReadOptions dicom;
+  std::string dicom_window = "auto";  // vision::resolve_window's spec: the file's window, else min/max
+  bool keep_display = false;          // keep the 8-bit frames (overlays need them; plain runs save the memory)
+};
+
+struct Sample {
+  vision::BatchInput input;
+  std::string error;  // "path: problem" when it could not be decoded
+  int width = 0, height = 0, frames = 0;
+  std::optional<vision::DicomInfo> dicom;  // geometry (PixelSpacing, positions, orientation) of a DICOM input
+  std::vector<cv::Mat> display;            // 8-bit gray or RGB frames, when DecodeOptions::keep_display
+  bool ok() const { return error.empty(); }
+};
+
+// A group of samples and their model inputs: for each transform, one N x C x H x W float tensor whose rows
+// are the ok samples' frames in order (row r is frame frame_of[r] of sample sample_of[r]).
+struct SampleBatch {
+  std::vector<Sample> samples;
+  std::vector<torch::Tensor> inputs;  // one per transform; undefined when no frame decoded
+  std::vector<size_t> sample_of;
+  std::vector<int> frame_of;
+};
+
+// Decodes `inputs` one after another on the calling thread (the batch runner runs several such calls at
+// once). Images go through vision::read_image; DICOM through vision::read_dicom, the modality LUT and the
+// window, every frame becoming one row.
+SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
+                           const std::vector<vision::EvalTransform>& transforms, const DecodeOptions& options);
+
+}  // namespace attnvision::datasets

@@ -1,0 +1,33 @@
+#include "models/heads/head.h"
+
+#include <stdexcept>
+
+namespace attnvision::models {
+
+// One builder and cost model per head file (models/heads/<name>.cpp).
+Head build_classifier_head(const ModelCfg& cfg, BackboneImpl& backbone);
+double classifier_head_gmacs(const ModelCfg& cfg, int64_t num_features);
+
+const std::vector<HeadRow>& head_table() {
+  static const std::vector<HeadRow> table = {
+      {"classifier", "classification", "global pooling + linear classifier (timm's fc / head)", build_classifier_head,
+       classifier_head_gmacs},
+  };
+  return table;
+}
+
+std::vector<std::string> head_tasks() {
+  std::vector<std::string> tasks;
+  for (const HeadRow& row : head_table()) tasks.emplace_back(row.task);
+  return tasks;
+}
+
+const HeadRow& head_for_task(const std::string& task) {
+  for (const HeadRow& row : head_table())
+    if (task == row.task) return row;
+  std::string known;
+  for (const std::string& t : head_tasks()) known += (known.empty() ? "" : ", ") + t;
+  throw std::invalid_argument("no head serves task '" + task + "' (tasks with a head: " + known + ")");
+}
+
+}  // namespace attnvision::models

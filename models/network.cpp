@@ -1,0 +1,35 @@
+#include "models/network.h"
+
+#include <stdexcept>
+
+namespace attnvision::models {
+
+NetworkImpl::NetworkImpl(Backbone backbone, Head head) : backbone_(std::move(backbone)), head_(std::move(head)) {
+  adopt(*backbone_);
+  adopt(*head_);
+}
+
+// Registers `part`'s direct children, parameters and buffers under their own names at the root.
+void NetworkImpl::adopt(torch::nn::Module& part) {
+  for (const auto& child : part.named_children()) {
+    if (named_children().contains(child.key()))
+      throw std::logic_error("network: two parts register a module named '" + child.key() + "'");
+    register_module(child.key(), child.value());
+  }
+  for (const auto& p : part.named_parameters(/*recurse=*/false)) register_parameter(p.key(), p.value());
+  for (const auto& b : part.named_buffers(/*recurse=*/false)) register_buffer(b.key(), b.value());
+}
+
+Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& request) {
+  Forward f = backbone_->forward_features(x, request);
+  head_->forward(*backbone_, f);
+  return f;
+}
+
+void NetworkImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  backbone_->train(on);
+  head_->train(on);
+}
+
+}  // namespace attnvision::models

@@ -1,0 +1,38 @@
+// A network is a backbone plus the head its task needs (models/heads/). Parameter names stay timm's: the
+// backbone's and the head's submodules are registered at the network's root (`conv1`, `layer1`, ..., `fc`),
+// so a timm checkpoint loads into a classification network as it is.
+#pragma once
+
+#include "models/backbones/backbone.h"
+#include "models/heads/head.h"
+#include "models/model_cfg.h"
+
+#include <torch/nn/module.h>
+
+#include <memory>
+
+namespace attnvision::models {
+
+class NetworkImpl : public torch::nn::Module {
+ public:
+  NetworkImpl(Backbone backbone, Head head);
+
+  // The backbone's trunk, then the head; `request` asks for activations and attention maps on the way.
+  Forward forward(const torch::Tensor& x, const ForwardRequest& request = {});
+  torch::Tensor logits(const torch::Tensor& x) { return forward(x).logits; }
+
+  BackboneImpl& backbone() { return *backbone_; }
+  HeadImpl& head() { return *head_; }
+
+  // Also flips the backbone and head objects themselves (their children are ours, registered at the root).
+  void train(bool on = true) override;
+
+ private:
+  void adopt(torch::nn::Module& part);
+
+  Backbone backbone_;
+  Head head_;
+};
+using Network = std::shared_ptr<NetworkImpl>;
+
+}  // namespace attnvision::models

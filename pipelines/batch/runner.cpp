@@ -1,0 +1,144 @@
+#include "pipelines/batch/runner.h"
+
+#include "datasets/preprocess.h"
+#include "models/runtime.h"
+
+#include <tbb/global_control.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+
+namespace attnvision::pipelines {
+namespace fs = std::filesystem;
+
+namespace {
+
+// One batch of inputs on its way through the pipeline.
+struct Chunk {
+  std::vector<vision::BatchInput> inputs;
+  datasets::SampleBatch batch;
+  std::vector<std::vector<TaskOutput>> outputs;  // [task][sample]
+};
+using ChunkPtr = std::shared_ptr<Chunk>;
+
+// The transforms the tasks need, and which one each task reads (tasks sharing a preprocessing share a tensor).
+struct Transforms {
+  std::vector<vision::EvalTransform> list;
+  std::vector<size_t> of_task;
+};
+
+bool same_transform(const vision::EvalTransform& a, const vision::EvalTransform& b) {
+  return a.channels == b.channels && a.height == b.height && a.width == b.width && a.crop_pct == b.crop_pct &&
+         a.interpolation == b.interpolation && a.mean == b.mean && a.std == b.std;
+}
+
+Transforms transforms_of(const std::vector<TaskInRun>& tasks) {
+  Transforms t;
+  for (const TaskInRun& task : tasks) {
+    const vision::EvalTransform mine = datasets::eval_transform_for(task.runner->model_cfg());
+    auto it = std::find_if(t.list.begin(), t.list.end(), [&](const auto& e) { return same_transform(e, mine); });
+    t.of_task.push_back(static_cast<size_t>(it - t.list.begin()));
+    if (it == t.list.end()) t.list.push_back(mine);
+  }
+  return t;
+}
+
+// Writes a task's files for one input; returns the paths to list, relative to options.files_relative_to.
+nlohmann::json write_files(const std::vector<PendingFile>& files, const std::string& task,
+                           const vision::BatchInput& input, const RunOptions& o) {
+  nlohmann::json written = nlohmann::json::array();
+  for (const PendingFile& f : files) {
+    fs::path path = fs::path(o.files_dir);
+    if (o.task_subfolders) path /= task;
+    path /= input.output_name + f.suffix;
+    fs::create_directories(path.parent_path());
+    f.write(path.string());
+    written.push_back(o.files_relative_to.empty() ? path.string()
+                                                  : path.lexically_relative(o.files_relative_to).string());
+  }
+  return written;
+}
+
+}  // namespace
+
+void run_tasks(const std::vector<vision::BatchInput>& inputs, const std::vector<TaskInRun>& tasks,
+               const RunOptions& options, const ResultSink& sink) {
+  if (tasks.empty()) throw std::invalid_argument("no task to run");
+  const Transforms transforms = transforms_of(tasks);
+  int64_t batch = 1;
+  bool grad = false;
+  datasets::DecodeOptions decode = options.decode;
+  for (const TaskInRun& t : tasks) {
+    batch = std::max(batch, t.runner->batch_size());
+    grad = grad || t.runner->needs_grad();
+    decode.keep_display = decode.keep_display || t.runner->needs_display();
+  }
+  const int workers = options.workers > 0 ? options.workers : models::available_cores();
+
+  size_t next = 0;
+  auto take = [&](tbb::flow_control& fc) -> ChunkPtr {
+    if (next >= inputs.size()) {
+      fc.stop();
+      return nullptr;
+    }
+    auto chunk = std::make_shared<Chunk>();
+    const size_t end = std::min(inputs.size(), next + static_cast<size_t>(batch));
+    chunk->inputs.assign(inputs.begin() + static_cast<std::ptrdiff_t>(next), inputs.begin() + static_cast<std::ptrdiff_t>(end));
+    next = end;
+    return chunk;
+  };
+  auto decode_stage = [&](ChunkPtr chunk) {
+    chunk->batch = datasets::decode_samples(chunk->inputs, transforms.list, decode);
+    return chunk;
+  };
+  auto model_stage = [&](ChunkPtr chunk) {
+    // OpenMP's thread count belongs to the calling thread: the command's plan, on whichever pool thread runs.
+    if (options.torch_threads > 0) at::set_num_threads(options.torch_threads);
+    c10::InferenceMode inference(!grad);
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      const torch::Tensor& x = chunk->batch.inputs[transforms.of_task[t]];
+      chunk->outputs.push_back(x.defined() ? tasks[t].runner->run(chunk->batch, x)
+                                           : std::vector<TaskOutput>(chunk->batch.samples.size()));
+    }
+    return chunk;
+  };
+  auto write_stage = [&](ChunkPtr chunk) {
+    for (size_t i = 0; i < chunk->batch.samples.size(); ++i) {
+      const datasets::Sample& s = chunk->batch.samples[i];
+      InputResult r;
+      r.input = &chunk->inputs[i];
+      r.error = s.error;
+      r.frames = s.frames;
+      for (size_t t = 0; r.ok() && t < tasks.size(); ++t) {
+        TaskOutput& out = chunk->outputs[t][i];
+        try {
+          if (!out.files.empty()) out.json["files"] = write_files(out.files, tasks[t].row->name, *r.input, options);
+          r.outputs[tasks[t].row->name] = std::move(out.json);
+        } catch (const std::exception& e) {
+          r.error = s.input.path + ": " + e.what();
+        }
+      }
+      if (!r.ok()) r.outputs = nlohmann::json::object();
+      sink(r);
+    }
+  };
+
+  // Batches in flight: one per decode worker, one in the model, one being written.
+  const size_t tokens = static_cast<size_t>(workers) + 2;
+  // The model stage holds one pool thread; the decode workers get the others. global_control lifts TBB's
+  // default cap (the core count) so `workers` decoders can run beside it.
+  const tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(workers) + 1);
+  tbb::task_arena arena(workers + 1);
+  arena.execute([&] {
+    tbb::parallel_pipeline(tokens, tbb::make_filter<void, ChunkPtr>(tbb::filter_mode::serial_in_order, take) &
+                                       tbb::make_filter<ChunkPtr, ChunkPtr>(tbb::filter_mode::parallel, decode_stage) &
+                                       tbb::make_filter<ChunkPtr, ChunkPtr>(tbb::filter_mode::serial_in_order, model_stage) &
+                                       tbb::make_filter<ChunkPtr, void>(tbb::filter_mode::serial_in_order, write_stage));
+  });
+}
+
+}  // namespace attnvision::pipelines

@@ -1,0 +1,79 @@
+// The task table: what each task (classify today; detect, caption and saliency next) declares so that the
+// rest of the house needs no edit when one arrives. A task is one folder (pipelines/tasks/<name>/) and one row
+// in tasks.cpp: the command table derives its subcommand, `batch --tasks NAME` runs it, `eval` and the
+// trainer take its metric and loss, and saliency explains its target.
+#pragma once
+
+#include "datasets/samples.h"
+#include "models/model_cfg.h"
+#include "models/saliency/saliency.h"
+#include "pipelines/commands/command.h"
+#include "pipelines/config.h"
+#include "pipelines/metrics/metric.h"
+#include "pipelines/model_loader.h"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace attnvision::pipelines {
+
+// A file a task wants written for one input. The batch's writer stage writes it (atomically) at
+// "<out>/<task>/<output_name><suffix>" and lists the path, relative to --out, in the output's "files".
+struct PendingFile {
+  std::string suffix;                                    // e.g. ".gradcam.png"
+  std::function<void(const std::string& path)> write;   // writes the complete file at `path`
+};
+
+// What a task made of one input: its manifest entry (outputs.<task>) and the files to write.
+struct TaskOutput {
+  nlohmann::json json = nlohmann::json::object();
+  std::vector<PendingFile> files;
+};
+
+// A task ready to run in a batch: its network loaded and its options read.
+class TaskRunner {
+ public:
+  virtual ~TaskRunner() = default;
+  virtual const LoadedModel& model() const = 0;
+  virtual int64_t batch_size() const = 0;
+  virtual const models::ModelCfg& model_cfg() const { return model().cfg; }  // the preprocessing comes from it
+  virtual bool needs_display() const { return false; }  // keep the decoded frames (for overlays)
+  virtual bool needs_grad() const { return false; }     // a saliency stage runs with autograd
+  // Runs the network on `x` (the rows of `batch`: batch.sample_of / frame_of) and returns one output per
+  // sample of `batch`, in order (failed samples get an empty output).
+  virtual std::vector<TaskOutput> run(const datasets::SampleBatch& batch, const torch::Tensor& x) = 0;
+};
+
+struct TaskRow {
+  const char* name;        // "classify": the subcommand, the `batch --tasks` entry, the batch config section
+  const char* model_task;  // the ModelCfg task its networks carry ("classification")
+  const char* summary;     // one line for --help
+  // The keys of its batch config section (relative to the section).
+  const std::vector<KeySpec>& (*section_schema)();
+  // Loads the network and reads a validated config section (with --set overrides applied).
+  std::unique_ptr<TaskRunner> (*make_runner)(const ConfigDoc& section);
+  // Declares its subcommand's options on `app` and returns the action.
+  CommandRun (*define_command)(CLI::App& app);
+  // Training and evaluation: a new, empty metric for a network of `cfg` whose classes are called `labels`, and
+  // the training loss of a batch (float32 outputs, the targets, the recipe's label smoothing).
+  std::unique_ptr<Metric> (*make_metric)(const models::ModelCfg& cfg, const std::vector<std::string>& labels);
+  torch::Tensor (*loss)(const models::Forward& f, const torch::Tensor& targets, double label_smoothing);
+  // What saliency explains for a task when nothing else is asked (a classifier: each image's top-1 class).
+  models::ScoreFn (*default_target)();
+};
+
+const std::vector<TaskRow>& task_table();
+// By row name ("classify"); std::invalid_argument naming the known tasks otherwise.
+const TaskRow& task_named(const std::string& name);
+// The row whose networks carry ModelCfg task `model_task` ("classification").
+const TaskRow& task_for_model(const std::string& model_task);
+
+}  // namespace attnvision::pipelines

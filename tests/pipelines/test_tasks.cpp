@@ -1,0 +1,135 @@
+// Every task of the table: its subcommand exists, a head serves its models, its loss trains and its metric
+// counts on a small network; and the manifest's resume rules and the one rule for output names.
+#include "models/heads/head.h"
+#include "models/registry.h"
+#include "pipelines/batch/manifest.h"
+#include "pipelines/commands/commands.h"
+#include "pipelines/metrics/evaluation.h"
+#include "pipelines/tasks/task.h"
+#include "test_util.h"
+#include "vision/inputs.h"
+
+#include <torch/torch.h>
+
+#include <fstream>
+
+namespace attnvision::pipelines {
+namespace {
+
+class EveryTask : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryTask, HasASubcommandAHeadALossAndAMetric) {
+  const TaskRow& row = task_named(GetParam());
+  bool has_command = false;
+  for (const CommandSpec& c : command_table()) has_command = has_command || std::string(c.name) == row.name;
+  EXPECT_TRUE(has_command) << "the command table derives one subcommand per task";
+  EXPECT_EQ(&task_for_model(row.model_task), &row);
+  EXPECT_NO_THROW(models::head_for_task(row.model_task));
+  EXPECT_FALSE(row.section_schema().empty());
+
+  models::ModelCfg cfg = models::default_cfg("resnet18");
+  cfg.task = row.model_task;
+  cfg.num_classes = 3;
+  cfg.labels = {"a", "b", "c"};
+  models::Network net = models::build_model(cfg);
+  const torch::Tensor x = torch::randn({4, 3, 32, 32});
+  const torch::Tensor y = torch::tensor({0, 1, 2, 1}, torch::kLong);
+  const models::Forward f = float32_forward(*net, x, models::Precision::kFloat32);
+  const torch::Tensor loss = row.loss(f, y, 0.0);
+  EXPECT_EQ(loss.dim(), 0);
+  loss.backward();
+  bool any_grad = false;
+  for (const auto& p : net->parameters()) any_grad = any_grad || (p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+  EXPECT_TRUE(any_grad) << "the loss reaches the parameters";
+  const auto metric = row.make_metric(cfg, cfg.labels);
+  metric->add(f.detached(), y);
+  EXPECT_EQ(metric->count(), 4);
+  EXPECT_GE(metric->score(), 0.0);
+  EXPECT_LE(metric->score(), 1.0);
+  // The default saliency target is a differentiable score per image.
+  EXPECT_EQ(row.default_target()(f).sizes(), (std::vector<int64_t>{4}));
+}
+
+std::vector<std::string> task_names() {
+  std::vector<std::string> names;
+  for (const TaskRow& row : task_table()) names.emplace_back(row.name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Tasks, EveryTask, ::testing::ValuesIn(task_names()));
+
+TEST(Tasks, UnknownTaskNamesTheKnownOnes) {
+  try {
+    task_named("detect-everything");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("classify"), std::string::npos) << e.what();
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(Manifest, RepairsATornLastLineAndRefusesGarbageInTheMiddle) {
+  testing::ScratchDir dir;
+  const std::string path = dir / "manifest.jsonl";
+  testing::write_text(path, "{\"path\":\"a\",\"status\":\"ok\"}\n{\"path\":\"b\",\"status\":\"error\"}\n{\"path\":\"c\",\"sta");
+  {
+    Manifest m(path);
+    EXPECT_EQ(m.rows(), 2u);
+    EXPECT_EQ(m.errors(), 1u);
+    EXPECT_TRUE(m.has("a") && m.has("b"));
+    EXPECT_FALSE(m.has("c")) << "the torn row's input runs again";
+    m.append({{"path", "c"}, {"status", "ok"}});
+  }
+  EXPECT_EQ(read_file(path),
+            "{\"path\":\"a\",\"status\":\"ok\"}\n{\"path\":\"b\",\"status\":\"error\"}\n{\"path\":\"c\",\"status\":\"ok\"}\n");
+  {
+    Manifest m(path);
+    m.drop_errors();
+    EXPECT_EQ(m.rows(), 2u);
+    EXPECT_FALSE(m.has("b"));
+  }
+  testing::write_text(path, "{\"path\":\"a\"}\nnot json\n{\"path\":\"c\"}\n");
+  try {
+    Manifest m(path);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("manifest.jsonl:2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BatchInputs, OutputNamesMirrorThePathBelowTheArgumentAndNeverCollide) {
+  testing::ScratchDir dir;
+  namespace fs = std::filesystem;
+  for (const char* sub : {"x/scans/a", "y/scans"}) fs::create_directories(dir.path() / sub);
+  testing::write_text(dir / "x/scans/a/1.png", "png?");
+  testing::write_text(dir / "x/scans/a/1.jpg", "jpg?");
+  testing::write_text(dir / "x/scans/readme.txt", "skipped");
+  testing::write_text(dir / "x/scans/a/.hidden.png", "skipped");
+  testing::write_text(dir / "x/scans/a/slice.DCM", "a corrupt DICOM is still an input");
+  testing::write_text(dir / "y/scans/a.png", "png?");
+  const vision::BatchInputScan scan =
+      vision::scan_batch_inputs({dir / "x/scans", dir / "y/scans/", dir / "y/scans/a.png", dir / "nothing"});
+  ASSERT_EQ(scan.missing, std::vector<std::string>{dir / "nothing"});
+  std::map<std::string, std::string> names;
+  std::map<std::string, vision::InputKind> kinds;
+  for (const auto& in : scan.inputs) {
+    names[fs::path(in.path).lexically_relative(dir.path()).string()] = in.output_name;
+    kinds[in.output_name] = in.kind;
+  }
+  EXPECT_EQ(names.size(), 4u) << "each file once, hidden and non-image files skipped";
+  EXPECT_EQ(names["x/scans/a/1.png"], "scans/a/1.png");
+  EXPECT_EQ(names["x/scans/a/1.jpg"], "scans/a/1.jpg");
+  EXPECT_EQ(names["x/scans/a/slice.DCM"], "scans/a/slice.DCM");
+  EXPECT_EQ(names["y/scans/a.png"], "scans~2/a.png") << "a second argument of the same name";
+  EXPECT_EQ(kinds["scans/a/slice.DCM"], vision::InputKind::kDicom);
+  EXPECT_EQ(kinds["scans/a/1.png"], vision::InputKind::kImage);
+}
+
+}  // namespace
+}  // namespace attnvision::pipelines
