@@ -13,7 +13,7 @@ that both sides load. Then per model, R rounds (round 1 peer first, round 2 ours
   peer tuned   the same with MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=16 GiB (keep freed memory in the
                heap, as attnvision does for itself at start-up) and --threads = this machine's cores
   attnvision   `attnvision batch IMAGES --out FRESH_DIR --tasks classify --set classify.model=M
-               --set classify.weights=W --set classify.batch=B --set classify.topk=5 --quiet`
+               --set classify.weights=W --set classify.batch=B --set classify.topk=5`
   bench        `attnvision bench --model M --batch B --iters I --warmup W [--random-init] --json` (forward only)
 Every side is timed by its process wall time, start to exit (images/s = N / wall); the peer's own in-loop
 figure (its --summary, start-up excluded) is shown beside it. Each run also records its CPU seconds, peak
@@ -322,12 +322,15 @@ def main():
                 shutil.rmtree(out_dir, ignore_errors=True)  # a rerun with the same --out would resume
                 cmd = [args.binary, "batch", images, "--out", out_dir, "--tasks", "classify",
                        "--set", f"classify.model={model}", "--set", f"classify.weights={w}",
-                       "--set", f"classify.batch={args.batch}", "--set", "classify.topk=5", "--quiet"]
+                       "--set", f"classify.batch={args.batch}", "--set", "classify.topk=5"]
                 if first:
                     show_cmd(cmd)
                 res = run(cmd, f"ours_{model}_r{r + 1}", env=base_env)
                 res["manifest"] = os.path.join(out_dir, "manifest.jsonl")
                 res["ips"] = args.n / res["wall"]
+                # Its own figure, like the peer's: the run's summary line, start-up and model load excluded.
+                m = re.search(r"ran (\d+) inputs in ([\d.]+) s \(([\d.]+) inputs/s\)", res["stderr"])
+                res["own_ips"] = float(m.group(3)) if m else None
                 rec["ours"] = res
 
             def bench():
@@ -363,14 +366,18 @@ def main():
                 rec["ratio_tuned"] = o["ips"] / pt["ips"]
                 rec["ratio_asis"] = o["ips"] / pa["ips"]
                 rec["e2e_of_fwd"] = o["ips"] / b["images_per_s"]
-                print(f"    {'attnvision':12}{o['wall']:8.2f} s = {o['ips']:7.2f} images/s end to end; cpu "
+                rec["own_of_fwd"] = o["own_ips"] / b["images_per_s"] if o["own_ips"] else None
+                print(f"    {'attnvision':12}{o['wall']:8.2f} s = {o['ips']:7.2f} images/s end to end (own figure "
+                      f"{fmt(o['own_ips'], '.2f', 0)} images/s, start-up excluded); cpu "
                       f"{o['cpu']:.1f} s, peak RSS {o['maxrss_mib']:.0f} MiB, foreign {fmt(o['foreign'], '.2f', 0)}")
                 print(f"    {'bench':12}{b['images_per_s']:8.2f} images/s forward only ({b['achieved_gflop_s']:.1f} "
                       f"GFLOP/s of a {b['matmul_peak_gflop_s']:.1f} matmul peak, {b['gflops_per_image']:.2f} "
                       f"GFLOPs/image, torch threads {b['torch_threads']}); foreign "
                       f"{fmt(rec['bench']['foreign'], '.2f', 0)}")
                 print(f"    ratios: attnvision/tuned {rec['ratio_tuned']:.2f}, attnvision/as-is "
-                      f"{rec['ratio_asis']:.2f}; batch end to end = {100 * rec['e2e_of_fwd']:.0f}% of forward only")
+                      f"{rec['ratio_asis']:.2f}; batch end to end = {100 * rec['e2e_of_fwd']:.0f}% of forward only "
+                      f"({fmt(None if rec['own_of_fwd'] is None else 100 * rec['own_of_fwd'], '.0f', 0)}% start-up "
+                      f"excluded)")
             rounds.append(rec)
         results[model] = rounds
 
@@ -416,7 +423,7 @@ def main():
           f"{load_before}, after {load_str()}")
     print(f"medians over {args.rounds} round(s), {args.n} JPEGs, batch {args.batch}, images/s end to end "
           f"(process wall, start-up included); peer own = its in-loop figure")
-    hdr = (f"{'model':10}{'attnvision':>11}{'peer tuned':>11}{'(own)':>8}{'peer as-is':>11}{'(own)':>8}"
+    hdr = (f"{'model':10}{'attnvision':>11}{'(own)':>8}{'peer tuned':>11}{'(own)':>8}{'peer as-is':>11}{'(own)':>8}"
            f"{'ours/tuned':>11}{'target':>12}{'ours/as-is':>11}{'fwd only':>9}{'e2e/fwd':>8}{'target':>11}")
     print(hdr)
     print("-" * len(hdr))
@@ -430,13 +437,16 @@ def main():
         t_r_s = "-" if t_r is None else f">={t_r:.2f}" + ("" if rt is None else (" ok" if rt >= t_r else " MISS"))
         t_p_s = "-" if t_p is None else f">={100 * t_p:.0f}%" + ("" if pct is None else
                                                                   (" ok" if pct >= t_p else " MISS"))
-        print(f"{model:10}{fmt(ours_ips, '.2f', 11)}"
+        own = med(r["ours"].get("own_ips") for r in rounds) if ours_on else None
+        print(f"{model:10}{fmt(ours_ips, '.2f', 11)}{fmt(own, '.2f', 8)}"
               f"{med(r['peer_tuned']['ips'] for r in rounds):11.2f}"
               f"{med(r['peer_tuned']['summary']['images_per_s'] for r in rounds):8.2f}"
               f"{med(r['peer_asis']['ips'] for r in rounds):11.2f}"
               f"{med(r['peer_asis']['summary']['images_per_s'] for r in rounds):8.2f}"
               f"{fmt(rt, '.2f', 11)}{t_r_s:>12}{fmt(ra, '.2f', 11)}{fmt(fwd, '.2f', 9)}"
               f"{('-' if pct is None else f'{100 * pct:.0f}%'):>8}{t_p_s:>11}")
+    print("(own): each side's in-loop figure, start-up and model load excluded; e2e/fwd: attnvision end to end "
+          "over bench's forward-only rate")
     if rss:
         print(f"peak RSS attnvision batch resnet18: {rss[args.rss_small]['maxrss_mib']:.0f} MiB ({args.rss_small} "
               f"images) -> {rss[args.rss_large]['maxrss_mib']:.0f} MiB ({args.rss_large}), ratio {rss['ratio']:.3f} "

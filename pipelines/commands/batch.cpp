@@ -41,7 +41,7 @@ std::string default_config_path() {
 std::vector<KeySpec> batch_schema() {
   std::vector<KeySpec> schema = {
       {"tasks", Kind::kStringList, true, "the tasks to run, in order (e.g. [classify])"},
-      {"workers", Kind::kInt, false, "decode threads (0: all cores)"},
+      {"workers", Kind::kInt, false, "decode threads (0: the cores the model leaves free, at least 1)"},
       {"max_pixels", Kind::kInt, false, "refuse images with more pixels than this, before decoding"},
       {"dicom_window", Kind::kString, false, "DICOM window: auto | lung | mediastinum | bone | brain | abdomen | minmax | C,W"},
   };

@@ -96,7 +96,7 @@ CommandRun define_classify(CLI::App& app) {
   add_thread_options(app, o->threads);
   app.add_option("--topk,-k", o->task.topk, "classes to print per image")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--batch,-b", o->task.batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
-  app.add_option("--workers", o->workers, "decode threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 256));
+  app.add_option("--workers", o->workers, "decode threads (0: the cores the model leaves free, at least 1)")->capture_default_str()->check(CLI::Range(0, 256));
   app.add_option("--max-pixels", o->max_pixels, "refuse images with more pixels than this, before decoding")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
