@@ -47,15 +47,15 @@ InputScan scan_inputs(const std::vector<std::string>& paths, bool (*accept)(cons
 
 const char* to_string(InputKind kind) { return kind == InputKind::kDicom ? "dicom" : "image"; }
 
-namespace {
-
-bool has_dcm_extension(const std::string& path) {
+bool has_dicom_extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return ext == ".dcm" || ext == ".dicom";
 }
 
-bool is_dicom_input(const std::string& path) { return has_dcm_extension(path) || looks_like_dicom(path); }
+namespace {
+
+bool is_dicom_input(const std::string& path) { return has_dicom_extension(path) || looks_like_dicom(path); }
 
 bool accept_batch_file(const std::string& path) { return has_image_extension(path) || is_dicom_input(path); }
 
@@ -86,9 +86,8 @@ BatchInputScan scan_batch_inputs(const std::vector<std::string>& paths) {
     for (const std::string& file : found.files) {
       BatchInput in;
       in.path = file;
-      in.kind = has_image_extension(file) && !looks_like_dicom(file) ? InputKind::kImage
-                : is_dicom_input(file)                                ? InputKind::kDicom
-                                                                      : InputKind::kImage;
+      // An image extension is trusted without reading the file; anything else is sniffed (once).
+      in.kind = !has_image_extension(file) && is_dicom_input(file) ? InputKind::kDicom : InputKind::kImage;
       in.output_name = folder ? (fs::path(name) / fs::path(file).lexically_relative(arg)).lexically_normal().string()
                               : name;
       by_path.emplace(file, std::move(in));  // the first argument that finds a file names its outputs

@@ -17,6 +17,7 @@ InputScan scan_inputs(const std::vector<std::string>& paths, bool (*accept)(cons
 
 enum class InputKind { kImage, kDicom };
 const char* to_string(InputKind kind);  // "image" | "dicom"
+bool has_dicom_extension(const std::string& path);  // .dcm or .dicom, any case
 
 // One input of a batch run.
 struct BatchInput {
@@ -37,7 +38,8 @@ struct BatchInputScan {
 // Inputs of a batch run. In folders (walked recursively, hidden entries skipped): files with an image
 // extension (any case), and DICOM recognised by content or by a .dcm extension (so a corrupt .dcm is still
 // an input, of kind dicom). A file named directly is always an input: DICOM when it looks like DICOM or is
-// named .dcm, an image otherwise (the reader then says what is wrong with it).
+// named .dcm, an image otherwise (the reader then says what is wrong with it). A file with an image extension
+// is an image.
 BatchInputScan scan_batch_inputs(const std::vector<std::string>& paths);
 
 }  // namespace attnvision::vision

@@ -116,7 +116,7 @@ int run_batch(const BatchOptions& o) {
   const vision::BatchInputScan scan = vision::scan_batch_inputs(o.inputs);
   for (const std::string& p : scan.missing) {
     if (manifest.has(p)) continue;
-    const bool dcm = fs::path(p).extension() == ".dcm";
+    const bool dcm = vision::has_dicom_extension(p);
     manifest.append({{"path", p}, {"kind", dcm ? "dicom" : "image"}, {"status", "error"},
                      {"outputs", nlohmann::json::object()}, {"error", p + ": no such file or folder"}});
   }
