@@ -13,7 +13,10 @@ that both sides load. Then per model, R rounds (round 1 peer first, round 2 ours
   peer tuned   the same with MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=16 GiB (keep freed memory in the
                heap, as attnvision does for itself at start-up) and --threads = this machine's cores
   peer tuned CL  the tuned peer with its model and batches in channels-last (benchmarks/peer_channels_last.py),
-               as PyTorch's CPU guide advises for CNNs; ratios are taken against the faster tuned run per round
+               as PyTorch's CPU guide advises for CNNs
+  peer tcmalloc CL  the channels-last peer with tcmalloc preloaded (LD_PRELOAD, Debian's libtcmalloc-minimal4),
+               the allocator PyTorch's CPU guide recommends and the one attnvision's binary links;
+               ratios are taken against the fastest tuned run per round ("peer best")
   attnvision   `attnvision batch IMAGES --out FRESH_DIR --tasks classify --set classify.model=M
                --set classify.weights=W --set classify.batch=B --set classify.topk=5`
   bench        `attnvision bench --model M --batch B --iters I --warmup W [--random-init] --json` (forward only)
@@ -42,6 +45,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 TUNED_ENV = {"MALLOC_MMAP_THRESHOLD_": "17179869184", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+# The peer's runs: (key, label, environment added, channels-last wrapper). Every run but "asis" is tuned:
+# --threads = the machine's cores, and counts towards "peer best".
+PEER_RUNS = [("asis", "peer as-is", {}, False),
+             ("tuned", "peer tuned", TUNED_ENV, False),
+             ("tuned_cl", "peer tuned CL", TUNED_ENV, True),
+             ("tcmalloc_cl", "peer tcmalloc CL", {"LD_PRELOAD": TCMALLOC}, True)]
 TARGET_VS_TUNED = {"resnet50": 1.15, "resnet18": 1.5}  # attnvision end to end / tuned peer end to end
 TARGET_E2E_OF_FWD = {"resnet50": 0.85}                 # batch end to end / bench forward-only
 TARGET_RSS_RATIO = 1.15                                # peak RSS, large set / small set
@@ -273,8 +283,7 @@ def main():
     ours_on = not args.peer_only
 
     cores = len(os.sched_getaffinity(0))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    tuned_env = dict(base_env, **TUNED_ENV)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
     thread_vars = {k: v for k, v in base_env.items() if k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                                "MKL_NUM_THREADS")}
 
@@ -303,24 +312,23 @@ def main():
             first = r == 0  # print the commands once per model
             rec = {}
 
-            def peer(cfg):
-                out = os.path.join(args.work, f"peer_{model}_{cfg}_r{r + 1}.jsonl")
-                summ = os.path.join(args.work, f"peer_{model}_{cfg}_r{r + 1}_summary.json")
-                # "tuned_cl": the tuned peer with its model and batches in channels-last (peer_channels_last.py)
-                wrapper = [os.path.join(HERE, "peer_channels_last.py")] if cfg == "tuned_cl" else []
+            def peer(key, label, env_add, channels_last):
+                out = os.path.join(args.work, f"peer_{model}_{key}_r{r + 1}.jsonl")
+                summ = os.path.join(args.work, f"peer_{model}_{key}_r{r + 1}_summary.json")
+                wrapper = [os.path.join(HERE, "peer_channels_last.py")] if channels_last else []
                 cmd = [args.python] + wrapper + [peer_py, images, "--model", model, "--weights", w, "--batch-size",
                                                  str(args.batch), "--out", out, "--summary", summ]
-                tuned = cfg.startswith("tuned")
-                if tuned:
+                if key != "asis":
                     cmd += ["--threads", str(cores)]
                 if first:
-                    show_cmd(cmd, TUNED_ENV if tuned else None)
-                res = run(cmd, f"peer_{model}_{cfg}_r{r + 1}", env=tuned_env if tuned else base_env)
+                    show_cmd(cmd, env_add or None)
+                res = run(cmd, f"peer_{model}_{key}_r{r + 1}", env=dict(base_env, **env_add))
                 with open(summ) as f:
                     res["summary"] = json.load(f)
                 res["out"] = out
                 res["ips"] = args.n / res["wall"]
-                rec["peer_" + cfg] = res
+                res["label"] = label
+                rec["peer_" + key] = res
 
             def ours():
                 out_dir = os.path.join(args.work, f"out_{model}_r{r + 1}")
@@ -349,25 +357,24 @@ def main():
                 res["json"] = json.loads(res["stdout"].strip().splitlines()[-1])
                 rec["bench"] = res
 
+            peers_in_order = [lambda run_=run_: peer(*run_) for run_ in PEER_RUNS]
             if r % 2 == 0:
-                order = [lambda: peer("asis"), lambda: peer("tuned"), lambda: peer("tuned_cl")] + \
-                    ([ours, bench] if ours_on else [])
+                order = peers_in_order + ([ours, bench] if ours_on else [])
             else:
-                order = ([bench, ours] if ours_on else []) + [lambda: peer("tuned_cl"), lambda: peer("tuned"),
-                                                              lambda: peer("asis")]
+                order = ([bench, ours] if ours_on else []) + peers_in_order[::-1]
             for step in order:
                 step()
             torch_version = rec["peer_tuned"]["summary"].get("torch")
 
             pa = rec["peer_asis"]
-            # The peer at its best: the faster of its tuned runs, NCHW or channels-last.
-            pt = max(rec["peer_tuned"], rec["peer_tuned_cl"], key=lambda p: p["ips"])
+            # The peer at its best: the fastest of its tuned runs.
+            pt = max((rec["peer_" + key] for key, *_ in PEER_RUNS if key != "asis"), key=lambda p: p["ips"])
             rec["peer_best"] = pt
             print(f"  round {r + 1} ({'peer first' if r % 2 == 0 else 'ours first'}):")
-            for label, p in (("peer as-is", pa), ("peer tuned", rec["peer_tuned"]),
-                             ("peer tuned CL", rec["peer_tuned_cl"])):
+            for key, *_ in PEER_RUNS:
+                p = rec["peer_" + key]
                 s = p["summary"]
-                print(f"    {label:12}{p['wall']:8.2f} s = {p['ips']:7.2f} images/s end to end "
+                print(f"    {p['label']:17}{p['wall']:8.2f} s = {p['ips']:7.2f} images/s end to end "
                       f"(own figure {s['images_per_s']:.2f} images/s, threads {s['threads']}, blas "
                       f"{s['blas_threads']}; decode+pre {s['decode_preprocess_s']:.1f} s, forward "
                       f"{s['forward_s']:.1f} s); cpu {p['cpu']:.1f} s, peak RSS {p['maxrss_mib']:.0f} MiB, "
@@ -378,10 +385,10 @@ def main():
                 rec["ratio_asis"] = o["ips"] / pa["ips"]
                 rec["e2e_of_fwd"] = o["ips"] / b["images_per_s"]
                 rec["own_of_fwd"] = o["own_ips"] / b["images_per_s"] if o["own_ips"] else None
-                print(f"    {'attnvision':12}{o['wall']:8.2f} s = {o['ips']:7.2f} images/s end to end (own figure "
+                print(f"    {'attnvision':17}{o['wall']:8.2f} s = {o['ips']:7.2f} images/s end to end (own figure "
                       f"{fmt(o['own_ips'], '.2f', 0)} images/s, start-up excluded); cpu "
                       f"{o['cpu']:.1f} s, peak RSS {o['maxrss_mib']:.0f} MiB, foreign {fmt(o['foreign'], '.2f', 0)}")
-                print(f"    {'bench':12}{b['images_per_s']:8.2f} images/s forward only ({b['achieved_gflop_s']:.1f} "
+                print(f"    {'bench':17}{b['images_per_s']:8.2f} images/s forward only ({b['achieved_gflop_s']:.1f} "
                       f"GFLOP/s of a {b['matmul_peak_gflop_s']:.1f} matmul peak, {b['gflops_per_image']:.2f} "
                       f"GFLOPs/image, torch threads {b['torch_threads']}); foreign "
                       f"{fmt(rec['bench']['foreign'], '.2f', 0)}")
@@ -456,8 +463,8 @@ def main():
               f"{med(r['peer_asis']['summary']['images_per_s'] for r in rounds):8.2f}"
               f"{fmt(rt, '.2f', 11)}{t_r_s:>12}{fmt(ra, '.2f', 11)}{fmt(fwd, '.2f', 9)}"
               f"{('-' if pct is None else f'{100 * pct:.0f}%'):>8}{t_p_s:>11}")
-    print("(own): each side's in-loop figure, start-up and model load excluded; peer best: the faster of the tuned "
-          "peer in NCHW and in channels-last, per round; e2e/fwd: attnvision end to end over bench's forward-only rate")
+    print("(own): each side's in-loop figure, start-up and model load excluded; peer best: the fastest tuned peer run "
+          "(NCHW, channels-last, tcmalloc channels-last), per round; e2e/fwd: attnvision end to end over bench's forward-only rate")
     if rss:
         print(f"peak RSS attnvision batch resnet18: {rss[args.rss_small]['maxrss_mib']:.0f} MiB ({args.rss_small} "
               f"images) -> {rss[args.rss_large]['maxrss_mib']:.0f} MiB ({args.rss_large}), ratio {rss['ratio']:.3f} "

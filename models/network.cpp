@@ -1,5 +1,8 @@
 #include "models/network.h"
 
+#include <torch/types.h>
+#include <torch/utils.h>
+
 #include <stdexcept>
 
 namespace attnvision::models {
@@ -21,9 +24,18 @@ void NetworkImpl::adopt(torch::nn::Module& part) {
 }
 
 Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& request) {
-  Forward f = backbone_->forward_features(x, request);
+  Forward f = backbone_->forward_features(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, request);
   head_->forward(*backbone_, f);
   return f;
+}
+
+void NetworkImpl::prepare_for_inference() {
+  eval();
+  if (!backbone_->prefers_channels_last()) return;
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  channels_last_ = true;
 }
 
 void NetworkImpl::train(bool on) {

@@ -21,6 +21,12 @@ class NetworkImpl : public torch::nn::Module {
   Forward forward(const torch::Tensor& x, const ForwardRequest& request = {});
   torch::Tensor logits(const torch::Tensor& x) { return forward(x).logits; }
 
+  // Readies the network for inference, once, after its weights are loaded: eval mode and, for a backbone that
+  // prefers it, convolution weights and every input in channels-last memory format. Outputs are unchanged up
+  // to float rounding (the parity tests check the prepared path against timm too); saved weights are written
+  // in the standard layout whatever the memory format.
+  void prepare_for_inference();
+
   BackboneImpl& backbone() { return *backbone_; }
   HeadImpl& head() { return *head_; }
 
@@ -32,6 +38,7 @@ class NetworkImpl : public torch::nn::Module {
 
   Backbone backbone_;
   Head head_;
+  bool channels_last_ = false;
 };
 using Network = std::shared_ptr<NetworkImpl>;
 

@@ -35,10 +35,13 @@ ThreadPlan apply_threads(ThreadPlan plan);
 // core and OpenBLAS one, whatever the architecture.
 ThreadPlan default_threads(const char* arch, bool training = false, Precision precision = Precision::kFloat32);
 
-// Keeps freed tensor memory in the process instead of handing it back to the kernel. glibc serves
-// blocks over its mmap threshold (at most 32 MB) with fresh mappings, so every forward pass page-faults
-// its large activations anew; on this VM that alone made ResNet-50 (batch 16) 3-4x slower, and DICOM
-// decoding paid 9.3 ms of page faults per 512x512 slice. The CLI calls it once at start-up.
+// Keeps freed tensor memory in the process instead of handing it back to the kernel, where glibc's malloc
+// is the allocator. glibc serves blocks over its mmap threshold (at most 32 MB) with fresh mappings, so
+// every forward pass page-faults its large activations anew; on this VM that alone made ResNet-50
+// (batch 16) 3-4x slower, and DICOM decoding paid 9.3 ms of page faults per 512x512 slice. The CLI calls
+// it once at start-up; the `attnvision` binary itself links tcmalloc (pipelines/cli/CMakeLists.txt says
+// why), which keeps freed memory on its own and ignores these settings, so this serves programs and tests
+// that link the library with glibc's allocator.
 void keep_freed_memory();
 
 // Cores this process may run on (sched affinity), at least 1.

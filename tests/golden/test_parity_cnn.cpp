@@ -67,6 +67,12 @@ TEST_P(CnnParity, MatchesTimm) {
     expect_close(f.pre_logits, expected.at("features"), "features");
     expect_close(f.feature_map, expected.at("last_feature_map"), "last_feature_map");
     testing::expect_intermediates_close(f.activations, intermediates);
+    // The inference layout (channels-last on ResNets) gives the same outputs within the same tolerance.
+    net->prepare_for_inference();
+    models::Forward prepared = net->forward(input);
+    expect_close(prepared.logits, expected.at("logits"), "logits, prepared for inference");
+    expect_close(prepared.pre_logits, expected.at("features"), "features, prepared for inference");
+    expect_close(prepared.feature_map, expected.at("last_feature_map"), "last_feature_map, prepared for inference");
   }
 }
 
