@@ -14,7 +14,7 @@ const std::vector<CfgField>& model_cfg_fields() {
   static const std::vector<CfgField> fields = {
       {"name", "", "a name for the model", [](ModelCfg& c) -> CfgFieldRef { return &c.name; }},
       {"arch", "", "resnet | vit", [](ModelCfg& c) -> CfgFieldRef { return &c.arch; }},
-      {"task", "", "what the head does: classification", [](ModelCfg& c) -> CfgFieldRef { return &c.task; }},
+      {"task", "", "what the head does: classification | detection", [](ModelCfg& c) -> CfgFieldRef { return &c.task; }},
       {"block", "resnet", "basic | bottleneck", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.block; }},
       {"layers", "resnet", "blocks per stage, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.layers; }},
       {"channels", "resnet", "stage widths, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.channels; }},
@@ -29,6 +29,9 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"num_heads", "vit", "attention heads", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.num_heads; }},
       {"mlp_ratio", "vit", "MLP width / embed_dim", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.mlp_ratio; }},
       {"qkv_bias", "vit", "bias on the qkv projection", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.qkv_bias; }},
+      {"head_width", "detection", "channels of the detection neck and branches", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.head_width; }},
+      {"output_stride", "detection", "input pixels per heatmap cell (a power of two)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.output_stride; }},
+      {"max_detections", "detection", "peaks kept per image", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.max_detections; }},
       {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
       {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
       {"input_size", "", "[C, H, W] the model is fed", [](ModelCfg& c) -> CfgFieldRef { return &c.input_size; }},
@@ -81,14 +84,21 @@ void ModelCfg::validate() const {
     if (vit.depth < 1 || vit.depth > 256) fail("depth must be in 1..256");
     if (!(vit.mlp_ratio > 0)) fail("mlp_ratio must be positive");
   }
+  if (task == "detection") {
+    const int64_t s = detection.output_stride;
+    if (s < 1 || s > 32 || (s & (s - 1)) != 0) fail("output_stride must be a power of two in 1..32");
+    if (detection.head_width < 8 || detection.head_width > 1024) fail("head_width must be in 8..1024");
+    if (detection.max_detections < 1 || detection.max_detections > 1000) fail("max_detections must be in 1..1000");
+    if (num_classes < 1) fail("a detector needs num_classes >= 1");
+  }
 }
 
 json to_json(const ModelCfg& c) {
   ModelCfg copy = c;  // the table hands out pointers into a mutable cfg
   json j = json::object();
   for (const CfgField& f : model_cfg_fields()) {
-    if (*f.arch && c.arch != f.arch) continue;  // only the architecture's own section
-    json& slot = *f.arch ? j[f.arch][f.key] : j[f.key];
+    if (!f.applies_to(c)) continue;  // only the model's own sections
+    json& slot = *f.section ? j[f.section][f.key] : j[f.key];
     std::visit([&](auto* v) { slot = *v; }, f.ref(copy));
   }
   return j;
@@ -96,10 +106,15 @@ json to_json(const ModelCfg& c) {
 
 ModelCfg cfg_from_json(const json& j, ModelCfg c) {
   if (!j.is_object()) throw std::invalid_argument("model config: expected a JSON object");
-  auto find_field = [](const std::string& arch, const std::string& key) -> const CfgField* {
+  auto find_field = [](const std::string& section, const std::string& key) -> const CfgField* {
     for (const CfgField& f : model_cfg_fields())
-      if (arch == f.arch && key == f.key) return &f;
+      if (section == f.section && key == f.key) return &f;
     return nullptr;
+  };
+  auto is_section = [](const std::string& key) {
+    for (const CfgField& f : model_cfg_fields())
+      if (*f.section && key == f.section) return true;
+    return false;
   };
   auto read = [&](const CfgField& f, const json& v) {
     std::visit(
@@ -114,7 +129,7 @@ ModelCfg cfg_from_json(const json& j, ModelCfg c) {
         f.ref(c));
   };
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (it.key() == "resnet" || it.key() == "vit") {
+    if (is_section(it.key())) {
       if (!it->is_object()) throw std::invalid_argument("model config: '" + it.key() + "' must be an object");
       for (auto sub = it->begin(); sub != it->end(); ++sub) {
         const CfgField* f = find_field(it.key(), sub.key());

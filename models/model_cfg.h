@@ -35,14 +35,22 @@ struct VitArgs {
   bool qkv_bias = true;
 };
 
+// The detection head's settings (models/heads/centernet.cpp), read when task is detection.
+struct DetectionArgs {
+  int64_t head_width = 64;      // channels of the upsampling neck and of each prediction branch
+  int64_t output_stride = 4;    // input pixels per cell of the predicted maps (CenterNet: 4)
+  int64_t max_detections = 100; // peaks kept per image (top-K)
+};
+
 struct ModelCfg {
   std::string name;          // registry name, or a user's own for a YAML model
   std::string arch;          // resnet | vit
   std::string task = "classification";  // picks the head (models/heads/): a task no head serves is an error
   ResNetArgs resnet;
   VitArgs vit;
+  DetectionArgs detection;
   int64_t in_chans = 3;
-  int64_t num_classes = 1000;  // classifier outputs (0: the pooled features)
+  int64_t num_classes = 1000;  // classifier outputs (0: the pooled features); a detector's object classes
   // Preprocessing, as timm's pretrained_cfg: input_size (C, H, W), crop_pct, interpolation, mean, std.
   std::vector<int64_t> input_size{3, 224, 224};
   double crop_pct = 0.875;
@@ -63,11 +71,14 @@ using CfgFieldRef = std::variant<std::string*, int64_t*, double*, bool*, std::ve
 
 struct CfgField {
   const char* key;   // the model YAML key (flat, timm's constructor name): "attn"
-  const char* arch;  // "" for every architecture, else the one it belongs to ("resnet", "vit")
+  // "" for every model, else the section it belongs to: an architecture ("resnet", "vit") or a task whose
+  // head has settings ("detection"); a section's fields count only for a model of that arch or task.
+  const char* section;
   const char* help;  // one line, for errors and documentation
   CfgFieldRef (*ref)(ModelCfg& cfg);
-  // Where the checkpoint JSON keeps it: "<arch>.<key>" for an architecture's field, "<key>" otherwise.
-  std::string json_path() const { return *arch ? std::string(arch) + "." + key : std::string(key); }
+  // Where the checkpoint JSON keeps it: "<section>.<key>" for a section's field, "<key>" otherwise.
+  std::string json_path() const { return *section ? std::string(section) + "." + key : std::string(key); }
+  bool applies_to(const ModelCfg& cfg) const { return !*section || cfg.arch == section || cfg.task == section; }
 };
 
 // Every field of ModelCfg, once.

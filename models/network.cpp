@@ -24,7 +24,9 @@ void NetworkImpl::adopt(torch::nn::Module& part) {
 }
 
 Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& request) {
-  Forward f = backbone_->forward_features(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, request);
+  ForwardRequest asked = request;
+  asked.stages = asked.stages || head_->needs().stages;
+  Forward f = backbone_->forward_features(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, asked);
   head_->forward(*backbone_, f);
   return f;
 }

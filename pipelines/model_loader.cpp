@@ -50,7 +50,7 @@ const std::vector<KeySpec>& model_yaml_schema() {
   static const std::vector<KeySpec> schema = [] {
     std::vector<KeySpec> keys{{"base", Kind::kString, false, "registered model whose defaults this file overrides"}};
     for (const models::CfgField& f : models::model_cfg_fields())
-      keys.push_back({f.key, kind_of(f), false, *f.arch ? std::string(f.arch) + ": " + f.help : f.help});
+      keys.push_back({f.key, kind_of(f), false, *f.section ? std::string(f.section) + ": " + f.help : f.help});
     keys.push_back({"labels_file", Kind::kString, false, "file with one class name per line"});
     return keys;
   }();

@@ -27,6 +27,7 @@ struct FeatureInfo {
 struct ForwardRequest {
   bool activations = false;  // stem/stage/attention-module outputs, named as in timm
   bool attention = false;    // attention maps: CBAM spatial maps (N x 1 x H x W) or ViT probabilities (N x heads x T x T)
+  bool stages = false;       // the feature maps of the stages finer than the last (what a dense head builds on)
 };
 
 // Everything one forward pass produced. Fields nobody asked for stay undefined tensors / empty lists.
@@ -36,14 +37,23 @@ struct Forward {
   // Filled by the classification head (models/heads/classifier.cpp):
   torch::Tensor pre_logits;   // N x C, the pooled features the classifier sees
   torch::Tensor logits;       // N x num_classes
+  // Filled by the detection head (models/heads/centernet.cpp), on a grid of output_stride pixels per cell:
+  torch::Tensor heatmap;      // N x num_classes x h x w, logits of "an object of this class is centred here"
+  torch::Tensor box_size;     // N x 2 x h x w, box width and height in cells
+  torch::Tensor box_offset;   // N x 2 x h x w, the centre's sub-cell offset (x, y)
+  // When ForwardRequest::stages: the outputs of the stages whose stride is below the feature map's, named as
+  // in feature_info(), shallow to deep (a ViT has none: every block keeps the patch stride).
+  NamedTensors stages;
   NamedTensors activations;   // in forward order, when ForwardRequest::activations
   NamedTensors attention;     // in forward order, named by the module that produced them
 
   // The same tensors cut from any autograd graph (what a saliency pass hands back after its backward).
   Forward detached() const {
     Forward f = *this;
-    for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits})
+    for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits, &f.heatmap, &f.box_size,
+                             &f.box_offset})
       if (t->defined()) *t = t->detach();
+    for (auto& named : f.stages) named.second = named.second.detach();
     for (auto& named : f.activations) named.second = named.second.detach();
     for (auto& named : f.attention) named.second = named.second.detach();
     return f;

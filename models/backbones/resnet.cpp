@@ -152,6 +152,7 @@ class ResNetImpl : public BackboneImpl {
     torch::Tensor y = stem_ ? stem_->forward(x) : stem_conv_->forward(x);
     y = bn1_->forward(y).relu_();
     rec.activation("stem_act", y);
+    if (request.stages) f.stages.emplace_back("act1", y);
     if (stem_pool_) {
       y = torch::max_pool2d(y, 3, 2, 1);
       rec.activation("stem_pool", y);
@@ -161,6 +162,7 @@ class ResNetImpl : public BackboneImpl {
       for (size_t b = 0; b < stages_[s]->size(); ++b)
         y = stages_[s]->ptr<BlockImpl>(b)->forward(y, rec, stage_name + "." + std::to_string(b));
       rec.activation(stage_name, y);
+      if (request.stages && s + 1 < stages_.size()) f.stages.emplace_back(stage_name, y);
     }
     f.feature_map = y;
     return f;

@@ -18,6 +18,8 @@ class HeadImpl : public torch::nn::Module {
  public:
   // Fills the head's fields of `f` (a classifier: pre_logits and logits) from the backbone's.
   virtual void forward(BackboneImpl& backbone, Forward& f) = 0;
+  // What the head needs the backbone to hand back besides the last feature map (a dense head: the stages).
+  virtual ForwardRequest needs() const { return {}; }
 };
 using Head = std::shared_ptr<HeadImpl>;
 

@@ -7,11 +7,15 @@ namespace attnvision::models {
 // One builder and cost model per head file (models/heads/<name>.cpp).
 Head build_classifier_head(const ModelCfg& cfg, BackboneImpl& backbone);
 double classifier_head_gmacs(const ModelCfg& cfg, int64_t num_features);
+Head build_centernet_head(const ModelCfg& cfg, BackboneImpl& backbone);
+double centernet_head_gmacs(const ModelCfg& cfg, int64_t num_features);
 
 const std::vector<HeadRow>& head_table() {
   static const std::vector<HeadRow> table = {
       {"classifier", "classification", "global pooling + linear classifier (timm's fc / head)", build_classifier_head,
        classifier_head_gmacs},
+      {"centernet", "detection", "CenterNet: class-centre heatmaps, box size and offset on a stride-4 grid",
+       build_centernet_head, centernet_head_gmacs},
   };
   return table;
 }

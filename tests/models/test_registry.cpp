@@ -116,12 +116,12 @@ namespace {
 
 TEST(Registry, ATaskNoHeadServesIsAnErrorNotASilentClassifier) {
   ModelCfg cfg = default_cfg("resnet18");
-  cfg.task = "detection";
+  cfg.task = "segmentation";
   try {
     build_model(cfg);
     FAIL() << "built a network for a task without a head";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("detection"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("segmentation"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("classification"), std::string::npos) << "names the tasks that have a head";
   }
 }
@@ -150,7 +150,14 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
   torch::NoGradGuard no_grad;
   const int64_t size = cfg.arch == "vit" ? cfg.input_size[1] : 64;
   const Forward f = net->forward(torch::randn({1, cfg.in_chans, size, size}));
-  EXPECT_TRUE(f.logits.defined());
+  if (task == "detection") {  // one heatmap channel per class and the two box maps, on the stride-4 grid
+    const int64_t cells = size / cfg.detection.output_stride;
+    EXPECT_EQ(f.heatmap.sizes(), (std::vector<int64_t>{1, 5, cells, cells}));
+    EXPECT_EQ(f.box_size.sizes(), (std::vector<int64_t>{1, 2, cells, cells}));
+    EXPECT_EQ(f.box_offset.sizes(), (std::vector<int64_t>{1, 2, cells, cells}));
+  } else {
+    EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{1, 5}));
+  }
 }
 
 std::vector<std::string> head_tasks_list() { return head_tasks(); }

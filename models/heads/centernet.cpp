@@ -1,0 +1,248 @@
+// The detection head: CenterNet ("Objects as Points") on any backbone. A neck brings the backbone's last
+// feature map up to output_stride by 2x bilinear steps, adding at each step a 1x1 projection of the
+// backbone stage of that stride when there is one (a ResNet's layer3, layer2, layer1); a ViT has one stride,
+// so its neck is the simple feature pyramid of its token grid (ViTDet) without laterals. Three branches then
+// predict, per cell, class-centre logits, box size and the centre's sub-cell offset. Targets, loss and
+// decoding are in models/heads/centernet.h.
+#include "models/heads/centernet.h"
+
+#include "models/heads/head.h"
+
+#include <torch/nn/functional/upsampling.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/moduledict.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace attnvision::models {
+namespace {
+namespace nn = torch::nn;
+
+nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t kernel) {
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, kernel).padding(kernel / 2).bias(false)),
+                        nn::BatchNorm2d(out), nn::ReLU(nn::ReLUOptions(true)));
+}
+
+// 3x3 conv + ReLU + 1x1 conv, as CenterNet's branches.
+nn::Sequential branch(int64_t width, int64_t outputs, double bias) {
+  auto last = nn::Conv2d(nn::Conv2dOptions(width, outputs, 1));
+  nn::init::constant_(last->bias, bias);
+  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(width, width, 3).padding(1)), nn::ReLU(nn::ReLUOptions(true)),
+                        last);
+}
+
+// The heatmap's initial bias gives every cell a prior of 0.1 of being a centre (-log((1 - 0.1) / 0.1)), as
+// CenterNet does, so the focal loss does not start swamped by the easy negatives.
+constexpr double kHeatmapPriorBias = -2.19;
+
+class CenterNetHeadImpl : public HeadImpl {
+ public:
+  CenterNetHeadImpl(const ModelCfg& cfg, BackboneImpl& backbone) {
+    const std::vector<FeatureInfo> info = backbone.feature_info();
+    if (info.empty()) throw std::invalid_argument("detection head: the backbone reports no stages");
+    const int64_t width = cfg.detection.head_width;
+    int64_t stride = info.back().stride;
+    if (cfg.detection.output_stride > stride)
+      throw std::invalid_argument("detection head: output_stride " + std::to_string(cfg.detection.output_stride) +
+                                  " is coarser than the backbone's stride " + std::to_string(stride));
+    reduce_ = register_module("neck_reduce", conv_bn_relu(info.back().channels, width, 1));
+    ups_ = register_module("neck_up", nn::ModuleList());
+    laterals_ = register_module("neck_lateral", nn::ModuleDict());
+    for (; stride > cfg.detection.output_stride; stride /= 2) {
+      // The deepest stage at the finer stride, if the backbone has one there.
+      std::string lateral;
+      int64_t channels = 0;
+      for (const FeatureInfo& fi : info)
+        if (fi.stride == stride / 2) {
+          lateral = fi.module;
+          channels = fi.channels;
+        }
+      if (!lateral.empty()) {
+        const std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>> entry{
+            {lateral, conv_bn_relu(channels, width, 1).ptr()}};
+        laterals_->update(entry);
+      }
+      step_laterals_.push_back(lateral);
+      ups_->push_back(conv_bn_relu(width, width, 3));
+    }
+    heatmap_ = register_module("heatmap", branch(width, cfg.num_classes, kHeatmapPriorBias));
+    size_ = register_module("box_size", branch(width, 2, 0.0));
+    offset_ = register_module("box_offset", branch(width, 2, 0.0));
+  }
+
+  ForwardRequest needs() const override {
+    ForwardRequest r;
+    r.stages = true;
+    return r;
+  }
+
+  void forward(BackboneImpl&, Forward& f) override {
+    torch::Tensor y = reduce_->forward(f.feature_map);
+    for (size_t i = 0; i < step_laterals_.size(); ++i) {
+      y = nn::functional::interpolate(
+          y, nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0})
+                 .mode(torch::kBilinear).align_corners(false));
+      if (!step_laterals_[i].empty()) {
+        const torch::Tensor& stage = stage_output(f, step_laterals_[i]);
+        y = y + laterals_[step_laterals_[i]]->as<nn::Sequential>()->forward(stage);
+      }
+      y = ups_[i]->as<nn::Sequential>()->forward(y);
+    }
+    f.heatmap = heatmap_->forward(y);
+    f.box_size = size_->forward(y);
+    f.box_offset = offset_->forward(y);
+  }
+
+ private:
+  static const torch::Tensor& stage_output(const Forward& f, const std::string& name) {
+    for (const auto& [stage, t] : f.stages)
+      if (stage == name) return t;
+    throw std::logic_error("detection head: the backbone did not hand back stage '" + name + "'");
+  }
+
+  nn::Sequential reduce_{nullptr};
+  nn::ModuleList ups_{nullptr};
+  nn::ModuleDict laterals_{nullptr};
+  std::vector<std::string> step_laterals_;  // per upsampling step, the stage added there ("" for none)
+  nn::Sequential heatmap_{nullptr}, size_{nullptr}, offset_{nullptr};
+};
+
+// Adds a 2-D Gaussian of the given radius, peak 1, at (cx, cy) into `map` (h x w) by element-wise maximum,
+// as CenterNet's draw_umich_gaussian (sigma = diameter / 6; values below float epsilon times the peak dropped).
+void draw_gaussian(float* map, int64_t h, int64_t w, int64_t cx, int64_t cy, int64_t radius) {
+  const double sigma = (2 * radius + 1) / 6.0;
+  for (int64_t dy = -radius; dy <= radius; ++dy) {
+    const int64_t y = cy + dy;
+    if (y < 0 || y >= h) continue;
+    for (int64_t dx = -radius; dx <= radius; ++dx) {
+      const int64_t x = cx + dx;
+      if (x < 0 || x >= w) continue;
+      const double g = std::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+      if (g < std::numeric_limits<double>::epsilon()) continue;
+      float& cell = map[y * w + x];
+      cell = std::max(cell, static_cast<float>(g));
+    }
+  }
+}
+
+// Gathers per-object predictions: `map` N x C x h x w at `index` N x M -> N x M x C.
+torch::Tensor gather_cells(const torch::Tensor& map, const torch::Tensor& index) {
+  const torch::Tensor flat = map.flatten(2).transpose(1, 2);  // N x hw x C
+  return flat.gather(1, index.unsqueeze(2).expand({-1, -1, flat.size(2)}));
+}
+
+}  // namespace
+
+Head build_centernet_head(const ModelCfg& cfg, BackboneImpl& backbone) {
+  return std::make_shared<CenterNetHeadImpl>(cfg, backbone);
+}
+
+// The neck and the three branches at input_size / output_stride, given the backbone's output width (the
+// laterals are left out: 1x1 convolutions on maps of a quarter of the cells or fewer).
+double centernet_head_gmacs(const ModelCfg& cfg, int64_t num_features) {
+  const double width = static_cast<double>(cfg.detection.head_width);
+  const double cells = static_cast<double>(cfg.input_size[1] / cfg.detection.output_stride) *
+                       static_cast<double>(cfg.input_size[2] / cfg.detection.output_stride);
+  const double neck = cells * width * width * 9;  // the last upsampling conv dominates its neck
+  const double branches = cells * (3 * width * width * 9 + width * (cfg.num_classes + 4));
+  const double reduce = cells / 64.0 * num_features * width;
+  return (neck + branches + reduce) / 1e9;
+}
+
+double centernet_gaussian_radius(double height, double width, double min_overlap) {
+  // CenterNet's gaussian_radius, kept as its authors wrote it (the three roots divide by 2 rather than by
+  // 2a): trained detectors expect these radii.
+  const double b1 = height + width, c1 = width * height * (1 - min_overlap) / (1 + min_overlap);
+  const double r1 = (b1 + std::sqrt(b1 * b1 - 4 * c1)) / 2;
+  const double b2 = 2 * (height + width), c2 = (1 - min_overlap) * width * height;
+  const double r2 = (b2 + std::sqrt(b2 * b2 - 16 * c2)) / 2;
+  const double a3 = 4 * min_overlap, b3 = -2 * min_overlap * (height + width), c3 = (min_overlap - 1) * width * height;
+  const double r3 = (b3 + std::sqrt(b3 * b3 - 4 * a3 * c3)) / 2;
+  return std::min({r1, r2, r3});
+}
+
+CenterNetTargets centernet_targets(const torch::Tensor& boxes, int64_t num_classes, int64_t h, int64_t w,
+                                   int64_t stride) {
+  const torch::Tensor b = boxes.to(torch::kCPU, torch::kFloat).contiguous();
+  const int64_t n = b.size(0), m = b.size(1);
+  CenterNetTargets t;
+  t.heatmap = torch::zeros({n, num_classes, h, w});
+  t.size = torch::zeros({n, m, 2});
+  t.offset = torch::zeros({n, m, 2});
+  t.index = torch::zeros({n, m}, torch::kLong);
+  t.mask = torch::zeros({n, m});
+  auto box = b.accessor<float, 3>();
+  auto size = t.size.accessor<float, 3>();
+  auto offset = t.offset.accessor<float, 3>();
+  auto index = t.index.accessor<int64_t, 2>();
+  auto mask = t.mask.accessor<float, 2>();
+  float* heat = t.heatmap.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t cls = static_cast<int64_t>(box[i][j][0]);
+      if (cls < 0) continue;
+      if (cls >= num_classes)
+        throw std::invalid_argument("detection targets: class " + std::to_string(cls) + " of " +
+                                    std::to_string(num_classes));
+      const double bw = box[i][j][3] / static_cast<double>(stride), bh = box[i][j][4] / static_cast<double>(stride);
+      const double cx = box[i][j][1] / static_cast<double>(stride) + bw / 2;
+      const double cy = box[i][j][2] / static_cast<double>(stride) + bh / 2;
+      const auto x = static_cast<int64_t>(std::floor(cx)), y = static_cast<int64_t>(std::floor(cy));
+      if (bw <= 0 || bh <= 0 || x < 0 || y < 0 || x >= w || y >= h) continue;
+      const auto radius = std::max<int64_t>(0, static_cast<int64_t>(centernet_gaussian_radius(bh, bw)));
+      draw_gaussian(heat + (i * num_classes + cls) * h * w, h, w, x, y, radius);
+      size[i][j][0] = static_cast<float>(bw);
+      size[i][j][1] = static_cast<float>(bh);
+      offset[i][j][0] = static_cast<float>(cx - x);
+      offset[i][j][1] = static_cast<float>(cy - y);
+      index[i][j] = y * w + x;
+      mask[i][j] = 1;
+    }
+  return t;
+}
+
+CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64_t stride, double size_weight) {
+  const auto device = f.heatmap.device();
+  const CenterNetTargets t =
+      centernet_targets(boxes, f.heatmap.size(1), f.heatmap.size(2), f.heatmap.size(3), stride);
+  const torch::Tensor gt = t.heatmap.to(device), mask = t.mask.to(device).unsqueeze(2);
+  const torch::Tensor index = t.index.to(device);
+  CenterNetLoss loss;
+  // Penalty-reduced focal loss on the sigmoid, clamped as CenterNet's _sigmoid so log() stays finite.
+  const torch::Tensor p = f.heatmap.sigmoid().clamp(1e-4, 1 - 1e-4);
+  const torch::Tensor pos = gt.eq(1).to(p.scalar_type());
+  const torch::Tensor pos_loss = (p.log() * (1 - p).pow(2) * pos).sum();
+  const torch::Tensor neg_loss = ((1 - p).log() * p.pow(2) * (1 - gt).pow(4) * (1 - pos)).sum();
+  const torch::Tensor num_pos = pos.sum().clamp_min(1);
+  loss.heatmap = -(pos_loss + neg_loss) / num_pos;
+  // L1 at the centre cells only, normalised by the regressed coordinates (CenterNet's RegL1Loss).
+  const torch::Tensor coords = mask.expand({-1, -1, 2}).sum() + 1e-4;
+  loss.size = (gather_cells(f.box_size, index) - t.size.to(device)).abs().mul(mask).sum() / coords;
+  loss.offset = (gather_cells(f.box_offset, index) - t.offset.to(device)).abs().mul(mask).sum() / coords;
+  loss.total = loss.heatmap + size_weight * loss.size + loss.offset;
+  return loss;
+}
+
+torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride) {
+  const torch::Tensor heat = f.heatmap.to(torch::kFloat).sigmoid();
+  const int64_t n = heat.size(0), c = heat.size(1), h = heat.size(2), w = heat.size(3);
+  // A peak is its own 3x3 maximum; everything else is suppressed (CenterNet's NMS-free decoding).
+  const torch::Tensor peaks = heat * torch::max_pool2d(heat, 3, 1, 1).eq(heat);
+  const auto [scores, flat] = peaks.reshape({n, c * h * w}).topk(std::min(k, c * h * w));
+  const torch::Tensor cls = flat.div(h * w, "floor");
+  const torch::Tensor cell = flat.remainder(h * w);
+  const torch::Tensor size = gather_cells(f.box_size.to(torch::kFloat), cell);      // N x k x 2
+  const torch::Tensor offset = gather_cells(f.box_offset.to(torch::kFloat), cell);  // N x k x 2
+  const torch::Tensor cx = (cell.remainder(w).to(torch::kFloat) + offset.select(2, 0)) * stride;
+  const torch::Tensor cy = (cell.div(w, "floor").to(torch::kFloat) + offset.select(2, 1)) * stride;
+  const torch::Tensor bw = size.select(2, 0) * stride, bh = size.select(2, 1) * stride;
+  return torch::stack({cx - bw / 2, cy - bh / 2, bw, bh, scores, cls.to(torch::kFloat)}, 2);
+}
+
+}  // namespace attnvision::models

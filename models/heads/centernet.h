@@ -1,0 +1,42 @@
+// CenterNet ("Objects as Points", Zhou et al. 2019), the detection head's training targets, loss and decoding,
+// kept apart from its forward (models/heads/centernet.cpp) as mmdetection's centernet_head.py keeps them.
+// Boxes travel as one padded tensor per batch so the trainer stays task-agnostic: N x M x 5 rows of
+// [class, x, y, w, h] in input pixels (COCO's box: left, top, width, height), class -1 for padding.
+#pragma once
+
+#include "models/backbones/backbone.h"
+
+#include <torch/types.h>
+
+namespace attnvision::models {
+
+// What CenterNet regresses, on the head's grid (h x w cells of `stride` input pixels).
+struct CenterNetTargets {
+  torch::Tensor heatmap;  // N x num_classes x h x w: a Gaussian peak of 1 at each box's centre cell
+  torch::Tensor size;     // N x M x 2: box width and height in cells
+  torch::Tensor offset;   // N x M x 2: the centre's position within its cell, in [0, 1)
+  torch::Tensor index;    // N x M (int64): the centre cell, y * w + x
+  torch::Tensor mask;     // N x M: 1 for a real box whose centre falls on the grid, 0 for padding
+};
+
+CenterNetTargets centernet_targets(const torch::Tensor& boxes, int64_t num_classes, int64_t h, int64_t w,
+                                   int64_t stride);
+
+// CenterNet's Gaussian radius for a box of `height` x `width` cells: the largest shift of its corners that
+// keeps IoU >= min_overlap in the worst of the three cases the paper's code considers.
+double centernet_gaussian_radius(double height, double width, double min_overlap = 0.7);
+
+struct CenterNetLoss {
+  torch::Tensor total;    // heatmap + size_weight * size + offset
+  torch::Tensor heatmap;  // penalty-reduced focal loss (alpha 2, beta 4), per object
+  torch::Tensor size;     // L1 on width and height in cells, per coordinate of an object
+  torch::Tensor offset;   // L1 on the sub-cell centre, per coordinate of an object
+};
+
+CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64_t stride, double size_weight = 0.1);
+
+// The top `k` peaks of every image (a peak: the maximum of its 3x3 neighbourhood, over all classes), as
+// N x k x 6 rows of [x, y, w, h, score, class] in input pixels, by descending score.
+torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride);
+
+}  // namespace attnvision::models
