@@ -14,7 +14,9 @@ CommandRun define_forward(CLI::App& app);   // pipelines/commands/forward.cpp
 CommandRun define_bench(CLI::App& app);     // pipelines/commands/bench.cpp
 CommandRun define_train(CLI::App& app);     // pipelines/commands/train.cpp
 CommandRun define_eval(CLI::App& app);      // pipelines/commands/eval.cpp
+CommandRun define_eval_detect(CLI::App& app);  // pipelines/commands/eval_detect.cpp
 CommandRun define_batch(CLI::App& app);     // pipelines/commands/batch.cpp
+CommandRun define_synth(CLI::App& app);     // pipelines/commands/synth.cpp
 
 // The fixed commands; every task row (pipelines/tasks/) adds its own subcommand after them.
 const std::vector<CommandSpec>& command_table() {
@@ -26,7 +28,9 @@ const std::vector<CommandSpec>& command_table() {
       {"bench", "time a model's forward pass and report images/s and GFLOP/s", define_bench},
       {"train", "train a classifier from a recipe (configs/train/*.yaml); data-parallel with --nproc", define_train},
       {"eval", "a model's task metric on a labelled set (classification: accuracy, per class, confusion)", define_eval},
+      {"eval-detect", "COCO box mAP of a results file against instances (pycocotools' 12 numbers)", define_eval_detect},
       {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},
+      {"synth", "generate synthetic data sets (scenes: Fashion-MNIST detection and captioning)", define_synth},
     };
     for (const TaskRow& task : task_table()) commands.push_back({task.name, task.summary, task.define_command});
     return commands;

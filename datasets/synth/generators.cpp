@@ -1,0 +1,87 @@
+// The generator table and each generator's command-line face.
+#include "datasets/synth/generator.h"
+
+#include "datasets/labeled_images.h"
+#include "datasets/synth/scenes.h"
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+namespace attnvision::datasets::synth {
+
+namespace {
+
+// A sane bound on --images: the JSON files are built in memory, a few KB per image (COCO has 120k images).
+constexpr int64_t kMaxImages = 1'000'000;
+
+// A plain line on stderr every few seconds (no redrawn meter: these runs mostly go to logs).
+std::function<void(int64_t)> progress_lines(const char* what, int64_t total) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  auto last = std::make_shared<Clock::time_point>(start);
+  return [=](int64_t done) {
+    const Clock::time_point now = Clock::now();
+    if (done == total || now - *last < std::chrono::seconds(5)) return;
+    *last = now;
+    const double seconds = std::chrono::duration<double>(now - start).count();
+    std::fprintf(stderr, "%s: %lld/%lld images, %.0f/s\n", what, static_cast<long long>(done),
+                 static_cast<long long>(total), done / seconds);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// scenes
+
+struct ScenesCli {
+  std::string out;
+  int64_t images = 0;
+  SceneOptions scene;
+};
+
+int run_scenes(const ScenesCli& o) {
+  const LabeledImages source = load_labeled_images("fashion-mnist:" + o.scene.split);
+  const SceneSetSummary s =
+      write_scene_set(source, o.scene, o.images, o.out, progress_lines("synth scenes", o.images));
+  std::printf("wrote %lld images with %lld items to %s (images/, instances.json, captions.json)\n",
+              static_cast<long long>(s.images), static_cast<long long>(s.items), o.out.c_str());
+  return 0;
+}
+
+std::function<int()> define_scenes(CLI::App& app) {
+  auto o = std::make_shared<ScenesCli>();
+  app.footer(
+      "Items come from Fashion-MNIST's matching split, found in $ATTNVISION_FASHION_MNIST_DIR or "
+      "/usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist). Each item: resized to s x s "
+      "(s in 16..64), tinted from a named palette, placed so that no two boxes overlap by more than 20% "
+      "of the smaller one. Output: OUT/images/<split>_s<seed>_<index>.png, OUT/captions.json (COCO "
+      "captions, five per image) and OUT/instances.json (COCO boxes of the visible pixels), written last. "
+      "The same seed, split and count give byte-identical files.");
+  app.add_option("--out,-o", o->out, "output folder (created; files of the same names are replaced)")
+      ->required();
+  app.add_option("--images,-n", o->images, "number of images to compose")
+      ->required()
+      ->check(CLI::Range(int64_t{1}, kMaxImages));
+  app.add_option("--seed", o->scene.seed, "random seed; file names carry it, so seeds give disjoint sets")
+      ->required();
+  app.add_option("--split", o->scene.split, "train | test: the Fashion-MNIST split the items come from")
+      ->required()
+      ->check(CLI::IsMember({"train", "test"}));
+  app.add_option("--size", o->scene.size, "canvas side in pixels (square RGB images)")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 2048));
+  return [o] { return run_scenes(*o); };
+}
+
+}  // namespace
+
+const std::vector<GeneratorRow>& generator_table() {
+  static const std::vector<GeneratorRow> table = {
+      {"scenes", "Fashion-MNIST scenes: 1-6 tinted items per image, COCO boxes and captions", define_scenes},
+  };
+  return table;
+}
+
+}  // namespace attnvision::datasets::synth
