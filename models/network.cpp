@@ -33,6 +33,8 @@ Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& reque
 
 void NetworkImpl::prepare_for_inference() {
   eval();
+  if (!folded_) backbone_->fold_batchnorm();
+  folded_ = true;
   if (!backbone_->prefers_channels_last()) return;
   torch::NoGradGuard no_grad;
   for (auto& p : parameters())
@@ -41,6 +43,9 @@ void NetworkImpl::prepare_for_inference() {
 }
 
 void NetworkImpl::train(bool on) {
+  if (on && folded_)
+    throw std::logic_error("network: prepared for inference (BatchNorm folded into the convolutions); build a "
+                           "fresh one to train");
   torch::nn::Module::train(on);
   backbone_->train(on);
   head_->train(on);

@@ -21,10 +21,11 @@ class NetworkImpl : public torch::nn::Module {
   Forward forward(const torch::Tensor& x, const ForwardRequest& request = {});
   torch::Tensor logits(const torch::Tensor& x) { return forward(x).logits; }
 
-  // Readies the network for inference, once, after its weights are loaded: eval mode and, for a backbone that
-  // prefers it, convolution weights and every input in channels-last memory format. Outputs are unchanged up
-  // to float rounding (the parity tests check the prepared path against timm too); saved weights are written
-  // in the standard layout whatever the memory format.
+  // Readies the network for inference, once, after its weights are loaded: eval mode, BatchNorms folded into
+  // the convolutions before them (BackboneImpl::fold_batchnorm) and, for a backbone that prefers it,
+  // convolution weights and every input in channels-last memory format. Outputs are unchanged up to float
+  // rounding (the parity tests check the prepared path against timm too). A prepared network is for
+  // inference only: train(true) throws, and its parameters are no longer a checkpoint's.
   void prepare_for_inference();
 
   BackboneImpl& backbone() { return *backbone_; }
@@ -39,6 +40,7 @@ class NetworkImpl : public torch::nn::Module {
   Backbone backbone_;
   Head head_;
   bool channels_last_ = false;
+  bool folded_ = false;  // prepare_for_inference folded the backbone's BatchNorms: inference only from then on
 };
 using Network = std::shared_ptr<NetworkImpl>;
 

@@ -90,6 +90,10 @@ class BackboneImpl : public torch::nn::Module {
   // True when the family's inference runs faster with weights and activations in channels-last memory format
   // (oneDNN's convolutions); see NetworkImpl::prepare_for_inference.
   virtual bool prefers_channels_last() const { return false; }
+  // For inference only, after the weights are loaded and in eval mode: folds each BatchNorm into the
+  // convolution before it (one pass over the activations instead of two). Families without such pairs
+  // leave this alone. The parameters are no longer timm's afterwards: never train or save a folded network.
+  virtual void fold_batchnorm() {}
 };
 
 using Backbone = std::shared_ptr<BackboneImpl>;

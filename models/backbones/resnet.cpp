@@ -22,6 +22,20 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
 }
 
 
+// Folds an inference-mode BatchNorm into the convolution before it: the convolution's weights are scaled per
+// output channel by gamma / sqrt(running_var + eps) and it gains the bias beta - running_mean * that scale,
+// so one pass over the activations does what two did. The bias is set on the module's `bias` member, which
+// its forward reads; it is not registered (a conv built without bias already holds an empty "bias" slot), so
+// a folded network's parameters and checkpoints are not those of timm: fold only networks prepared for
+// inference (NetworkImpl::prepare_for_inference).
+void fold_batchnorm_into(nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl& bn) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor scale = bn.weight / (bn.running_var + bn.options.eps()).sqrt();
+  const torch::Tensor shift = conv.bias.defined() ? conv.bias * scale : torch::zeros_like(scale);
+  conv.weight.mul_(scale.view({-1, 1, 1, 1}));
+  conv.bias = shift + bn.bias - bn.running_mean * scale;
+}
+
 // Both block types: a stack of conv/bn pairs, attention after the last bn, then the residual add.
 class BlockImpl : public nn::Module {
  public:
@@ -45,7 +59,8 @@ class BlockImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x, ForwardRecorder& rec, const std::string& name) {
     torch::Tensor y = x;
     for (size_t i = 0; i < convs_.size(); ++i) {
-      y = bns_[i]->forward(convs_[i]->forward(y));
+      y = convs_[i]->forward(y);
+      if (!folded_) y = bns_[i]->forward(y);
       if (i + 1 < convs_.size()) y.relu_();
     }
     if (attn_ && (rec.request.activations || rec.request.attention)) {
@@ -69,6 +84,25 @@ class BlockImpl : public nn::Module {
 
   void zero_init_last_bn() { nn::init::zeros_(bns_.back()->weight); }
 
+  void fold_batchnorm() {
+    for (size_t i = 0; i < convs_.size(); ++i) fold_batchnorm_into(*convs_[i], *bns_[i]);
+    folded_ = true;
+    if (!downsample_) return;
+    // The downsample path is [AvgPool | Identity,] conv, bn: the same path without its last module.
+    nn::Sequential without_bn;
+    const size_t n = downsample_->size();
+    const auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(downsample_->ptr(n - 2));
+    const auto bn = std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(downsample_->ptr(n - 1));
+    if (!conv || !bn) throw std::logic_error("resnet: a downsample path that does not end in conv, bn");
+    fold_batchnorm_into(*conv, *bn);
+    for (size_t i = 0; i + 1 < n; ++i) {
+      if (auto c = std::dynamic_pointer_cast<nn::Conv2dImpl>(downsample_->ptr(i))) without_bn->push_back(c);
+      else if (auto p = std::dynamic_pointer_cast<nn::AvgPool2dImpl>(downsample_->ptr(i))) without_bn->push_back(p);
+      else without_bn->push_back(nn::Identity());
+    }
+    downsample_ = replace_module("downsample", without_bn);
+  }
+
  private:
   void add_conv(int index, nn::Conv2d c) {
     const int64_t out = c->options.out_channels();
@@ -80,6 +114,7 @@ class BlockImpl : public nn::Module {
   std::vector<nn::BatchNorm2d> bns_;
   Attention attn_;
   nn::Sequential downsample_{nullptr};
+  bool folded_ = false;  // BatchNorms folded into the convolutions (fold_batchnorm)
 };
 TORCH_MODULE(Block);
 
@@ -150,7 +185,8 @@ class ResNetImpl : public BackboneImpl {
     Forward f;
     ForwardRecorder rec{request, f};
     torch::Tensor y = stem_ ? stem_->forward(x) : stem_conv_->forward(x);
-    y = bn1_->forward(y).relu_();
+    if (!folded_) y = bn1_->forward(y);
+    y.relu_();
     rec.activation("stem_act", y);
     if (request.stages) f.stages.emplace_back("act1", y);
     if (stem_pool_) {
@@ -174,6 +210,16 @@ class ResNetImpl : public BackboneImpl {
   // images/s of NCHW on this 2-core machine (`attnvision bench`, batch 16, 2026-12-02).
   bool prefers_channels_last() const override { return true; }
 
+  // bn1 into the stem's last convolution (a deep stem's inner pairs stay), and every block's pairs.
+  void fold_batchnorm() override {
+    const auto last = stem_ ? std::dynamic_pointer_cast<nn::Conv2dImpl>(stem_->ptr(stem_->size() - 1)) : stem_conv_.ptr();
+    if (!last) throw std::logic_error("resnet: a stem that does not end in a convolution");
+    fold_batchnorm_into(*last, *bn1_);
+    for (auto& stage : stages_)
+      for (size_t b = 0; b < stage->size(); ++b) stage->ptr<BlockImpl>(b)->fold_batchnorm();
+    folded_ = true;
+  }
+
   std::vector<FeatureInfo> feature_info() const override { return info_; }
   int64_t num_features() const override { return num_features_; }
 
@@ -196,6 +242,7 @@ class ResNetImpl : public BackboneImpl {
   nn::Conv2d stem_conv_{nullptr};
   nn::BatchNorm2d bn1_{nullptr};
   bool stem_pool_ = true;
+  bool folded_ = false;
   std::vector<nn::ModuleList> stages_;
   std::vector<FeatureInfo> info_;
   int64_t num_features_ = 0;
