@@ -2,6 +2,10 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
 namespace attnvision::vision {
 
 cv::Mat map_to_image(const cv::Mat& map, cv::Size image_size, const EvalTransform& t) {
@@ -29,6 +33,45 @@ cv::Mat overlay_heatmap(const cv::Mat& image, const cv::Mat& map, double alpha) 
   cv::cvtColor(heat, heat, cv::COLOR_BGR2RGB);
   cv::Mat out;
   cv::addWeighted(rgb, 1.0 - alpha, heat, alpha, 0.0, out);
+  return out;
+}
+
+cv::Scalar class_colour(int index) {
+  // The golden-ratio hue walk: any run of consecutive classes gets well-separated hues.
+  const double hue = std::fmod(0.61803398875 * std::max(index, 0), 1.0) * 180.0;
+  cv::Mat hsv(1, 1, CV_8UC3, cv::Scalar(hue, 220, 255)), rgb;
+  cv::cvtColor(hsv, rgb, cv::COLOR_HSV2RGB);
+  const cv::Vec3b c = rgb.at<cv::Vec3b>(0, 0);
+  return cv::Scalar(c[0], c[1], c[2]);
+}
+
+cv::Mat overlay_boxes(const cv::Mat& image, const std::vector<DrawnBox>& boxes) {
+  cv::Mat out = convert_to_8bit(image);
+  if (out.channels() == 1) cv::cvtColor(out, out, cv::COLOR_GRAY2RGB);
+  else if (out.channels() == 4) cv::cvtColor(out, out, cv::COLOR_RGBA2RGB);
+  else out = out.clone();
+  const int side = std::min(out.cols, out.rows);
+  const int thickness = std::max(1, side / 300);
+  const double font_scale = std::max(0.3, side / 800.0);
+  for (const DrawnBox& d : boxes) {
+    const cv::Scalar colour = class_colour(d.class_index);
+    // COCO's edges are between pixels: the last pixel inside is x + w - 1.
+    const cv::Point tl(static_cast<int>(std::lround(d.box.x)), static_cast<int>(std::lround(d.box.y)));
+    const cv::Point br(static_cast<int>(std::lround(d.box.x + d.box.width)) - 1,
+                       static_cast<int>(std::lround(d.box.y + d.box.height)) - 1);
+    cv::rectangle(out, tl, br, colour, thickness, cv::LINE_8);
+    char score[16];
+    std::snprintf(score, sizeof(score), " %.2f", d.score);
+    const std::string text = d.label + score;
+    int baseline = 0;
+    const cv::Size size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font_scale, 1, &baseline);
+    const int tag_h = size.height + baseline + 2;
+    const int top = tl.y - tag_h >= 0 ? tl.y - tag_h : std::max(tl.y, 0);
+    const cv::Rect tag(std::clamp(tl.x, 0, std::max(0, out.cols - size.width - 2)), top, size.width + 2, tag_h);
+    cv::rectangle(out, tag & cv::Rect(0, 0, out.cols, out.rows), colour, cv::FILLED);
+    cv::putText(out, text, cv::Point(tag.x + 1, tag.y + size.height + 1), cv::FONT_HERSHEY_SIMPLEX, font_scale,
+                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  }
   return out;
 }
 

@@ -35,5 +35,29 @@ TEST(Overlay, BlendWeighsMapAndImage) {
   EXPECT_NEAR(p[2], 114, 1);
 }
 
+TEST(Overlay, BoxesOutlineTheirPixelsInTheirClassColour) {
+  // A gray 128x128 image, one box [20, 40, 30, 50]: its outline runs along columns 20 and 49 and rows 40 and
+  // 89 (COCO's edges lie between pixels; the last pixel inside is x + w - 1). The tag sits above row 40.
+  const cv::Mat gray(128, 128, CV_8UC1, cv::Scalar(90));
+  const cv::Mat out = overlay_boxes(gray, {{cv::Rect2d(20, 40, 30, 50), 3, "bag", 0.93}});
+  ASSERT_EQ(out.type(), CV_8UC3);
+  const cv::Scalar c = class_colour(3);
+  const cv::Vec3b want(static_cast<uchar>(c[0]), static_cast<uchar>(c[1]), static_cast<uchar>(c[2]));
+  EXPECT_EQ(out.at<cv::Vec3b>(65, 20), want);  // left edge, below the tag
+  EXPECT_EQ(out.at<cv::Vec3b>(65, 49), want);  // right edge
+  EXPECT_EQ(out.at<cv::Vec3b>(89, 35), want);  // bottom edge
+  EXPECT_EQ(out.at<cv::Vec3b>(65, 35), cv::Vec3b(90, 90, 90)) << "inside the box is untouched";
+  EXPECT_EQ(out.at<cv::Vec3b>(65, 50), cv::Vec3b(90, 90, 90)) << "one past the right edge is untouched";
+  EXPECT_EQ(out.at<cv::Vec3b>(120, 120), cv::Vec3b(90, 90, 90));
+  // Something of the tag (its fill or its text) is drawn in the rows just above the box.
+  EXPECT_GT(cv::norm(out(cv::Rect(20, 30, 20, 9)) - cv::Scalar(90, 90, 90), cv::NORM_L1), 0.0);
+  // Classes next to each other get clearly different colours.
+  EXPECT_GT(cv::norm(class_colour(0) - class_colour(1)), 100.0);
+  // A box at the top edge keeps its tag inside the image, and the input is not modified.
+  const cv::Mat again = overlay_boxes(gray, {{cv::Rect2d(0, 0, 10, 10), 0, "top", 0.5}});
+  EXPECT_EQ(gray.at<uchar>(0, 0), 90);
+  EXPECT_EQ(again.size(), gray.size());
+}
+
 }  // namespace
 }  // namespace attnvision::vision
