@@ -17,13 +17,14 @@ DetectionSet DetectionSet::subset(const torch::Tensor& indices) const {
   if (indices.scalar_type() != torch::kLong || indices.dim() != 1)
     throw std::invalid_argument(source + ": subset indices must be a 1-D int64 tensor");
   DetectionSet out;
-  out.images = images.index_select(0, indices).contiguous();
-  out.boxes = boxes.index_select(0, indices).contiguous();
-  const auto* at = indices.data_ptr<int64_t>();
-  for (int64_t k = 0; k < indices.size(0); ++k) {
+  const torch::Tensor rows = indices.contiguous();
+  const auto* at = rows.data_ptr<int64_t>();
+  for (int64_t k = 0; k < rows.size(0); ++k) {
     if (at[k] < 0 || at[k] >= size()) throw std::out_of_range(source + ": row " + std::to_string(at[k]));
     out.image_ids.push_back(image_ids[static_cast<size_t>(at[k])]);
   }
+  out.images = images.index_select(0, rows).contiguous();
+  out.boxes = boxes.index_select(0, rows).contiguous();
   out.category_ids = category_ids;
   out.classes = classes;
   out.source = source;

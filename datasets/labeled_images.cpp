@@ -57,8 +57,7 @@ LabeledImages load_fashion_mnist(const std::string& spec) {
     throw std::runtime_error(labels_path + ": expected " + std::to_string(images.size(0)) + " labels, got " +
                              c10::str(labels.sizes()));
   }
-  const std::vector<std::string> classes{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                         "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  const std::vector<std::string>& classes = fashion_mnist_classes();
   const int64_t top = labels.max().item<int64_t>();
   if (top >= static_cast<int64_t>(classes.size()))
     throw std::runtime_error(labels_path + ": label " + std::to_string(top) + " is not a class (0..9)");
@@ -208,6 +207,12 @@ LabeledImages LabeledImages::subset(const torch::Tensor& indices) const {
     }
   }
   return rows(*this, indices);
+}
+
+const std::vector<std::string>& fashion_mnist_classes() {
+  static const std::vector<std::string> classes{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  return classes;
 }
 
 std::string fashion_mnist_dir() {

@@ -34,6 +34,9 @@ struct ImageFolderOptions {
   int64_t max_bytes = int64_t{4} << 30;    // refuse sets whose N x C x H x W is larger, before decoding
 };
 
+// Fashion-MNIST's ten class names in label order (T-shirt/top, Trouser, ..., Ankle boot).
+const std::vector<std::string>& fashion_mnist_classes();
+
 // The Debian package's folder: $ATTNVISION_FASHION_MNIST_DIR, else /usr/share/datasets/fashion-mnist.
 std::string fashion_mnist_dir();
 

@@ -163,7 +163,7 @@ cv::Mat source_image(const LabeledImages& s, int64_t row) {
 
 int source_label(const LabeledImages& s, int64_t row) {
   const int64_t label = s.labels.data_ptr<int64_t>()[row];
-  if (label < 0 || label >= static_cast<int64_t>(fashion_classes().size()))
+  if (label < 0 || label >= static_cast<int64_t>(fashion_mnist_classes().size()))
     throw std::invalid_argument(s.source + ": label " + std::to_string(label) + " of row " +
                                 std::to_string(row) + " is not a Fashion-MNIST class (0..9)");
   return static_cast<int>(label);
@@ -254,19 +254,13 @@ using nlohmann::ordered_json;
 
 ordered_json categories_json() {
   ordered_json categories = ordered_json::array();
-  for (size_t c = 0; c < fashion_classes().size(); ++c)
-    categories.push_back({{"id", c + 1}, {"name", fashion_classes()[c]}, {"supercategory", "fashion"}});
+  for (size_t c = 0; c < fashion_mnist_classes().size(); ++c)
+    categories.push_back({{"id", c + 1}, {"name", fashion_mnist_classes()[c]}, {"supercategory", "fashion"}});
   return categories;
 }
 
 }  // namespace
 
-const std::vector<std::string>& fashion_classes() {
-  static const std::vector<std::string> classes = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                                   "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                                   "Bag",         "Ankle boot"};
-  return classes;
-}
 
 const std::vector<NamedColour>& tint_palette() {
   static const std::vector<NamedColour> palette = {

@@ -24,8 +24,7 @@
 
 namespace attnvision::datasets::synth {
 
-// The Fashion-MNIST classes in label order; COCO category id = label + 1.
-const std::vector<std::string>& fashion_classes();
+// Categories are the Fashion-MNIST classes (fashion_mnist_classes()) in label order: COCO id = label + 1.
 
 // The tints items are painted in. Names are single lower-case words: captions use them as they are.
 struct NamedColour {
