@@ -64,13 +64,17 @@ void shifted_row(const uint8_t* src, int64_t w, const Shift& s, uint8_t* dst) {
   for (int64_t x = lo; x < hi; ++x) dst[x] = src[w - 1 - x + s.dx];
 }
 
-torch::Tensor crop_and_flip(const torch::Tensor& in, const AugmentOptions& o, std::mt19937_64& rng) {
+// Crops and flips every image with its own draw; the draws go to `shifts` (one per image) for the boxes.
+torch::Tensor crop_and_flip(const torch::Tensor& in, const AugmentOptions& o, std::mt19937_64& rng,
+                            std::vector<Shift>& shifts) {
   const int64_t n = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3);
   torch::Tensor out = torch::empty_like(in);
   const uint8_t* src = in.data_ptr<uint8_t>();
   uint8_t* dst = out.data_ptr<uint8_t>();
+  shifts.clear();
   for (int64_t i = 0; i < n; ++i) {
     const Shift s = draw_shift(o, rng);
+    shifts.push_back(s);
     for (int64_t plane = i * c; plane < (i + 1) * c; ++plane) {
       for (int64_t y = 0; y < h; ++y) {
         const int64_t sy = y + s.dy;
@@ -80,6 +84,29 @@ torch::Tensor crop_and_flip(const torch::Tensor& in, const AugmentOptions& o, st
     }
   }
   return out;
+}
+
+// Moves each image's boxes ([class, x, y, w, h], class -1 for padding) the way its pixels moved: input
+// column c lands on c - dx, or on W - 1 - c + dx when flipped. A box is then cut to the image; one with less
+// than a pixel left becomes padding.
+void move_boxes(torch::Tensor& boxes, const std::vector<Shift>& shifts, int64_t h, int64_t w) {
+  auto b = boxes.accessor<float, 3>();
+  const auto W = static_cast<float>(w), H = static_cast<float>(h);
+  for (int64_t i = 0; i < b.size(0); ++i) {
+    const Shift& s = shifts[static_cast<size_t>(i)];
+    for (int64_t j = 0; j < b.size(1); ++j) {
+      if (b[i][j][0] < 0) continue;
+      float x0 = s.flip ? W - b[i][j][1] - b[i][j][3] + static_cast<float>(s.dx) : b[i][j][1] - static_cast<float>(s.dx);
+      float y0 = b[i][j][2] - static_cast<float>(s.dy);
+      float x1 = std::min(W, x0 + b[i][j][3]), y1 = std::min(H, y0 + b[i][j][4]);
+      x0 = std::max(0.0f, x0), y0 = std::max(0.0f, y0);
+      if (x1 - x0 < 1.0f || y1 - y0 < 1.0f) {
+        for (int64_t k = 0; k < 5; ++k) b[i][j][k] = -1.0f;
+        continue;
+      }
+      b[i][j][1] = x0, b[i][j][2] = y0, b[i][j][3] = x1 - x0, b[i][j][4] = y1 - y0;
+    }
+  }
 }
 
 struct Rect {
@@ -174,11 +201,25 @@ torch::Tensor normalize_batch(const torch::Tensor& images_u8, const std::vector<
 
 torch::Tensor augment_batch(const torch::Tensor& images_u8, const AugmentOptions& o,
                             const std::vector<double>& mean, const std::vector<double>& std,
-                            std::mt19937_64& rng) {
+                            std::mt19937_64& rng, torch::Tensor* boxes) {
   check_batch(images_u8);
   check_options(o);
+  if (boxes) {
+    if (boxes->scalar_type() != torch::kFloat32 || boxes->dim() != 3 || boxes->size(0) != images_u8.size(0) ||
+        boxes->size(2) != 5)
+      throw std::invalid_argument("augment: boxes must be float32 N x M x 5 with the batch's N");
+    if (o.erase_prob > 0.0)
+      throw std::invalid_argument("augment: erasing cannot be used with boxes (it would hide objects the boxes keep)");
+  }
   torch::Tensor x = images_u8.contiguous();
-  if (o.crop_padding > 0 || o.hflip) x = crop_and_flip(x, o, rng);
+  if (o.crop_padding > 0 || o.hflip) {
+    std::vector<Shift> shifts;
+    x = crop_and_flip(x, o, rng, shifts);
+    if (boxes) {
+      *boxes = boxes->contiguous().clone();
+      move_boxes(*boxes, shifts, x.size(2), x.size(3));
+    }
+  }
   torch::Tensor out = normalize_batch(x, mean, std);
   if (o.erase_prob > 0.0) random_erase(out, o, rng);
   return out;

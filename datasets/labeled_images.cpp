@@ -240,6 +240,17 @@ std::pair<LabeledImages, LabeledImages> split_holdout(const LabeledImages& all, 
     throw std::invalid_argument(all.source + ": validation count " + std::to_string(val_count) +
                                 " is outside 0.." + std::to_string(n));
   }
+  if (all.labels.dim() != 1) {  // not class indices: one draw over all rows
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), int64_t{0});
+    std::mt19937_64 rng(seed);
+    fisher_yates(order, rng);
+    std::vector<bool> in_val(static_cast<size_t>(n), false);
+    for (int64_t k = 0; k < val_count; ++k) in_val[static_cast<size_t>(order[static_cast<size_t>(k)])] = true;
+    std::vector<int64_t> train_rows, val_rows;
+    for (int64_t i = 0; i < n; ++i) (in_val[static_cast<size_t>(i)] ? val_rows : train_rows).push_back(i);
+    return {rows(all, long_tensor(train_rows)), rows(all, long_tensor(val_rows))};
+  }
   const torch::Tensor labels = all.labels.contiguous();
   const int64_t* label = labels.data_ptr<int64_t>();
   int64_t num_classes = static_cast<int64_t>(all.classes.size());

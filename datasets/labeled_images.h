@@ -15,7 +15,9 @@ namespace attnvision::datasets {
 
 struct LabeledImages {
   torch::Tensor images;              // N x C x H x W uint8, contiguous
-  torch::Tensor labels;              // N int64
+  // The target of each row, first dimension N: class indices (N int64) for classification; a detection set's
+  // padded boxes (N x M x 5 float32, datasets/detection_set.h) for detection. Rows move with their images.
+  torch::Tensor labels;
   std::vector<std::string> classes;  // class names, index = label
   std::string source;                // what it was loaded from, for messages
   int64_t size() const;
@@ -57,7 +59,8 @@ LabeledImages limit(const LabeledImages& all, int64_t n);
 // A held-out validation set of `val_count` rows and the rest for training, both in their original order.
 // Stratified: each class gives round(val_count * its share) rows (largest remainders, ties to the lower
 // class index), chosen by Fisher-Yates over the class's rows with std::mt19937_64(seed), so the split is
-// the same on every machine. val_count 0 gives an empty val set; val_count outside 0..size() throws
+// the same on every machine. Labels that are not class indices (a detection set's boxes) are not
+// stratified: the rows are drawn by Fisher-Yates over all of them. val_count 0 gives an empty val set; val_count outside 0..size() throws
 // std::invalid_argument.
 std::pair<LabeledImages, LabeledImages> split_holdout(const LabeledImages& all, int64_t val_count,
                                                       uint64_t seed);

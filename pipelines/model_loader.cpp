@@ -119,15 +119,29 @@ models::ModelCfg resolve(const ModelChoice& choice, const models::TensorFile* we
 
 }  // namespace
 
-std::string default_weights_path() {
-  if (const char* env = std::getenv("ATTNVISION_DEFAULT_WEIGHTS"); env && *env) return env;
-  return std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/fmnist_resnet.safetensors";
+std::string default_weights_path(const std::string& task) {
+  struct Shipped {
+    const char* task;
+    const char* env;
+    const char* file;
+  };
+  static const Shipped shipped[] = {
+      {"classification", "ATTNVISION_DEFAULT_WEIGHTS", "fmnist_resnet.safetensors"},
+      {"detection", "ATTNVISION_DEFAULT_DETECTOR", "scenes_detector.safetensors"},
+  };
+  for (const Shipped& s : shipped) {
+    if (task != s.task) continue;
+    if (const char* env = std::getenv(s.env); env && *env) return env;
+    return std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/" + s.file;
+  }
+  throw std::invalid_argument("no shipped model for task '" + task + "': pass --model or --weights");
 }
 
 LoadedModel load_model(const ModelChoice& given) {
   ModelChoice choice = given;
-  // Neither a model nor weights: the classifier the project ships (it carries its own config).
-  if (choice.model.empty() && choice.weights.empty() && !choice.random_init) choice.weights = default_weights_path();
+  // Neither a model nor weights: the model the project ships for the task (it carries its own config).
+  if (choice.model.empty() && choice.weights.empty() && !choice.random_init)
+    choice.weights = default_weights_path(choice.shipped_task);
   LoadedModel m;
   models::TensorFile file;
   if (!choice.weights.empty()) file = models::read_weights(choice.weights);

@@ -17,6 +17,8 @@ struct ModelChoice {
   std::vector<std::string> sets;    // key=value overrides of model YAML keys
   std::string labels_file;          // overrides the config's labels
   bool random_init = false;         // allow running without weights (benchmarks, smoke tests)
+  // Whose shipped model runs when neither model nor weights is given: "classification" | "detection".
+  std::string shipped_task = "classification";
 };
 
 struct LoadedModel {
@@ -31,9 +33,11 @@ const std::vector<KeySpec>& model_yaml_schema();
 // Applies a model YAML document to `base` (which `base: NAME` in the document replaces).
 models::ModelCfg model_cfg_from_doc(const ConfigDoc& doc, models::ModelCfg base = {});
 
-// The shipped default classifier, used when neither --model nor --weights is given:
-// $ATTNVISION_DEFAULT_WEIGHTS, else models/pretrained/fmnist_resnet.safetensors in the source tree.
-std::string default_weights_path();
+// The shipped model of a task, used when neither --model nor --weights is given. Classification:
+// $ATTNVISION_DEFAULT_WEIGHTS, else models/pretrained/fmnist_resnet.safetensors in the source tree;
+// detection: $ATTNVISION_DEFAULT_DETECTOR, else models/pretrained/scenes_detector.safetensors. Throws
+// std::invalid_argument for a task that ships no model.
+std::string default_weights_path(const std::string& task = "classification");
 
 // Throws ConfigError / models::WeightsError / std::invalid_argument with one-line messages.
 LoadedModel load_model(const ModelChoice& choice);

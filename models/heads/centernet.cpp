@@ -241,8 +241,14 @@ torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride) {
   const torch::Tensor offset = gather_cells(f.box_offset.to(torch::kFloat), cell);  // N x k x 2
   const torch::Tensor cx = (cell.remainder(w).to(torch::kFloat) + offset.select(2, 0)) * stride;
   const torch::Tensor cy = (cell.div(w, "floor").to(torch::kFloat) + offset.select(2, 1)) * stride;
-  const torch::Tensor bw = size.select(2, 0) * stride, bh = size.select(2, 1) * stride;
-  return torch::stack({cx - bw / 2, cy - bh / 2, bw, bh, scores, cls.to(torch::kFloat)}, 2);
+  // A negative predicted size is no size; boxes are cut to the input, so that every consumer (detect, its
+  // results files, the metric) sees the same boxes.
+  const torch::Tensor half_w = size.select(2, 0).clamp_min(0) * (stride / 2.0);
+  const torch::Tensor half_h = size.select(2, 1).clamp_min(0) * (stride / 2.0);
+  const double width = static_cast<double>(w * stride), height = static_cast<double>(h * stride);
+  const torch::Tensor x0 = (cx - half_w).clamp(0, width), x1 = (cx + half_w).clamp(0, width);
+  const torch::Tensor y0 = (cy - half_h).clamp(0, height), y1 = (cy + half_h).clamp(0, height);
+  return torch::stack({x0, y0, x1 - x0, y1 - y0, scores, cls.to(torch::kFloat)}, 2);
 }
 
 }  // namespace attnvision::models

@@ -36,7 +36,8 @@ struct CenterNetLoss {
 CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64_t stride, double size_weight = 0.1);
 
 // The top `k` peaks of every image (a peak: the maximum of its 3x3 neighbourhood, over all classes), as
-// N x k x 6 rows of [x, y, w, h, score, class] in input pixels, by descending score.
+// N x k x 6 rows of [x, y, w, h, score, class] in input pixels, by descending score. Boxes are cut to the
+// input (h * stride x w * stride pixels); a negative predicted size counts as 0, so a box may have no extent.
 torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride);
 
 }  // namespace attnvision::models

@@ -26,7 +26,7 @@ const std::vector<CommandSpec>& command_table() {
       {"batch", "run tasks over files and folders into an output folder with a resumable manifest", define_batch},
       {"forward", "run a model on a stored tensor and save logits, features and feature maps", define_forward},
       {"bench", "time a model's forward pass and report images/s and GFLOP/s", define_bench},
-      {"train", "train a classifier from a recipe (configs/train/*.yaml); data-parallel with --nproc", define_train},
+      {"train", "train a classifier or detector from a recipe (configs/train/*.yaml); data-parallel with --nproc", define_train},
       {"eval", "a model's task metric on a labelled set (classification: accuracy, per class, confusion)", define_eval},
       {"eval-detect", "COCO box mAP of a results file against instances (pycocotools' 12 numbers)", define_eval_detect},
       {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},

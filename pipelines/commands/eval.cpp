@@ -31,7 +31,7 @@ int run_eval(const EvalOptions& o) {
   LoadedModel m = load_model(o.model);
   apply_thread_options(o.threads, m.cfg.arch);
   const TaskRow& task = task_for_model(m.cfg.task);
-  datasets::LabeledImages data = datasets::load_labeled_images(o.data, datasets::folder_options_for(m.cfg));
+  datasets::LabeledImages data = task.load_data(o.data, m.cfg);
   if (o.limit > 0) data = datasets::limit(data, o.limit);
   check_data_fits(data, m.cfg);
   const std::unique_ptr<Metric> metric = task.make_metric(m.cfg, m.labels);
@@ -48,13 +48,15 @@ CommandRun define_eval(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   add_model_options(app, o->model);
   add_thread_options(app, o->threads);
-  app.add_option("--data,-d", o->data, "fashion-mnist:test | fashion-mnist:train | a folder with one sub-folder per class")
+  app.add_option("--data,-d", o->data, "a classifier: fashion-mnist:test | fashion-mnist:train | a folder with one sub-folder per class; a "
+                 "detector: a scenes folder (images/ and instances.json)")
       ->capture_default_str();
   app.add_option("--limit", o->limit, "only the first N images (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--batch,-b", o->batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
-  app.add_option("--confusion-png", o->confusion_png, "write the confusion matrix chart here ('' for none)")
+  app.add_option("--confusion-png", o->confusion_png, "write the metric's chart here: a classifier's confusion matrix, a detector's per-class AP ('' for none)")
       ->capture_default_str();
-  app.add_flag("--json", o->json, "print {count, accuracy, loss, per_class, confusion} as one JSON object");
+  app.add_flag("--json", o->json, "print the metric as one JSON object (a classifier: {count, accuracy, loss, per_class, confusion}; a "
+               "detector: {count, loss, AP, AP50, ..., per_class})");
   return [o] { return run_eval(*o); };
 }
 

@@ -42,6 +42,7 @@ int run_train(TrainCommandOptions o) {
   if (!dp || dp->rank() == 0) {
     std::printf("%s\n", nlohmann::json{{"output", cfg.output},
                                        {"epochs_done", s.epochs_done},
+                                       {"metric", s.metric},
                                        {"best_val_accuracy", s.best_val_accuracy},
                                        {"test_accuracy", s.test_accuracy},
                                        {"images_per_s", s.images_per_s},

@@ -41,6 +41,12 @@ double ClassificationMetric::accuracy() const {
   return n ? counts_.narrow(0, 0, k * k).view({k, k}).diagonal().sum().item<double>() / n : 0.0;
 }
 
+std::string ClassificationMetric::progress() const {
+  char text[32];
+  std::snprintf(text, sizeof(text), "acc %.1f%%", 100.0 * accuracy());
+  return text;
+}
+
 double ClassificationMetric::loss() const {
   const int64_t n = count();
   return n ? counts_[counts_.size(0) - 1].item<double>() / n : 0.0;

@@ -17,6 +17,8 @@ class ClassificationMetric : public Metric {
   torch::Tensor& counts() override { return counts_; }
   int64_t count() const override;
   double score() const override { return accuracy(); }
+  const char* score_name() const override { return "acc"; }
+  std::string progress() const override;  // "acc 91.2%"
   double loss() const override;
   nlohmann::json summary() const override;  // {count, accuracy, loss, per_class, confusion}
   std::string report() const override;      // accuracy, per-class accuracy and the confusion matrix as text

@@ -25,7 +25,7 @@ models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x
     const models::AutocastScope autocast(precision);
     f = net.forward(x);
   }
-  for (torch::Tensor* t : {&f.logits, &f.pre_logits})
+  for (torch::Tensor* t : {&f.logits, &f.pre_logits, &f.heatmap, &f.box_size, &f.box_offset})
     if (t->defined()) *t = t->to(torch::kFloat32);
   return f;
 }
@@ -34,9 +34,11 @@ void evaluate(models::NetworkImpl& net, const models::ModelCfg& cfg, const datas
               int64_t batch_size, Metric& metric, DataParallel* dp, models::Precision precision) {
   const bool was_training = net.is_training();
   net.eval();
+  // A metric that cannot merge by summing sees every image on every rank (the same result everywhere).
+  const bool shard = dp && metric.merges_by_sum();
   {
     torch::InferenceMode guard;
-    const int64_t rank = dp ? dp->rank() : 0, world = dp ? dp->world() : 1;
+    const int64_t rank = shard ? dp->rank() : 0, world = shard ? dp->world() : 1;
     torch::Tensor rows = torch::arange(rank, data.size(), world, torch::kInt64);
     for (int64_t begin = 0; begin < rows.size(0); begin += batch_size) {
       const torch::Tensor idx = rows.narrow(0, begin, std::min(batch_size, rows.size(0) - begin));
@@ -44,7 +46,7 @@ void evaluate(models::NetworkImpl& net, const models::ModelCfg& cfg, const datas
       metric.add(float32_forward(net, x, precision), data.labels.index_select(0, idx));
     }
   }
-  if (dp) dp->sum(metric.counts());
+  if (shard) dp->sum(metric.counts());
   if (was_training) net.train();
 }
 

@@ -18,12 +18,12 @@ class DataParallel;
 void check_data_fits(const datasets::LabeledImages& data, const models::ModelCfg& cfg);
 
 // `net`'s forward pass for `x`, under autocast when `precision` is bf16, with the head's outputs (logits,
-// pre_logits) as float32 whatever the precision: losses and metrics are computed in float32.
+// pre_logits, the detection maps) as float32 whatever the precision: losses and metrics are computed in float32.
 models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x, models::Precision precision);
 
 // Runs `net` in eval mode under InferenceMode on every image (normalised with cfg's mean/std) and adds each
 // batch to `metric`. With `dp`, each rank takes every world-th image and the metric's counts are summed, so
-// every rank holds the whole result. `precision` bf16 runs the forward pass under autocast.
+// every rank holds the whole result (a metric that does not merge by summing runs over every image instead). `precision` bf16 runs the forward pass under autocast.
 void evaluate(models::NetworkImpl& net, const models::ModelCfg& cfg, const datasets::LabeledImages& data,
               int64_t batch_size, Metric& metric, DataParallel* dp = nullptr,
               models::Precision precision = models::Precision::kFloat32);

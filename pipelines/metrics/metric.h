@@ -20,6 +20,13 @@ class Metric {
   virtual torch::Tensor& counts() = 0;
   virtual int64_t count() const = 0;  // samples added
   virtual double score() const = 0;   // the headline figure, higher is better (training keeps its best)
+  virtual const char* score_name() const = 0;  // what score() is, for logs: "acc", "mAP"
+  // A short running figure for a progress line, cheap enough to ask after every batch ("acc 91.2%"); empty
+  // when the score is too costly to recompute that often.
+  virtual std::string progress() const { return ""; }
+  // Whether summing counts() over shards gives the whole set's result. A ranking metric (mAP) cannot merge
+  // that way: it needs every detection in one place, so its evaluation runs over all of the data.
+  virtual bool merges_by_sum() const { return true; }
   virtual double loss() const = 0;    // mean loss over the samples
   virtual nlohmann::json summary() const = 0;
   virtual std::string report() const = 0;  // for people

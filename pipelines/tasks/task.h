@@ -4,6 +4,7 @@
 // trainer take its metric and loss, and saliency explains its target.
 #pragma once
 
+#include "datasets/labeled_images.h"
 #include "datasets/samples.h"
 #include "models/model_cfg.h"
 #include "models/saliency/saliency.h"
@@ -62,10 +63,16 @@ struct TaskRow {
   std::unique_ptr<TaskRunner> (*make_runner)(const ConfigDoc& section);
   // Declares its subcommand's options on `app` and returns the action.
   CommandRun (*define_command)(CLI::App& app);
-  // Training and evaluation: a new, empty metric for a network of `cfg` whose classes are called `labels`, and
-  // the training loss of a batch (float32 outputs, the targets, the recipe's label smoothing).
+  // Training and evaluation data: the set `spec` names (a classifier: fashion-mnist:SPLIT or a class-folder
+  // tree; a detector: a scenes folder), as image rows shaped for a network of `cfg`, each with its target.
+  datasets::LabeledImages (*load_data)(const std::string& spec, const models::ModelCfg& cfg);
+  // Whether the training augmentation must move the targets with the pixels (boxes do; class labels do not).
+  bool targets_follow_pixels;
+  // A new, empty metric for a network of `cfg` whose classes are called `labels`, and the training loss of a
+  // batch (float32 outputs, the targets, the recipe's label smoothing where the task has labels to smooth).
   std::unique_ptr<Metric> (*make_metric)(const models::ModelCfg& cfg, const std::vector<std::string>& labels);
-  torch::Tensor (*loss)(const models::Forward& f, const torch::Tensor& targets, double label_smoothing);
+  torch::Tensor (*loss)(const models::ModelCfg& cfg, const models::Forward& f, const torch::Tensor& targets,
+                        double label_smoothing);
   // What saliency explains for a task when nothing else is asked (a classifier: each image's top-1 class).
   models::ScoreFn (*default_target)();
 };

@@ -5,9 +5,10 @@
 namespace attnvision::pipelines {
 
 const TaskRow& classify_task();  // pipelines/tasks/classify/
+const TaskRow& detect_task();    // pipelines/tasks/detect/
 
 const std::vector<TaskRow>& task_table() {
-  static const std::vector<TaskRow> table = {classify_task()};
+  static const std::vector<TaskRow> table = {classify_task(), detect_task()};
   return table;
 }
 

@@ -17,8 +17,8 @@ const std::vector<KeySpec>& train_yaml_schema() {
   static const std::vector<KeySpec> schema = {
       {"model", Kind::kObject, true, "the model: a model YAML mapping (arch, layers, attn, ... or base: NAME)"},
       {"data", Kind::kObject, false, "where the images come from"},
-      {"data.train", Kind::kString, false, "fashion-mnist:train or a folder with one sub-folder per class"},
-      {"data.test", Kind::kString, false, "evaluated with the best checkpoint at the end (fashion-mnist:test or a folder)"},
+      {"data.train", Kind::kString, false, "a classifier: fashion-mnist:train or a folder with one sub-folder per class; a detector: a scenes folder"},
+      {"data.test", Kind::kString, false, "evaluated with the best checkpoint at the end (fashion-mnist:test, a class folder or a scenes folder)"},
       {"data.val_count", Kind::kInt, false, "images held out of data.train for validation (fixed-seed split)"},
       {"data.limit", Kind::kInt, false, "use only the first N training images (0: all)"},
       {"augment", Kind::kObject, false, "training augmentation"},

@@ -152,13 +152,11 @@ struct Data {
   datasets::LabeledImages train, val, test;
 };
 
-Data load_data(const TrainCfg& cfg) {
-  const datasets::ImageFolderOptions folder = datasets::folder_options_for(cfg.model);
+Data load_data(const TrainCfg& cfg, const TaskRow& task) {
   Data d;
-  std::tie(d.train, d.val) = datasets::split_holdout(datasets::load_labeled_images(cfg.train_data, folder),
-                                                     cfg.val_count, cfg.seed);
+  std::tie(d.train, d.val) = datasets::split_holdout(task.load_data(cfg.train_data, cfg.model), cfg.val_count, cfg.seed);
   if (cfg.limit > 0) d.train = datasets::limit(d.train, cfg.limit);
-  if (!cfg.test_data.empty()) d.test = datasets::load_labeled_images(cfg.test_data, folder);
+  if (!cfg.test_data.empty()) d.test = task.load_data(cfg.test_data, cfg.model);
   check_data_fits(d.train, cfg.model);
   if (d.test.images.defined()) check_data_fits(d.test, cfg.model);
   if (d.train.size() < cfg.batch_size)
@@ -195,7 +193,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   if (options.threads.blas_threads > 0) plan.blas_threads = options.threads.blas_threads;
   models::apply_threads(plan);
 
-  Data data = load_data(cfg);
+  const TaskRow& task = task_for_model(cfg.model.task);  // supplies the data, the loss and the metric
+  Data data = load_data(cfg, task);
   if (cfg.model.labels.empty()) cfg.model.labels = data.train.classes;
   torch::manual_seed(cfg.seed);
   models::Network net = models::build_model(cfg.model);
@@ -232,8 +231,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   const int64_t steps_per_epoch = per_rank / cfg.batch_size;  // the last partial batch is dropped
   const int64_t last_epoch = options.stop_after > 0 ? std::min(cfg.schedule.epochs, options.stop_after)
                                                     : cfg.schedule.epochs;
-  const TaskRow& task = task_for_model(cfg.model.task);  // supplies the loss and the metric
   TrainSummary summary;
+  summary.metric = task.make_metric(cfg.model, cfg.model.labels)->score_name();
   const auto run_start = std::chrono::steady_clock::now();
 
   for (int64_t epoch = state.epochs_done; epoch < last_epoch; ++epoch) {
@@ -250,14 +249,15 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     for (int64_t s = 0; s < steps_per_epoch; ++s) {
       const torch::Tensor idx = torch::from_blob(const_cast<int64_t*>(order.data()) + s * cfg.batch_size,
                                                  {cfg.batch_size}, torch::kInt64);
+      torch::Tensor y = data.train.labels.index_select(0, idx);
       const torch::Tensor x = datasets::augment_batch(data.train.images.index_select(0, idx), cfg.augment,
-                                                      cfg.model.mean, cfg.model.std, rng);
-      const torch::Tensor y = data.train.labels.index_select(0, idx);
+                                                      cfg.model.mean, cfg.model.std, rng,
+                                                      task.targets_follow_pixels ? &y : nullptr);
       lr = scheduled_lr(cfg, epoch * steps_per_epoch + s, steps_per_epoch);
       for (auto& group : opt->param_groups()) group.options().set_lr(lr);
       opt->zero_grad();
       const models::Forward f = float32_forward(*net, x, cfg.precision);
-      const torch::Tensor loss = task.loss(f, y, cfg.label_smoothing);
+      const torch::Tensor loss = task.loss(cfg.model, f, y, cfg.label_smoothing);
       loss.backward();
       if (dp) dp->average_gradients(*net);
       if (cfg.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.clip_grad_norm);
@@ -269,9 +269,9 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       }
       totals[0] += batch_loss * cfg.batch_size, totals[1] += cfg.batch_size;
       if (writer) {
-        char status[96];  // the epoch's running training score so far
-        std::snprintf(status, sizeof(status), "loss %.4f  acc %.1f%%  lr %.4g", batch_loss,
-                      100.0 * train_metric->score(), lr);
+        char status[96];  // the batch's loss and the epoch's running training score so far
+        std::snprintf(status, sizeof(status), "loss %.4f  %s  lr %.4g", batch_loss, train_metric->progress().c_str(),
+                      lr);
         progress.advance(cfg.batch_size * world, status);
       }
     }
@@ -279,7 +279,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     const double train_s = seconds_since(t0);
     if (dp) {
       dp->sum(totals);
-      dp->sum(train_metric->counts());
+      if (train_metric->merges_by_sum()) dp->sum(train_metric->counts());  // else: rank 0's shard's score
       dp->average_buffers(*net);  // each rank's BatchNorm statistics saw only its shard
       const int64_t digest = dp->check_replicas_identical(*net, "after epoch " + std::to_string(epoch + 1));
       if (writer) std::fprintf(stderr, "replicas identical after epoch %lld (weight digest %lld)\n",
@@ -314,11 +314,13 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       write_log_csv(dir / "log.csv", state.history);
       write_curves_png(dir / "curves.png", state.history);
       const double eta = row.seconds * (last_epoch - epoch - 1);
+      const char* score = train_metric->score_name();
       std::fprintf(stderr,
-                   "epoch %lld/%lld  lr %.4g  train loss %.4f acc %.2f%%  val loss %.4f acc %.2f%%%s  %.0f img/s  "
+                   "epoch %lld/%lld  lr %.4g  train loss %.4f %s %.2f%%  val loss %.4f %s %.2f%%%s  %.0f img/s  "
                    "%.1f s  ETA %.0f s\n",
                    static_cast<long long>(epoch + 1), static_cast<long long>(cfg.schedule.epochs), lr, row.train_loss,
-                   100 * row.train_acc, row.val_loss, 100 * row.val_acc, best && data.val.size() ? " (best)" : "",
+                   score, 100 * row.train_acc, row.val_loss, score, 100 * row.val_acc,
+                   best && data.val.size() ? " (best)" : "",
                    row.images_per_s, row.seconds, eta);
     }
   }
@@ -348,6 +350,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
                                {"processes", world},
                                {"precision", models::to_string(cfg.precision)},
                                {"epochs_done", summary.epochs_done},
+                               {"metric", summary.metric},
                                {"best_val_accuracy", summary.best_val_accuracy},
                                {"test_accuracy", summary.test_accuracy},
                                {"last_epoch_images_per_s", summary.images_per_s},

@@ -29,6 +29,7 @@ struct TrainOptions {
 
 struct TrainSummary {
   int64_t epochs_done = 0;
+  std::string metric = "acc";     // what the two scores below are: the task metric's score_name() ("acc", "mAP")
   double best_val_accuracy = -1;  // -1 without validation
   double test_accuracy = -1;      // -1 without test data
   double images_per_s = 0;        // training throughput of the last epoch (all processes together)

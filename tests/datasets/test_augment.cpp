@@ -270,3 +270,45 @@ TEST(Augment, TrainingBatchIsFast) {
 }
 
 }  // namespace
+
+// Boxes move with their pixels: for many draws of crop and flip, each image's box is exactly the bounding
+// box of its bright block after augmentation (cut to the image, or padding when the block left it).
+TEST(Augment, BoxesFollowTheirPixels) {
+  const int64_t n = 64, h = 12, w = 16;
+  torch::Tensor images = torch::zeros({n, 1, h, w}, torch::kUInt8);
+  torch::Tensor boxes = torch::full({n, 2, 5}, -1.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t x = i % 13, y = (i / 13) % 9, bw = 1 + i % 3, bh = 2 + i % 2;  // some blocks touch the edges
+    images[i][0].narrow(0, y, bh).narrow(1, x, bw).fill_(200);
+    boxes[i][0] = torch::tensor({static_cast<float>(i % 10), static_cast<float>(x), static_cast<float>(y),
+                                 static_cast<float>(bw), static_cast<float>(bh)});
+  }
+  ad::AugmentOptions o;
+  o.crop_padding = 4;
+  o.hflip = true;
+  std::mt19937_64 rng(7);
+  torch::Tensor moved = boxes;
+  const torch::Tensor x = ad::augment_batch(images, o, kMean, kStd, rng, &moved);
+  EXPECT_TRUE(torch::equal(boxes.select(2, 0).select(1, 1), torch::full({n}, -1.0f))) << "the input is not changed";
+  int cut = 0, gone = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const torch::Tensor bright = x[i][0].gt(1.0).nonzero();  // (200 / 255 - 0.5) / 0.25 = 1.14; padding is -2
+    EXPECT_TRUE(torch::equal(moved[i][1], torch::full({5}, -1.0f))) << "padding rows stay padding";
+    if (bright.size(0) == 0) {
+      EXPECT_TRUE(torch::equal(moved[i][0], torch::full({5}, -1.0f))) << "image " << i << ": " << moved[i][0];
+      ++gone;
+      continue;
+    }
+    const float y0 = bright.select(1, 0).min().item<float>(), y1 = bright.select(1, 0).max().item<float>() + 1;
+    const float x0 = bright.select(1, 1).min().item<float>(), x1 = bright.select(1, 1).max().item<float>() + 1;
+    const torch::Tensor want = torch::tensor({static_cast<float>(i % 10), x0, y0, x1 - x0, y1 - y0});
+    EXPECT_TRUE(torch::equal(moved[i][0], want)) << "image " << i << ": " << moved[i][0] << " want " << want;
+    cut += (x1 - x0) < boxes[i][0][3].item<float>() || (y1 - y0) < boxes[i][0][4].item<float>();
+  }
+  EXPECT_GT(cut, 0) << "the draws should cut some boxes at the border";
+  // Erasing would hide objects the boxes keep: refused.
+  o.erase_prob = 0.5;
+  torch::Tensor again = boxes;
+  EXPECT_THROW(ad::augment_batch(images, o, kMean, kStd, rng, &again), std::invalid_argument);
+  (void)gone;
+}

@@ -1,6 +1,7 @@
 // The CenterNet detection head: targets, decoding and loss against values derived by hand, and a detector
 // that learns a fixed batch, on a ResNet and on a ViT.
 #include "models/heads/centernet.h"
+#include "centernet_testing.h"
 #include "models/registry.h"
 #include "test_util.h"
 
@@ -12,11 +13,8 @@
 namespace attnvision::models {
 namespace {
 
-torch::Tensor boxes_of(std::vector<std::vector<float>> rows, int64_t pad_to) {
-  torch::Tensor t = torch::full({1, pad_to, 5}, -1.0f);
-  for (size_t i = 0; i < rows.size(); ++i) t[0][static_cast<int64_t>(i)] = torch::tensor(rows[i]);
-  return t;
-}
+using testing::boxes_of;
+using testing::perfect_forward;
 
 TEST(CenterNet, GaussianRadiusIsCenterNetsFormula) {
   // 10 x 10 cells, min_overlap 0.7. The three roots:
@@ -43,25 +41,6 @@ TEST(CenterNet, TargetsPutEachBoxOnItsCentreCell) {
   EXPECT_TRUE(torch::allclose(t.offset[0][1], torch::tensor({0.25f, 0.75f})));
   EXPECT_TRUE(torch::equal(t.mask, torch::tensor({{1.0f, 1.0f, 0.0f}})));  // the padding row counts for nothing
   EXPECT_THROW(centernet_targets(boxes_of({{3, 0, 0, 4, 4}}, 1), 3, 16, 16, 4), std::invalid_argument);
-}
-
-// A Forward whose maps are exactly the targets' (logits of the Gaussian heatmap, sizes and offsets written
-// at the centre cells): what a perfect detector would predict.
-Forward perfect_forward(const torch::Tensor& boxes, int64_t classes, int64_t cells, int64_t stride) {
-  const CenterNetTargets t = centernet_targets(boxes, classes, cells, cells, stride);
-  Forward f;
-  f.heatmap = torch::logit(t.heatmap.clamp(1e-6, 1 - 1e-6));
-  f.box_size = torch::zeros({1, 2, cells * cells});
-  f.box_offset = torch::zeros({1, 2, cells * cells});
-  for (int64_t j = 0; j < boxes.size(1); ++j) {
-    if (t.mask[0][j].item<float>() == 0) continue;
-    const int64_t cell = t.index[0][j].item<int64_t>();
-    f.box_size.select(2, cell)[0] = t.size[0][j];
-    f.box_offset.select(2, cell)[0] = t.offset[0][j];
-  }
-  f.box_size = f.box_size.view({1, 2, cells, cells});
-  f.box_offset = f.box_offset.view({1, 2, cells, cells});
-  return f;
 }
 
 TEST(CenterNet, DecodingAPerfectPredictionGivesTheBoxesBack) {

@@ -131,11 +131,16 @@ std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   return make_classify_runner(o);
 }
 
+datasets::LabeledImages load_data(const std::string& spec, const models::ModelCfg& cfg) {
+  return datasets::load_labeled_images(spec, datasets::folder_options_for(cfg));
+}
+
 std::unique_ptr<Metric> make_metric(const models::ModelCfg&, const std::vector<std::string>& labels) {
   return std::make_unique<ClassificationMetric>(labels);
 }
 
-torch::Tensor cross_entropy(const models::Forward& f, const torch::Tensor& y, double label_smoothing) {
+torch::Tensor cross_entropy(const models::ModelCfg&, const models::Forward& f, const torch::Tensor& y,
+                            double label_smoothing) {
   namespace F = torch::nn::functional;
   return F::cross_entropy(f.logits, y, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
 }
@@ -149,9 +154,17 @@ std::unique_ptr<TaskRunner> make_classify_runner(const ClassifyOptions& options)
 }
 
 const TaskRow& classify_task() {
-  static const TaskRow row = {"classify",         "classification", "classify images and DICOM: the top-k classes per input",
-                              section_schema,     runner_from_section, define_classify,
-                              make_metric,        cross_entropy,     top1_score};
+  static const TaskRow row = {"classify",
+                              "classification",
+                              "classify images and DICOM: the top-k classes per input",
+                              section_schema,
+                              runner_from_section,
+                              define_classify,
+                              load_data,
+                              /*targets_follow_pixels=*/false,
+                              make_metric,
+                              cross_entropy,
+                              top1_score};
   return row;
 }
 

@@ -1,0 +1,162 @@
+// Detection end to end with the real binary: scenes from Debian's Fashion-MNIST, a tiny detector trained by
+// `train`, then `detect` (JSON lines, overlays, a COCO results file), `eval-detect` on those results and in one
+// go with --data, and `eval`: the same detections give the same mAP every way they are measured.
+#include "test_util.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace attnvision {
+namespace {
+
+using testing::run_attnvision;
+using testing::ScratchDir;
+
+bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> rows;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+class CliDetect : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!have_fashion_mnist()) return;
+    dir_ = new ScratchDir;
+    const std::string d = dir_->path().string();
+    auto r = run_attnvision("synth scenes --out '" + d + "/train' --images 40 --seed 1 --split train");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_attnvision("synth scenes --out '" + d + "/test' --images 10 --seed 2 --split test");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_detect.yaml' " +
+                       "--set data.train='" + d + "/train' --set data.test='" + d + "/test' --set data.val_count=8 " +
+                       "--set batch_size=16 --set schedule.epochs=2 --set 'model.layers=[1, 1, 1, 1]' " +
+                       "--set 'model.channels=[8, 16, 16, 16]' --set model.stem_width=8 --set model.head_width=16 " +
+                       "--set precision=fp32 --set output='" + d + "/run'");
+    train_ok_ = r.exit_code == 0;
+    train_err_ = r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  void SetUp() override {
+    if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+    ASSERT_TRUE(train_ok_) << train_err_;
+  }
+  static std::string path(const std::string& rel) { return (dir_->path() / rel).string(); }
+  static std::string weights() { return "--weights '" + path("run/best.safetensors") + "'"; }
+
+  static ScratchDir* dir_;
+  static bool train_ok_;
+  static std::string train_err_;
+};
+
+ScratchDir* CliDetect::dir_ = nullptr;
+bool CliDetect::train_ok_ = false;
+std::string CliDetect::train_err_;
+
+TEST_F(CliDetect, TrainingWritesADetectorCheckpointAndItsTestMap) {
+  const nlohmann::json test = read_json(path("run/test.json"));
+  for (const char* key : {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"})
+    EXPECT_TRUE(test.contains(key)) << key;
+  EXPECT_EQ(test["count"], 10);
+  EXPECT_TRUE(test["per_class"].contains("Ankle boot"));
+  const nlohmann::json log_head = read_json(path("run/config.json"));
+  EXPECT_EQ(log_head["model"]["task"], "detection");
+}
+
+TEST_F(CliDetect, JsonLinesCarryBoxesInTheImagesPixels) {
+  const auto r = run_attnvision("detect '" + path("test/images") + "' " + weights() + " --json --score-thresh 0");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = json_lines(r.out);
+  ASSERT_EQ(rows.size(), 10u);
+  for (const nlohmann::json& row : rows) {
+    EXPECT_EQ(row["width"], 128);
+    EXPECT_EQ(row["height"], 128);
+    EXPECT_FALSE(row.contains("all_detections"));
+    const auto& dets = row["detections"];
+    EXPECT_EQ(dets.size(), 100u) << "score threshold 0 keeps every peak (max_detections 100)";
+    double last = 1.0;
+    for (const auto& d : dets) {
+      const auto& b = d["bbox"];
+      ASSERT_EQ(b.size(), 4u);
+      EXPECT_GE(b[0].get<double>(), 0.0);
+      EXPECT_LE(b[0].get<double>() + b[2].get<double>(), 128.0 + 1e-9);
+      EXPECT_GE(d["category_id"].get<int>(), 1);
+      EXPECT_LE(d["category_id"].get<int>(), 10);
+      EXPECT_TRUE(d["label"].is_string());
+      EXPECT_LE(d["score"].get<double>(), last) << "by descending score";
+      last = d["score"].get<double>();
+    }
+  }
+}
+
+TEST_F(CliDetect, ResultsFileEvaluatesAsEvalDetectDataDoes) {
+  const std::string results = path("results.json");
+  auto r = run_attnvision("detect '" + path("test/images") + "' " + weights() + " --coco-images '" +
+                          path("test/instances.json") + "' --results '" + results + "' --out '" + path("overlays") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json list = read_json(results);
+  EXPECT_EQ(list.size(), 1000u) << "100 peaks per image, no threshold";
+  size_t overlays = 0;
+  // Named as every task output is: the input's path below its argument, prefixed with the argument's name.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(path("overlays")))
+    overlays += e.path().parent_path().filename() == "images" && e.path().string().find(".boxes.png") != std::string::npos;
+  EXPECT_EQ(overlays, 10u);
+
+  r = run_attnvision("eval-detect --gt '" + path("test/instances.json") + "' --results '" + results + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json from_file = nlohmann::json::parse(r.out);
+  r = run_attnvision("eval-detect --data '" + path("test") + "' " + weights() + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json in_one_go = nlohmann::json::parse(r.out);
+  r = run_attnvision("eval --data '" + path("test") + "' " + weights() + " --json --confusion-png ''");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json eval = nlohmann::json::parse(r.out);
+  // The same pixels and the same network: the same numbers (AP over all areas does not depend on how an
+  // object's area is counted, which is where `eval`'s box areas differ from instances.json's pixel counts).
+  for (const char* key : {"AP", "AP50", "AP75", "AR1", "AR10", "AR100"}) {
+    EXPECT_NEAR(from_file[key].get<double>(), in_one_go[key].get<double>(), 1e-9) << key;
+    EXPECT_NEAR(from_file[key].get<double>(), eval[key].get<double>(), 1e-9) << key;
+  }
+}
+
+TEST_F(CliDetect, AnInputWithoutAnImageIdIsReportedAndTheRestWritten) {
+  std::filesystem::create_directories(path("extra"));
+  const auto first = *std::filesystem::directory_iterator(path("test/images"));
+  std::filesystem::copy_file(first.path(), path("extra/not-listed.png"));
+  const std::string results = path("partial.json");
+  const auto r = run_attnvision("detect '" + path("test/images") + "' '" + path("extra/not-listed.png") + "' " +
+                                weights() + " --coco-images '" + path("test/instances.json") + "' --results '" +
+                                results + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not-listed.png: 'not-listed.png' is not among the images of"), std::string::npos) << r.err;
+  EXPECT_EQ(read_json(results).size(), 1000u);
+}
+
+TEST_F(CliDetect, AClassifierIsNotADetectorAndResultsNeedImageIds) {
+  auto r = run_attnvision("detect '" + path("test/images") + "' --model resnet18 --random-init");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a detector"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_attnvision("detect '" + path("test/images") + "' " + weights() + " --results '" + path("x.json") + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--coco-images"), std::string::npos) << r.err;
+  r = run_attnvision("eval-detect --data '" + path("test") + "' --results '" + path("x.json") + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not both"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace attnvision
