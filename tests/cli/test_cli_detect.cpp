@@ -72,8 +72,8 @@ TEST_F(CliDetect, TrainingWritesADetectorCheckpointAndItsTestMap) {
     EXPECT_TRUE(test.contains(key)) << key;
   EXPECT_EQ(test["count"], 10);
   EXPECT_TRUE(test["per_class"].contains("Ankle boot"));
-  const nlohmann::json log_head = read_json(path("run/config.json"));
-  EXPECT_EQ(log_head["model"]["task"], "detection");
+  const nlohmann::json recipe = read_json(path("run/config.json"));
+  EXPECT_EQ(recipe["model"]["task"], "detection");
 }
 
 TEST_F(CliDetect, JsonLinesCarryBoxesInTheImagesPixels) {
