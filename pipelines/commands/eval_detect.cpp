@@ -8,8 +8,10 @@
 #include "pipelines/commands/cli_options.h"
 #include "pipelines/commands/command.h"
 #include "pipelines/metrics/coco_map.h"
+#include "pipelines/metrics/detection.h"
 #include "pipelines/metrics/evaluation.h"
 #include "pipelines/model_loader.h"
+#include "pipelines/tasks/task.h"
 #include "pipelines/report/progress.h"
 
 #include <CLI/CLI.hpp>
@@ -38,11 +40,7 @@ struct EvalDetectOptions {
 // Every image of a scenes folder through the detector, as COCO results: image ids from instances.json, class
 // index i -> the i-th category by id (the order load_detection_set gives the classes).
 std::vector<datasets::CocoResult> detect_folder(const EvalDetectOptions& o) {
-  ModelChoice choice = o.model;
-  choice.shipped_task = "detection";
-  const LoadedModel m = load_model(choice);
-  if (m.cfg.task != "detection")
-    throw ConfigError("eval-detect: the model '" + m.cfg.name + "' is a " + m.cfg.task + " model, not a detector");
+  const LoadedModel m = load_task_model(o.model, task_named("detect"));
   apply_thread_options(o.threads, m.cfg.arch);
   const datasets::DetectionSet set = datasets::load_detection_set(o.data, m.cfg.in_chans);
   check_data_fits({set.images, set.boxes, set.classes, set.source}, m.cfg);
@@ -54,14 +52,9 @@ std::vector<datasets::CocoResult> detect_folder(const EvalDetectOptions& o) {
     const int64_t n = std::min(o.batch, set.size() - begin);
     const torch::Tensor x = datasets::normalize_batch(set.images.narrow(0, begin, n), m.cfg.mean, m.cfg.std);
     const torch::Tensor peaks =
-        models::centernet_decode(m.net->forward(x), m.cfg.detection.max_detections, m.cfg.detection.output_stride)
-            .contiguous();
-    const auto p = peaks.accessor<float, 3>();
+        models::centernet_decode(m.net->forward(x), m.cfg.detection.max_detections, m.cfg.detection.output_stride);
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t k = 0; k < p.size(1); ++k)
-        results.push_back({set.image_ids[static_cast<size_t>(begin + i)],
-                           set.category_ids[static_cast<size_t>(p[i][k][5])],
-                           datasets::CocoBox{p[i][k][0], p[i][k][1], p[i][k][2], p[i][k][3]}, p[i][k][4]});
+      append_coco_results(peaks[i], set.image_ids[static_cast<size_t>(begin + i)], set.category_ids, results);
     progress.advance(static_cast<size_t>(n), size_t{0});
   }
   progress.finish();

@@ -12,10 +12,25 @@
 
 namespace attnvision::pipelines {
 
+void append_coco_results(const torch::Tensor& peaks, int64_t image_id, const std::vector<int64_t>& category_ids,
+                         std::vector<datasets::CocoResult>& results) {
+  const torch::Tensor found = peaks.to(torch::kFloat32).contiguous();
+  const auto p = found.accessor<float, 2>();
+  for (int64_t k = 0; k < p.size(0); ++k) {
+    const auto c = static_cast<size_t>(p[k][5]);
+    if (c >= category_ids.size())
+      throw std::invalid_argument("detection: class index " + std::to_string(c) + " beyond the " +
+                                  std::to_string(category_ids.size()) + " categories");
+    results.push_back({image_id, category_ids[c], datasets::CocoBox{p[k][0], p[k][1], p[k][2], p[k][3]}, p[k][4]});
+  }
+}
+
 DetectionMetric::DetectionMetric(const models::ModelCfg& cfg, std::vector<std::string> labels)
     : cfg_(cfg), labels_(std::move(labels)), counts_(torch::zeros({2}, torch::kFloat64)) {
-  for (size_t c = 0; c < labels_.size(); ++c)
-    gt_.categories.push_back({static_cast<int64_t>(c) + 1, labels_[c]});
+  for (size_t c = 0; c < labels_.size(); ++c) {
+    category_ids_.push_back(static_cast<int64_t>(c) + 1);
+    gt_.categories.push_back({category_ids_.back(), labels_[c]});
+  }
 }
 
 void DetectionMetric::add(const models::Forward& f, const torch::Tensor& boxes) {
@@ -26,8 +41,7 @@ void DetectionMetric::add(const models::Forward& f, const torch::Tensor& boxes) 
   counts_[0] += loss * static_cast<double>(n);
   counts_[1] += static_cast<double>(n);
 
-  const torch::Tensor found = models::centernet_decode(f, cfg_.detection.max_detections, stride).contiguous();
-  const auto d = found.accessor<float, 3>();
+  const torch::Tensor found = models::centernet_decode(f, cfg_.detection.max_detections, stride);
   const torch::Tensor truth = boxes.to(torch::kFloat32).contiguous();
   const auto b = truth.accessor<float, 3>();
   for (int64_t i = 0; i < n; ++i) {
@@ -39,9 +53,7 @@ void DetectionMetric::add(const models::Forward& f, const torch::Tensor& boxes) 
       gt_.annotations.push_back({static_cast<int64_t>(gt_.annotations.size()) + 1, image_id,
                                  static_cast<int64_t>(b[i][j][0]) + 1, box, box[2] * box[3], false});
     }
-    for (int64_t k = 0; k < d.size(1); ++k)
-      detections_.push_back({image_id, static_cast<int64_t>(d[i][k][5]) + 1,
-                             datasets::CocoBox{d[i][k][0], d[i][k][1], d[i][k][2], d[i][k][3]}, d[i][k][4]});
+    append_coco_results(found[i], image_id, category_ids_, detections_);
   }
   evaluated_ = false;
 }

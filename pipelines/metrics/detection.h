@@ -19,6 +19,11 @@
 
 namespace attnvision::pipelines {
 
+// One image's decoded peaks (models::centernet_decode's k x [x, y, w, h, score, class index] for that image)
+// appended as COCO results of `image_id`, class index c as category `category_ids[c]`.
+void append_coco_results(const torch::Tensor& peaks, int64_t image_id, const std::vector<int64_t>& category_ids,
+                         std::vector<datasets::CocoResult>& results);
+
 class DetectionMetric : public Metric {
  public:
   // For a detector of `cfg` (its output stride, input size and detections per image) with classes `labels`.
@@ -41,6 +46,7 @@ class DetectionMetric : public Metric {
  private:
   models::ModelCfg cfg_;
   std::vector<std::string> labels_;
+  std::vector<int64_t> category_ids_;  // 1..C, as the scenes' instances.json numbers the classes
   datasets::CocoInstances gt_;
   std::vector<datasets::CocoResult> detections_;
   torch::Tensor counts_;

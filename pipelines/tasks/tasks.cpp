@@ -1,6 +1,7 @@
 #include "pipelines/tasks/task.h"
 
 #include <stdexcept>
+#include <utility>
 
 namespace attnvision::pipelines {
 
@@ -26,6 +27,37 @@ const TaskRow& task_named(const std::string& name) {
   for (const TaskRow& row : task_table())
     if (name == row.name) return row;
   throw std::invalid_argument("unknown task '" + name + "' (known: " + known_tasks() + ")");
+}
+
+std::vector<KeySpec> section_schema_with_model_keys(const std::string& shipped, std::vector<KeySpec> own) {
+  std::vector<KeySpec> schema = {
+      {"model", Kind::kString, false, "registered model name or model YAML (default: " + shipped + ")"},
+      {"weights", Kind::kString, false, "weights file (our checkpoint carries its config)"},
+      {"set", Kind::kStringList, false, "model config overrides, e.g. [num_classes=10]"},
+      {"labels", Kind::kString, false, "class names file, one per line"},
+      {"random_init", Kind::kBool, false, "run untrained weights on purpose (benchmarks)"},
+      {"batch", Kind::kInt, false, "images per forward pass"},
+  };
+  for (KeySpec& k : own) schema.push_back(std::move(k));
+  return schema;
+}
+
+void take_model_keys(const nlohmann::json& section, ModelChoice& choice, int64_t& batch) {
+  take(section, "model", choice.model);
+  take(section, "weights", choice.weights);
+  take(section, "set", choice.sets);
+  take(section, "labels", choice.labels_file);
+  take(section, "random_init", choice.random_init);
+  take(section, "batch", batch);
+}
+
+LoadedModel load_task_model(ModelChoice choice, const TaskRow& task) {
+  choice.shipped_task = task.model_task;
+  LoadedModel m = load_model(choice);
+  if (m.cfg.task != task.model_task)
+    throw ConfigError(std::string(task.name) + ": the model '" + m.cfg.name + "' is built for " + m.cfg.task +
+                      ", not " + task.model_task + " (its config's `task`)");
+  return m;
 }
 
 const TaskRow& task_for_model(const std::string& model_task) {

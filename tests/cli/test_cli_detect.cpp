@@ -145,10 +145,14 @@ TEST_F(CliDetect, AnInputWithoutAnImageIdIsReportedAndTheRestWritten) {
   EXPECT_EQ(read_json(results).size(), 1000u);
 }
 
-TEST_F(CliDetect, AClassifierIsNotADetectorAndResultsNeedImageIds) {
+TEST_F(CliDetect, AClassifierIsNotADetectorNorADetectorAClassifierAndResultsNeedImageIds) {
   auto r = run_attnvision("detect '" + path("test/images") + "' --model resnet18 --random-init");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("not a detector"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'resnet18' is built for classification, not detection"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_attnvision("classify '" + path("test/images") + "' " + weights());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is built for detection, not classification"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   r = run_attnvision("detect '" + path("test/images") + "' " + weights() + " --results '" + path("x.json") + "'");
   EXPECT_EQ(r.exit_code, 1);

@@ -13,12 +13,13 @@
 namespace attnvision::pipelines {
 
 CommandRun define_classify(CLI::App& app);  // classify_command.cpp
+const TaskRow& classify_task();
 
 namespace {
 
 class ClassifyRunner : public TaskRunner {
  public:
-  explicit ClassifyRunner(ClassifyOptions o) : o_(std::move(o)), m_(load_model(o_.model)) {
+  explicit ClassifyRunner(ClassifyOptions o) : o_(std::move(o)), m_(load_task_model(o_.model, classify_task())) {
     transform_ = datasets::eval_transform_for(m_.cfg);
     k_ = std::min<int64_t>(o_.topk, m_.cfg.num_classes);
     const auto methods = models::saliency_methods();
@@ -97,29 +98,18 @@ class ClassifyRunner : public TaskRunner {
 };
 
 const std::vector<KeySpec>& section_schema() {
-  static const std::vector<KeySpec> schema = {
-      {"model", Kind::kString, false, "registered model name or model YAML (default: the shipped classifier)"},
-      {"weights", Kind::kString, false, "weights file (our checkpoint carries its config)"},
-      {"set", Kind::kStringList, false, "model config overrides, e.g. [num_classes=10]"},
-      {"labels", Kind::kString, false, "class names file, one per line"},
-      {"random_init", Kind::kBool, false, "run untrained weights on purpose (benchmarks)"},
-      {"batch", Kind::kInt, false, "images per forward pass"},
-      {"topk", Kind::kInt, false, "classes per image"},
-      {"saliency", Kind::kString, false, "also write a saliency overlay and map per image: gradcam, cbam, rollout, ..."},
-      {"saliency_class", Kind::kInt, false, "class the saliency explains (-1: each image's top-1)"},
-  };
+  static const std::vector<KeySpec> schema = section_schema_with_model_keys(
+      "the shipped classifier",
+      {{"topk", Kind::kInt, false, "classes per image"},
+       {"saliency", Kind::kString, false, "also write a saliency overlay and map per image: gradcam, cbam, rollout, ..."},
+       {"saliency_class", Kind::kInt, false, "class the saliency explains (-1: each image's top-1)"}});
   return schema;
 }
 
 std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   ClassifyOptions o;
   const nlohmann::json& j = section.root;
-  take(j, "model", o.model.model);
-  take(j, "weights", o.model.weights);
-  take(j, "set", o.model.sets);
-  take(j, "labels", o.model.labels_file);
-  take(j, "random_init", o.model.random_init);
-  take(j, "batch", o.batch);
+  take_model_keys(j, o.model, o.batch);
   take(j, "topk", o.topk);
   take(j, "saliency", o.saliency);
   take(j, "saliency_class", o.saliency_class);

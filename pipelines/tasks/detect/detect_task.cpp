@@ -16,6 +16,7 @@
 namespace attnvision::pipelines {
 
 CommandRun define_detect(CLI::App& app);  // detect_command.cpp
+const TaskRow& detect_task();
 
 namespace {
 
@@ -37,13 +38,7 @@ nlohmann::json to_json(const std::vector<Found>& found, const std::vector<std::s
 
 class DetectRunner : public TaskRunner {
  public:
-  explicit DetectRunner(DetectOptions o) : o_(std::move(o)) {
-    ModelChoice choice = o_.model;
-    choice.shipped_task = "detection";
-    m_ = load_model(choice);
-    if (m_.cfg.task != "detection")
-      throw ConfigError("detect: the model '" + m_.cfg.name + "' is a " + m_.cfg.task +
-                        " model, not a detector (task: detection)");
+  explicit DetectRunner(DetectOptions o) : o_(std::move(o)), m_(load_task_model(o_.model, detect_task())) {
     transform_ = datasets::eval_transform_for(m_.cfg);
   }
 
@@ -142,29 +137,18 @@ class DetectRunner : public TaskRunner {
 };
 
 const std::vector<KeySpec>& section_schema() {
-  static const std::vector<KeySpec> schema = {
-      {"model", Kind::kString, false, "registered model name or model YAML (default: the shipped detector)"},
-      {"weights", Kind::kString, false, "weights file (our checkpoint carries its config)"},
-      {"set", Kind::kStringList, false, "model config overrides, e.g. [detection.max_detections=50]"},
-      {"labels", Kind::kString, false, "class names file, one per line"},
-      {"random_init", Kind::kBool, false, "run untrained weights on purpose (benchmarks)"},
-      {"batch", Kind::kInt, false, "images per forward pass"},
-      {"score_thresh", Kind::kNumber, false, "leave out detections scoring below this (0..1)"},
-      {"nms_iou", Kind::kNumber, false, "class-wise NMS at this IoU (0: none; CenterNet's peaks rarely need it)"},
-      {"overlay", Kind::kBool, false, "also write each image with its boxes drawn (<name>.boxes.png)"},
-  };
+  static const std::vector<KeySpec> schema = section_schema_with_model_keys(
+      "the shipped scenes detector",
+      {{"score_thresh", Kind::kNumber, false, "leave out detections scoring below this (0..1)"},
+       {"nms_iou", Kind::kNumber, false, "class-wise NMS at this IoU (0: none; CenterNet's peaks rarely need it)"},
+       {"overlay", Kind::kBool, false, "also write each image with its boxes drawn (<name>.boxes.png)"}});
   return schema;
 }
 
 std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   DetectOptions o;
   const nlohmann::json& j = section.root;
-  take(j, "model", o.model.model);
-  take(j, "weights", o.model.weights);
-  take(j, "set", o.model.sets);
-  take(j, "labels", o.model.labels_file);
-  take(j, "random_init", o.model.random_init);
-  take(j, "batch", o.batch);
+  take_model_keys(j, o.model, o.batch);
   take(j, "score_thresh", o.score_thresh);
   take(j, "nms_iou", o.nms_iou);
   take(j, "overlay", o.overlay);
