@@ -150,7 +150,8 @@ LoadedModel load_model(const ModelChoice& given) {
   m.cfg = resolve(choice, choice.weights.empty() ? nullptr : &file);
   m.net = models::build_model(m.cfg);
   if (!choice.weights.empty()) models::load_state_dict(*m.net, file.tensors, choice.weights);
-  m.net->prepare_for_inference();
+  if (choice.prepare_for_inference) m.net->prepare_for_inference();
+  else m.net->eval();
   m.labels = label_names(m.cfg);
   return m;
 }

@@ -17,6 +17,9 @@ struct ModelChoice {
   std::vector<std::string> sets;    // key=value overrides of model YAML keys
   std::string labels_file;          // overrides the config's labels
   bool random_init = false;         // allow running without weights (benchmarks, smoke tests)
+  // Fold BatchNorm and pick inference layouts (NetworkImpl::prepare_for_inference); false keeps the
+  // module in its trained form, as a checkpoint stores it (convert).
+  bool prepare_for_inference = true;
   // Whose shipped model runs when neither model nor weights is given: "classification" | "detection".
   std::string shipped_task = "classification";
 };

@@ -436,14 +436,18 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
     if (auto it = tensors.find(name); it != tensors.end()) dst.copy_(it->second);
 }
 
-void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg) {
+void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,
+                     torch::ScalarType storage) {
+  if (storage != torch::kFloat32 && storage != torch::kFloat16 && storage != torch::kBFloat16)
+    fail(path, std::string("checkpoints store float32, float16 or bfloat16, not ") + c10::toString(storage));
   try {
     cfg.validate();
   } catch (const std::invalid_argument& e) {
     fail(path, std::string("will not save an invalid model config: ") + e.what());
   }
   std::map<std::string, torch::Tensor> state;
-  for (const auto& [name, t] : module_state(module)) state.emplace(name, t.detach());
+  for (const auto& [name, t] : module_state(module))
+    state.emplace(name, t.is_floating_point() ? t.detach().to(storage) : t.detach());
   write_safetensors(path, state, {{"format", "attnvision"}, {kModelCfgMetadataKey, to_json(cfg).dump()}});
 }
 

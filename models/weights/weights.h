@@ -54,8 +54,11 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
 inline constexpr const char* kModelCfgMetadataKey = "attnvision.model_cfg";
 
 // Our checkpoint: state_dict (parameters and buffers) + ModelCfg JSON in
-// __metadata__["attnvision.model_cfg"] and "format": "attnvision".
-void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg);
+// __metadata__["attnvision.model_cfg"] and "format": "attnvision". `storage` is the dtype floating
+// tensors are written in (kFloat32, kFloat16 or kBFloat16): half storage halves a shipped file, and
+// load_state_dict widens it back to the module's dtype.
+void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,
+                     torch::ScalarType storage = torch::kFloat32);
 // Reads the ModelCfg from a checkpoint's metadata into `cfg` (fields absent from the JSON keep cfg's
 // values) and returns true; returns false, leaving cfg alone, when the file carries none. Bad JSON or
 // an invalid config is a WeightsError naming file.path.

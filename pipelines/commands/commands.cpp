@@ -17,6 +17,7 @@ CommandRun define_eval(CLI::App& app);      // pipelines/commands/eval.cpp
 CommandRun define_eval_detect(CLI::App& app);  // pipelines/commands/eval_detect.cpp
 CommandRun define_batch(CLI::App& app);     // pipelines/commands/batch.cpp
 CommandRun define_synth(CLI::App& app);     // pipelines/commands/synth.cpp
+CommandRun define_convert(CLI::App& app);   // pipelines/commands/convert.cpp
 
 // The fixed commands; every task row (pipelines/tasks/) adds its own subcommand after them.
 const std::vector<CommandSpec>& command_table() {
@@ -30,6 +31,8 @@ const std::vector<CommandSpec>& command_table() {
       {"eval", "a model's task metric on a labelled set (classification: accuracy, per class, confusion)", define_eval},
       {"eval-detect", "COCO box mAP of a results file against instances (pycocotools' 12 numbers)", define_eval_detect},
       {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},
+      {"convert", "rewrite a checkpoint (ours, timm or torchvision) as a self-describing attnvision checkpoint, "
+                  "optionally float16", define_convert},
       {"synth", "generate synthetic data sets (scenes: Fashion-MNIST detection and captioning)", define_synth},
     };
     for (const TaskRow& task : task_table()) commands.push_back({task.name, task.summary, task.define_command});

@@ -1,5 +1,5 @@
-// The shipped default classifier (models/pretrained/): its measured accuracy holds, and `classify` uses it
-// when no model is named.
+// The shipped default models (models/pretrained/): their measured scores hold, and `classify` / `detect` use
+// them when no model is named.
 #include "test_util.h"
 
 #include <nlohmann/json.hpp>
@@ -14,6 +14,7 @@ using testing::run_attnvision;
 using testing::ScratchDir;
 
 const std::string kCard = std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/fmnist_resnet.json";
+const std::string kDetectorCard = std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/scenes_detector.json";
 
 bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
 
@@ -30,6 +31,23 @@ TEST(DefaultModel, AccuracyOnTheFirst2000TestImagesStaysWithinAPointOfTheRecorde
   const auto eval = nlohmann::json::parse(r.out);
   EXPECT_EQ(eval["count"], 2000);
   EXPECT_NEAR(eval["accuracy"].get<double>(), recorded, 0.01) << "the shipped model no longer scores as recorded";
+}
+
+TEST(DefaultModel, DetectorMapOnTheFirst200TestScenesStaysWithinTwoPointsOfTheRecordedFigure) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  std::ifstream in(kDetectorCard);
+  ASSERT_TRUE(in) << kDetectorCard;
+  const auto recorded = nlohmann::json::parse(in).at("test_first_200");
+  ScratchDir dir;
+  // The first 200 of the card's 1,000 test scenes: a scene depends on (seed, split, index) only.
+  const auto synth = run_attnvision("synth scenes --out '" + (dir / "scenes") + "' --images 200 --seed 2 --split test");
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  // No --model and no --weights: the shipped detector.
+  const auto r = run_attnvision("eval-detect --data '" + (dir / "scenes") + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto eval = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(eval["AP"].get<double>(), recorded.at("AP").get<double>(), 0.02) << "the shipped detector moved";
+  EXPECT_NEAR(eval["AP50"].get<double>(), recorded.at("AP50").get<double>(), 0.02) << "the shipped detector moved";
 }
 
 TEST(DefaultModel, ClassifyWithoutAModelUsesTheShippedClassifier) {

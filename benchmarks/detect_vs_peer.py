@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""The detector's forward speed against the same CenterNet in plain PyTorch, measured in one run.
+
+    /usr/bin/python3 benchmarks/detect_vs_peer.py [--rounds 3] [--batch 32] [--size 128] [--iters 10]
+
+attnvision: `attnvision bench` on ResNet-18 + the CenterNet head (task detection, head width 64, stride 4, random
+init). Peer: benchmarks/py_detect_peer.py, the same network on torchvision's resnet18, run in every
+configuration PyTorch's CPU performance guide suggests for inference (NCHW or channels-last, BatchNorm folded or
+not), with tcmalloc preloaded as attnvision links it and torch threads = the machine's cores; its best
+configuration per round is the one compared. The sides alternate for --rounds rounds; the table shows the
+medians and the ratio attnvision / best peer (the issue's target: at least 1.2).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+PEER_CONFIGS = [("NCHW", []), ("channels-last", ["--channels-last"]), ("folded", ["--fold"]),
+                ("folded channels-last", ["--fold", "--channels-last"])]
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build/pipelines/cli/attnvision"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--iters", type=int, default=10)
+    args = ap.parse_args()
+    threads = os.cpu_count()
+    ours_cmd = [args.binary, "bench", "--model", "resnet18", "--set", "task=detection", "--set", "num_classes=10",
+                "--set", "head_width=64", "--set", "output_stride=4", "--size", str(args.size), "--batch",
+                str(args.batch), "--iters", str(args.iters), "--warmup", "2", "--json"]
+    peer_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if os.path.exists(TCMALLOC):
+        peer_env["LD_PRELOAD"] = TCMALLOC
+    ours, peers = [], {name: [] for name, _ in PEER_CONFIGS}
+    for r in range(args.rounds):
+        ours.append(run_json(ours_cmd)["images_per_s"])
+        for name, flags in PEER_CONFIGS:
+            cmd = [sys.executable, os.path.join(HERE, "py_detect_peer.py"), "--arch", "resnet18", "--size",
+                   str(args.size), "--batch", str(args.batch), "--iters", str(args.iters), "--threads",
+                   str(threads)] + flags
+            peers[name].append(run_json(cmd, peer_env)["images_per_s"])
+        best = max(peers[name][-1] for name in peers)
+        print(f"round {r + 1}: attnvision {ours[-1]:.1f} images/s, best peer {best:.1f} images/s", file=sys.stderr)
+    print(f"ResNet-18 + CenterNet, {args.size}x{args.size}, batch {args.batch}, {threads} threads, "
+          f"median of {args.rounds} rounds (images/s)")
+    print(f"  attnvision            {statistics.median(ours):8.1f}")
+    for name in peers:
+        print(f"  peer {name:<20} {statistics.median(peers[name]):8.1f}")
+    best_peer = max(statistics.median(v) for v in peers.values())
+    print(f"ratio attnvision / best peer: {statistics.median(ours) / best_peer:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

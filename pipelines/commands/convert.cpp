@@ -1,0 +1,62 @@
+// `attnvision convert`: any checkpoint the loader reads (ours, or timm / torchvision weights with --model)
+// rewritten as our own checkpoint, so that `--weights FILE` alone runs it from then on; `--dtype float16`
+// halves a file that is shipped or sent around (the loader widens it back to float32).
+#include "models/registry.h"
+#include "models/weights/weights.h"
+#include "pipelines/commands/cli_options.h"
+#include "pipelines/commands/command.h"
+#include "pipelines/model_loader.h"
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+namespace attnvision::pipelines {
+
+namespace {
+
+struct ConvertOptions {
+  ModelChoice model;
+  std::string out;
+  std::string dtype = "float32";
+};
+
+int run_convert(const ConvertOptions& o) {
+  if (o.model.weights.empty()) throw ConfigError("convert: --weights FILE is required (the checkpoint to convert)");
+  static const std::map<std::string, torch::ScalarType> dtypes = {
+      {"float32", torch::kFloat32}, {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16}};
+  ModelChoice choice = o.model;
+  choice.prepare_for_inference = false;  // store the trained form, BatchNorm unfolded, as the trainer does
+  const LoadedModel m = load_model(choice);
+  models::ModelCfg cfg = m.cfg;
+  cfg.labels = m.labels;  // names given by --labels or defaulted travel with the file
+  models::save_checkpoint(o.out, *m.net, cfg, dtypes.at(o.dtype));
+  std::printf("wrote %s: %s, task %s, %lld parameters stored as %s, %.2f MB\n", o.out.c_str(), cfg.name.c_str(),
+              cfg.task.c_str(), static_cast<long long>(models::count_parameters(*m.net)), o.dtype.c_str(),
+              static_cast<double>(std::filesystem::file_size(o.out)) / 1e6);
+  return 0;
+}
+
+}  // namespace
+
+CommandRun define_convert(CLI::App& app) {
+  auto o = std::make_shared<ConvertOptions>();
+  add_model_options(app, o->model);
+  app.add_option("--out,-o", o->out, "the checkpoint to write (safetensors with the model config in its metadata)")
+      ->required();
+  app.add_option("--dtype", o->dtype, "storage type of floating tensors")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
+  app.footer(
+      "Loads --weights as every command does (our checkpoint alone, or a timm/torchvision state_dict with "
+      "--model NAME|FILE.yaml), checks every tensor against the architecture, and writes one self-describing "
+      "checkpoint: `--weights OUT` alone runs it afterwards. float16 storage halves the file; float32 "
+      "computation is unchanged, the weights round to 11 significant bits.");
+  return [o] { return run_convert(*o); };
+}
+
+}  // namespace attnvision::pipelines
