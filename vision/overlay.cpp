@@ -53,22 +53,39 @@ cv::Mat overlay_boxes(const cv::Mat& image, const std::vector<DrawnBox>& boxes) 
   const int side = std::min(out.cols, out.rows);
   const int thickness = std::max(1, side / 300);
   const double font_scale = std::max(0.3, side / 800.0);
-  for (const DrawnBox& d : boxes) {
-    const cv::Scalar colour = class_colour(d.class_index);
+  auto corners = [](const DrawnBox& d) {
     // COCO's edges are between pixels: the last pixel inside is x + w - 1.
-    const cv::Point tl(static_cast<int>(std::lround(d.box.x)), static_cast<int>(std::lround(d.box.y)));
-    const cv::Point br(static_cast<int>(std::lround(d.box.x + d.box.width)) - 1,
-                       static_cast<int>(std::lround(d.box.y + d.box.height)) - 1);
-    cv::rectangle(out, tl, br, colour, thickness, cv::LINE_8);
+    return std::make_pair(
+        cv::Point(static_cast<int>(std::lround(d.box.x)), static_cast<int>(std::lround(d.box.y))),
+        cv::Point(static_cast<int>(std::lround(d.box.x + d.box.width)) - 1,
+                  static_cast<int>(std::lround(d.box.y + d.box.height)) - 1));
+  };
+  // Boxes first, labels over them: no box line crosses a label.
+  for (const DrawnBox& d : boxes) {
+    const auto [tl, br] = corners(d);
+    cv::rectangle(out, tl, br, class_colour(d.class_index), thickness, cv::LINE_8);
+  }
+  // A label goes above its box, or moves down past the labels already placed: a detector often reports two
+  // classes for one object, on the same box, and both labels must stay readable.
+  std::vector<cv::Rect> placed;
+  for (const DrawnBox& d : boxes) {
+    const cv::Point tl = corners(d).first;
     char score[16];
     std::snprintf(score, sizeof(score), " %.2f", d.score);
     const std::string text = d.label + score;
     int baseline = 0;
     const cv::Size size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, font_scale, 1, &baseline);
     const int tag_h = size.height + baseline + 2;
-    const int top = tl.y - tag_h >= 0 ? tl.y - tag_h : std::max(tl.y, 0);
-    const cv::Rect tag(std::clamp(tl.x, 0, std::max(0, out.cols - size.width - 2)), top, size.width + 2, tag_h);
-    cv::rectangle(out, tag & cv::Rect(0, 0, out.cols, out.rows), colour, cv::FILLED);
+    cv::Rect tag(std::clamp(tl.x, 0, std::max(0, out.cols - size.width - 2)),
+                 tl.y - tag_h >= 0 ? tl.y - tag_h : std::max(tl.y, 0), size.width + 2, tag_h);
+    for (size_t tries = 0; tries < placed.size(); ++tries) {
+      const bool overlaps =
+          std::any_of(placed.begin(), placed.end(), [&](const cv::Rect& r) { return (r & tag).area() > 0; });
+      if (!overlaps || tag.y + 2 * tag_h > out.rows) break;
+      tag.y += tag_h;
+    }
+    placed.push_back(tag);
+    cv::rectangle(out, tag & cv::Rect(0, 0, out.cols, out.rows), class_colour(d.class_index), cv::FILLED);
     cv::putText(out, text, cv::Point(tag.x + 1, tag.y + size.height + 1), cv::FONT_HERSHEY_SIMPLEX, font_scale,
                 cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   }

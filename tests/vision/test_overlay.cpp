@@ -59,5 +59,25 @@ TEST(Overlay, BoxesOutlineTheirPixelsInTheirClassColour) {
   EXPECT_EQ(again.size(), gray.size());
 }
 
+TEST(Overlay, TwoClassesOnOneBoxGetLabelsThatDoNotCoverEachOther) {
+  // A detector may report one object twice, as two classes on the same box. Each label is a filled tag in
+  // its class colour: both colours must show, one above the box, the other moved below it.
+  const cv::Mat gray(128, 128, CV_8UC1, cv::Scalar(90));
+  const cv::Rect2d box(30, 40, 60, 60);
+  const cv::Mat out = overlay_boxes(gray, {{box, 0, "shirt", 0.6}, {box, 1, "coat", 0.3}});
+  auto count_colour = [&](int class_index, const cv::Rect& area) {
+    const cv::Scalar c = class_colour(class_index);
+    const cv::Vec3b want(static_cast<uchar>(c[0]), static_cast<uchar>(c[1]), static_cast<uchar>(c[2]));
+    int n = 0;
+    for (int y = area.y; y < area.y + area.height; ++y)
+      for (int x = area.x; x < area.x + area.width; ++x) n += out.at<cv::Vec3b>(y, x) == want;
+    return n;
+  };
+  const cv::Rect above(30, 25, 40, 15), inside_top(31, 41, 40, 15);
+  EXPECT_GT(count_colour(0, above), 100) << "the first label's tag above the box";
+  EXPECT_GT(count_colour(1, inside_top), 100) << "the second label moved down, not drawn over the first";
+  EXPECT_LT(count_colour(1, above), 20) << "the second label does not cover the first";
+}
+
 }  // namespace
 }  // namespace attnvision::vision
