@@ -25,7 +25,8 @@ namespace {
 constexpr const char* kFashionPrefix = "fashion-mnist:";
 
 LabeledImages rows(const LabeledImages& all, const torch::Tensor& indices) {
-  return {all.images.index_select(0, indices), all.labels.index_select(0, indices), all.classes, all.source};
+  return {all.images.index_select(0, indices), all.labels.index_select(0, indices), all.classes, all.source,
+          all.category_ids};
 }
 
 torch::Tensor long_tensor(const std::vector<int64_t>& v) {
@@ -230,7 +231,7 @@ LabeledImages load_labeled_images(const std::string& spec, const ImageFolderOpti
 LabeledImages limit(const LabeledImages& all, int64_t n) {
   if (n < 0) throw std::invalid_argument(all.source + ": limit must not be negative");
   const int64_t k = std::min(n, all.size());
-  return {all.images.narrow(0, 0, k), all.labels.narrow(0, 0, k), all.classes, all.source};
+  return {all.images.narrow(0, 0, k), all.labels.narrow(0, 0, k), all.classes, all.source, all.category_ids};
 }
 
 std::pair<LabeledImages, LabeledImages> split_holdout(const LabeledImages& all, int64_t val_count,

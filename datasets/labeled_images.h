@@ -20,6 +20,7 @@ struct LabeledImages {
   torch::Tensor labels;
   std::vector<std::string> classes;  // class names, index = label
   std::string source;                // what it was loaded from, for messages
+  std::vector<int64_t> category_ids; // a COCO set's category id of each class (empty for other sources)
   int64_t size() const;
   // The rows at `indices` (a 1-D int64 tensor), in that order. Throws std::invalid_argument for another
   // dtype or shape and std::out_of_range for an index outside 0..size()-1.

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace attnvision::models {
@@ -32,6 +33,7 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"head_width", "detection", "channels of the detection neck and branches", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.head_width; }},
       {"output_stride", "detection", "input pixels per heatmap cell (a power of two)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.output_stride; }},
       {"max_detections", "detection", "peaks kept per image", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.max_detections; }},
+      {"category_ids", "detection", "COCO category id of each class ([]: 1..num_classes)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.category_ids; }},
       {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
       {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
       {"input_size", "", "[C, H, W] the model is fed", [](ModelCfg& c) -> CfgFieldRef { return &c.input_size; }},
@@ -43,6 +45,11 @@ const std::vector<CfgField>& model_cfg_fields() {
   };
   // clang-format on
   return fields;
+}
+
+int64_t ModelCfg::category_id(int64_t class_index) const {
+  if (detection.category_ids.empty()) return class_index + 1;
+  return detection.category_ids.at(static_cast<size_t>(class_index));
 }
 
 void ModelCfg::validate() const {
@@ -90,6 +97,14 @@ void ModelCfg::validate() const {
     if (detection.head_width < 8 || detection.head_width > 1024) fail("head_width must be in 8..1024");
     if (detection.max_detections < 1 || detection.max_detections > 1000) fail("max_detections must be in 1..1000");
     if (num_classes < 1) fail("a detector needs num_classes >= 1");
+    const std::vector<int64_t>& ids = detection.category_ids;
+    if (!ids.empty() && ids.size() != static_cast<size_t>(num_classes))
+      fail("category_ids has " + std::to_string(ids.size()) + " ids for " + std::to_string(num_classes) + " classes");
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < 1) fail("category_ids must be positive (COCO ids)");
+      if (std::find(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(i), ids[i]) != ids.begin() + static_cast<std::ptrdiff_t>(i))
+        fail("category id " + std::to_string(ids[i]) + " is listed twice");
+    }
   }
 }
 

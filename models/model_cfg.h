@@ -40,6 +40,9 @@ struct DetectionArgs {
   int64_t head_width = 64;      // channels of the upsampling neck and of each prediction branch
   int64_t output_stride = 4;    // input pixels per cell of the predicted maps (CenterNet: 4)
   int64_t max_detections = 100; // peaks kept per image (top-K)
+  // The COCO category id of each class, from the instances file it was trained on (empty: 1..num_classes),
+  // so that detections and results files name categories as the data did.
+  std::vector<int64_t> category_ids;
 };
 
 struct ModelCfg {
@@ -60,6 +63,9 @@ struct ModelCfg {
   // Class names, num_classes of them, or empty (then the pipelines print indices, or ImageNet's
   // names when num_classes == 1000).
   std::vector<std::string> labels;
+
+  // A detector's COCO category id of class `class_index` (detection.category_ids, or index + 1).
+  int64_t category_id(int64_t class_index) const;
 
   // Throws std::invalid_argument naming the field that is inconsistent.
   void validate() const;

@@ -28,7 +28,7 @@ void append_coco_results(const torch::Tensor& peaks, int64_t image_id, const std
 DetectionMetric::DetectionMetric(const models::ModelCfg& cfg, std::vector<std::string> labels)
     : cfg_(cfg), labels_(std::move(labels)), counts_(torch::zeros({2}, torch::kFloat64)) {
   for (size_t c = 0; c < labels_.size(); ++c) {
-    category_ids_.push_back(static_cast<int64_t>(c) + 1);
+    category_ids_.push_back(cfg_.category_id(static_cast<int64_t>(c)));
     gt_.categories.push_back({category_ids_.back(), labels_[c]});
   }
 }

@@ -46,7 +46,7 @@ class DetectionMetric : public Metric {
  private:
   models::ModelCfg cfg_;
   std::vector<std::string> labels_;
-  std::vector<int64_t> category_ids_;  // 1..C, as the scenes' instances.json numbers the classes
+  std::vector<int64_t> category_ids_;  // of each class, as the model's config names them
   datasets::CocoInstances gt_;
   std::vector<datasets::CocoResult> detections_;
   torch::Tensor counts_;

@@ -196,6 +196,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   const TaskRow& task = task_for_model(cfg.model.task);  // supplies the data, the loss and the metric
   Data data = load_data(cfg, task);
   if (cfg.model.labels.empty()) cfg.model.labels = data.train.classes;
+  // A COCO set's own category ids travel with the checkpoint, so its detections name categories as the data did.
+  if (cfg.model.detection.category_ids.empty()) cfg.model.detection.category_ids = data.train.category_ids;
   torch::manual_seed(cfg.seed);
   models::Network net = models::build_model(cfg.model);
   std::unique_ptr<torch::optim::Optimizer> opt = make_optimizer(cfg.optim, *net);

@@ -1,6 +1,7 @@
 // Detection end to end with the real binary: scenes from Debian's Fashion-MNIST, a tiny detector trained by
 // `train`, then `detect` (JSON lines, overlays, a COCO results file), `eval-detect` on those results and in one
 // go with --data, and `eval`: the same detections give the same mAP every way they are measured.
+#include "models/weights/weights.h"
 #include "test_util.h"
 
 #include <nlohmann/json.hpp>
@@ -74,6 +75,23 @@ TEST_F(CliDetect, TrainingWritesADetectorCheckpointAndItsTestMap) {
   EXPECT_TRUE(test["per_class"].contains("Ankle boot"));
   const nlohmann::json recipe = read_json(path("run/config.json"));
   EXPECT_EQ(recipe["model"]["task"], "detection");
+  // The checkpoint names the data's COCO categories, so `--weights` alone reports them as the data did.
+  models::ModelCfg cfg;
+  ASSERT_TRUE(models::read_checkpoint_cfg(models::read_weights(path("run/best.safetensors")), cfg));
+  EXPECT_EQ(cfg.detection.category_ids, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
+TEST_F(CliDetect, EvaluatingOnDataWithOtherCategoriesIsRefused) {
+  // The test scenes with every category id times ten: the same images, categories the detector never saw.
+  std::filesystem::create_directories(path("renumbered"));
+  std::filesystem::create_directory_symlink(path("test/images"), path("renumbered/images"));
+  nlohmann::json instances = read_json(path("test/instances.json"));
+  for (nlohmann::json& c : instances["categories"]) c["id"] = c["id"].get<int64_t>() * 10;
+  for (nlohmann::json& a : instances["annotations"]) a["category_id"] = a["category_id"].get<int64_t>() * 10;
+  std::ofstream(path("renumbered/instances.json")) << instances.dump();
+  const auto r = run_attnvision("eval-detect --data '" + path("renumbered") + "' " + weights());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("category ids differ"), std::string::npos) << r.err;
 }
 
 TEST_F(CliDetect, JsonLinesCarryBoxesInTheImagesPixels) {

@@ -126,6 +126,34 @@ TEST(Registry, ATaskNoHeadServesIsAnErrorNotASilentClassifier) {
   }
 }
 
+TEST(Registry, DetectorCategoryIdsDefaultToOneBasedAndAreChecked) {
+  ModelCfg cfg = default_cfg("resnet18");
+  cfg.task = "detection";
+  cfg.num_classes = 3;
+  cfg.labels.clear();
+  cfg.validate();
+  EXPECT_EQ(cfg.category_id(0), 1);
+  EXPECT_EQ(cfg.category_id(2), 3);
+  cfg.detection.category_ids = {7, 3, 12};  // a COCO file's own ids, in class order
+  cfg.validate();
+  EXPECT_EQ(cfg.category_id(0), 7);
+  EXPECT_EQ(cfg.category_id(2), 12);
+  EXPECT_EQ(cfg_from_json(to_json(cfg)).detection.category_ids, cfg.detection.category_ids);
+  auto rejects = [&](std::vector<int64_t> ids, const char* why) {
+    ModelCfg bad = cfg;
+    bad.detection.category_ids = std::move(ids);
+    try {
+      bad.validate();
+      ADD_FAILURE() << "accepted " << why;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("category"), std::string::npos) << e.what();
+    }
+  };
+  rejects({1, 2}, "two ids for three classes");
+  rejects({1, 2, 2}, "a duplicate id");
+  rejects({0, 1, 2}, "a non-positive id");
+}
+
 // Every head of the table on both backbone families: it plugs on through the Backbone interface alone, its
 // parameters join the backbone's at the network's root (timm's names: fc / head), and its FLOPs are counted.
 class EveryHead : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};

@@ -26,12 +26,12 @@ struct Found {
   float score;
 };
 
-nlohmann::json to_json(const std::vector<Found>& found, const std::vector<std::string>& labels) {
+nlohmann::json to_json(const std::vector<Found>& found, const LoadedModel& m) {
   nlohmann::json list = nlohmann::json::array();
   for (const Found& d : found)
     list.push_back({{"bbox", {d.box.x, d.box.y, d.box.width, d.box.height}},
-                    {"category_id", d.class_index + 1},
-                    {"label", labels[static_cast<size_t>(d.class_index)]},
+                    {"category_id", m.cfg.category_id(d.class_index)},
+                    {"label", m.labels[static_cast<size_t>(d.class_index)]},
                     {"score", d.score}});
   return list;
 }
@@ -71,8 +71,8 @@ class DetectRunner : public TaskRunner {
       if (d.score >= o_.score_thresh) kept.push_back(d);
     if (o_.nms_iou > 0) kept = suppress(kept);
 
-    nlohmann::json entry = {{"detections", to_json(kept, m_.labels)}};
-    if (o_.all_detections) entry["all_detections"] = to_json(all, m_.labels);
+    nlohmann::json entry = {{"detections", to_json(kept, m_)}};
+    if (o_.all_detections) entry["all_detections"] = to_json(all, m_);
     TaskOutput& o = out[sample];
     o.json["width"] = s.width;
     o.json["height"] = s.height;
@@ -163,7 +163,7 @@ std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
 
 datasets::LabeledImages load_data(const std::string& spec, const models::ModelCfg& cfg) {
   datasets::DetectionSet set = datasets::load_detection_set(spec, cfg.in_chans);
-  return {set.images, set.boxes, set.classes, set.source};
+  return {set.images, set.boxes, set.classes, set.source, set.category_ids};
 }
 
 std::unique_ptr<Metric> make_metric(const models::ModelCfg& cfg, const std::vector<std::string>& labels) {
