@@ -49,13 +49,24 @@ struct Forward {
 
   // The same tensors cut from any autograd graph (what a saliency pass hands back after its backward).
   Forward detached() const {
+    return map_tensors([](const torch::Tensor& t) { return t.detach(); });
+  }
+  // Images [start, start + length) of the batch: every field is batch-first. What occlusion saliency hands
+  // its score function, so that a score with one target per image still sees one row per image.
+  Forward narrow_batch(int64_t start, int64_t length) const {
+    return map_tensors([=](const torch::Tensor& t) { return t.narrow(0, start, length); });
+  }
+
+ private:
+  // `fn` applied to every defined tensor: the one list of the fields, whatever is done to all of them.
+  template <typename Fn>
+  Forward map_tensors(const Fn& fn) const {
     Forward f = *this;
     for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits, &f.heatmap, &f.box_size,
                              &f.box_offset})
-      if (t->defined()) *t = t->detach();
-    for (auto& named : f.stages) named.second = named.second.detach();
-    for (auto& named : f.activations) named.second = named.second.detach();
-    for (auto& named : f.attention) named.second = named.second.detach();
+      if (t->defined()) *t = fn(*t);
+    for (NamedTensors* named : {&f.stages, &f.activations, &f.attention})
+      for (auto& entry : *named) entry.second = fn(entry.second);
     return f;
   }
 };
