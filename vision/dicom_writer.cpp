@@ -114,11 +114,16 @@ std::string new_dicom_uid() {
   // A version 4 UUID as one decimal number (PS3.5 B.2).
   static thread_local std::mt19937_64 rng{(uint64_t(std::random_device{}()) << 32) ^ std::random_device{}() ^
                                           uint64_t(std::time(nullptr))};
-  unsigned __int128 v = (static_cast<unsigned __int128>(rng()) << 64) | rng();
-  v &= ~(static_cast<unsigned __int128>(0xF000) << 64);  // version nibble...
-  v |= static_cast<unsigned __int128>(0x4000) << 64;     // ...= 4
-  v &= ~(static_cast<unsigned __int128>(0xC0) << 56);    // variant bits...
-  v |= static_cast<unsigned __int128>(0x80) << 56;       // ...= 10
+  const uint64_t high = rng();
+  return uuid_dicom_uid(high, rng(), 4);
+}
+
+std::string uuid_dicom_uid(uint64_t high, uint64_t low, int version) {
+  unsigned __int128 v = (static_cast<unsigned __int128>(high) << 64) | low;
+  v &= ~(static_cast<unsigned __int128>(0xF000) << 64);  // version nibble (bits 76..79)...
+  v |= static_cast<unsigned __int128>(static_cast<unsigned>(version & 0xF) << 12) << 64;  // ...= version
+  v &= ~(static_cast<unsigned __int128>(0xC0) << 56);  // variant bits (62..63)...
+  v |= static_cast<unsigned __int128>(0x80) << 56;     // ...= 10: RFC 9562
   std::string digits;
   do {
     digits.insert(digits.begin(), char('0' + int(v % 10)));

@@ -33,5 +33,7 @@ std::string write_secondary_capture(const std::string& source_path, const cv::Ma
 
 // A new globally unique UID under the UUID-derived root 2.25 (PS3.5 B.2): no registered root needed.
 std::string new_dicom_uid();
+// 128 bits as an RFC 9562 UUID of `version` (4: random, 8: custom), written as one decimal UID under 2.25.
+std::string uuid_dicom_uid(uint64_t high, uint64_t low, int version);
 
 }  // namespace attnvision::vision

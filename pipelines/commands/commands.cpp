@@ -33,7 +33,7 @@ const std::vector<CommandSpec>& command_table() {
       {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},
       {"convert", "rewrite a checkpoint (ours, timm or torchvision) as a self-describing attnvision checkpoint, "
                   "optionally float16", define_convert},
-      {"synth", "generate synthetic data sets (scenes: Fashion-MNIST detection and captioning)", define_synth},
+      {"synth", "generate synthetic data sets (scenes: Fashion-MNIST detection and captioning; phantoms: CT series with known lesions)", define_synth},
     };
     for (const TaskRow& task : task_table()) commands.push_back({task.name, task.summary, task.define_command});
     return commands;
