@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -55,6 +56,15 @@ struct CommandResult {
 };
 
 // Runs the attnvision binary with `args` (already shell-quoted where needed).
+// A shell command's stdout and stderr together (tool checks: dciodvfy, dcmdump); empty if it could not start.
+inline std::string run_shell(const std::string& command) {
+  std::string out;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
+  std::array<char, 4096> buffer{};
+  while (pipe && fgets(buffer.data(), int(buffer.size()), pipe.get())) out += buffer.data();
+  return out;
+}
+
 inline CommandResult run_attnvision(const std::string& args) {
   const std::string err_file = std::filesystem::temp_directory_path() / ("attnvision-stderr-" + std::to_string(std::random_device{}()));
   const std::string cmd = std::string("'") + ATTNVISION_BINARY + "' " + args + " 2>'" + err_file + "'";

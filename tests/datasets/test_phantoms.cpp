@@ -114,13 +114,7 @@ cv::Mat ring_around(const cv::Mat& mask, int inner, int outer) {
   return grown(outer) & ~grown(inner);
 }
 
-std::string run(const std::string& command) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
-  std::array<char, 4096> buffer{};
-  while (pipe && fgets(buffer.data(), int(buffer.size()), pipe.get())) out += buffer.data();
-  return out;
-}
+std::string run(const std::string& command) { return attnvision::testing::run_shell(command); }
 
 json read_json(const fs::path& path) {
   std::ifstream in(path);

@@ -1,6 +1,7 @@
 // Secondary Capture output: valid for dciodvfy (dicom3tools), readable by DCMTK's dcm2pnm / dcmdump with
 // the pixels we wrote, in the source's study with references back to the source.
 #include "vision/dicom_writer.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 #include <opencv2/core.hpp>
@@ -21,13 +22,7 @@ std::string synthetic(const std::string& name) {
   return std::string(ATTNVISION_TEST_DATA_DIR) + "/dicom/synthetic/" + name;
 }
 
-std::string run(const std::string& command) {
-  std::string out;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
-  std::array<char, 4096> buffer{};
-  while (pipe && fgets(buffer.data(), int(buffer.size()), pipe.get())) out += buffer.data();
-  return out;
-}
+std::string run(const std::string& command) { return attnvision::testing::run_shell(command); }
 
 bool have(const std::string& tool) { return !run("command -v " + tool).empty(); }
 
