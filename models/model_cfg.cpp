@@ -15,7 +15,7 @@ const std::vector<CfgField>& model_cfg_fields() {
   static const std::vector<CfgField> fields = {
       {"name", "", "a name for the model", [](ModelCfg& c) -> CfgFieldRef { return &c.name; }},
       {"arch", "", "resnet | vit", [](ModelCfg& c) -> CfgFieldRef { return &c.arch; }},
-      {"task", "", "what the head does: classification | detection", [](ModelCfg& c) -> CfgFieldRef { return &c.task; }},
+      {"task", "", "what the head does: classification | detection | anomaly", [](ModelCfg& c) -> CfgFieldRef { return &c.task; }},
       {"block", "resnet", "basic | bottleneck", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.block; }},
       {"layers", "resnet", "blocks per stage, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.layers; }},
       {"channels", "resnet", "stage widths, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.channels; }},
@@ -23,6 +23,7 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"stem_width", "resnet", "deep stem width", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.stem_width; }},
       {"avg_down", "resnet", "avg-pool downsampling", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.avg_down; }},
       {"attn", "resnet", "none | se | eca | cbam", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.attn; }},
+      {"global_pool", "resnet", "avg | max | avgmax (timm's global_pool)", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.global_pool; }},
       {"img_size", "vit", "training image size", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.img_size; }},
       {"patch_size", "vit", "patch size", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.patch_size; }},
       {"embed_dim", "vit", "token width", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.embed_dim; }},
@@ -34,6 +35,12 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"output_stride", "detection", "input pixels per heatmap cell (a power of two)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.output_stride; }},
       {"max_detections", "detection", "peaks kept per image", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.max_detections; }},
       {"category_ids", "detection", "COCO category id of each class ([]: 1..num_classes)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.category_ids; }},
+      {"ct_spacing_mm", "anomaly", "CT input: the model grid's pixel spacing in mm", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.spacing_mm; }},
+      {"ct_windows", "anomaly", "CT input: one window per channel, a preset or \"CENTER,WIDTH\" in HU", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.windows; }},
+      {"saliency_method", "anomaly", "the saliency method `saliency` uses by default", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_method; }},
+      {"saliency_stage", "anomaly", "the stage CAM methods explain ('' : the last feature map)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_stage; }},
+      {"operating_threshold", "anomaly", "p(lesion) from which a slice is anomalous and gets regions", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.operating_threshold; }},
+      {"region_level", "anomaly", "region threshold, a fraction of the slice map's peak", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.region_level; }},
       {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
       {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
       {"input_size", "", "[C, H, W] the model is fed", [](ModelCfg& c) -> CfgFieldRef { return &c.input_size; }},
@@ -84,12 +91,25 @@ void ModelCfg::validate() const {
         resnet.stem_type != "cifar")
       fail("stem_type must be '', deep, deep_tiered or cifar");
     if (resnet.stem_width < 4 || resnet.stem_width > 1024) fail("stem_width must be in 4..1024");
+    if (resnet.global_pool != "avg" && resnet.global_pool != "max" && resnet.global_pool != "avgmax")
+      fail("global_pool must be avg, max or avgmax");
   } else {
     if (vit.patch_size < 1 || vit.img_size < vit.patch_size) fail("patch_size must be in 1..img_size");
     if (vit.embed_dim < 1 || vit.num_heads < 1 || vit.embed_dim % vit.num_heads != 0)
       fail("embed_dim must be a positive multiple of num_heads");
     if (vit.depth < 1 || vit.depth > 256) fail("depth must be in 1..256");
     if (!(vit.mlp_ratio > 0)) fail("mlp_ratio must be positive");
+  }
+  if (task == "anomaly") {
+    if (!(ct.spacing_mm >= 0.05 && ct.spacing_mm <= 20)) fail("ct_spacing_mm must be in 0.05..20");
+    if (ct.windows.size() != static_cast<size_t>(in_chans))
+      fail("ct_windows has " + std::to_string(ct.windows.size()) + " windows for " + std::to_string(in_chans) +
+           " input channels (one per channel)");
+    if (input_size[1] != input_size[2]) fail("a CT model's input is square: input_size [C, N, N]");
+    if (num_classes != 2) fail("an anomaly model has 2 classes: clean, lesion");
+    if (!(ct.operating_threshold >= 0 && ct.operating_threshold <= 1)) fail("operating_threshold must be in 0..1");
+    if (!(ct.region_level > 0 && ct.region_level < 1)) fail("region_level must be in (0, 1)");
+    if (ct.saliency_method.empty()) fail("saliency_method must name a method");
   }
   if (task == "detection") {
     const int64_t s = detection.output_stride;

@@ -22,6 +22,9 @@ struct ResNetArgs {
   int64_t stem_width = 64;
   bool avg_down = false;
   std::string attn = "none";    // a row of the attention table
+  // timm's global_pool: avg | max | avgmax (the mean of both). Max pooling keeps a small finding's evidence
+  // that averaging over a large image would dilute.
+  std::string global_pool = "avg";
 };
 
 // timm VisionTransformer constructor arguments, as data.
@@ -45,6 +48,22 @@ struct DetectionArgs {
   std::vector<int64_t> category_ids;
 };
 
+// How an anomaly model reads CT (datasets/preprocess.h -> vision/ct_input.h), read when task is anomaly:
+// Hounsfield units resampled to one pixel spacing on an input_size[1] x input_size[2] grid, one input channel
+// per window, so that a lesion covers the same pixels whatever the scan's resolution.
+struct CtArgs {
+  double spacing_mm = 1.5;
+  // A window preset (lung, mediastinum, abdomen, bone, brain) or "CENTER,WIDTH" in HU, one per input channel.
+  std::vector<std::string> windows{"lung", "abdomen"};
+  // How `saliency` reads this model, chosen by measurement (eval-saliency on validation phantoms) and kept with
+  // the weights: the method and stage it explains with by default, the p(lesion) from which a slice is called
+  // anomalous (only those get regions), and the region threshold as a fraction of the slice map's peak.
+  std::string saliency_method = "gradcam";
+  std::string saliency_stage = "layer2";
+  double operating_threshold = 0.5;
+  double region_level = 0.5;
+};
+
 struct ModelCfg {
   std::string name;          // registry name, or a user's own for a YAML model
   std::string arch;          // resnet | vit
@@ -52,6 +71,7 @@ struct ModelCfg {
   ResNetArgs resnet;
   VitArgs vit;
   DetectionArgs detection;
+  CtArgs ct;
   int64_t in_chans = 3;
   int64_t num_classes = 1000;  // classifier outputs (0: the pooled features); a detector's object classes
   // Preprocessing, as timm's pretrained_cfg: input_size (C, H, W), crop_pct, interpolation, mean, std.

@@ -134,7 +134,7 @@ nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride, bool avg
 
 class ResNetImpl : public BackboneImpl {
  public:
-  explicit ResNetImpl(const ModelCfg& cfg) {
+  explicit ResNetImpl(const ModelCfg& cfg) : global_pool_(cfg.resnet.global_pool) {
     const ResNetArgs& a = cfg.resnet;
     const bool bottleneck = a.block == "bottleneck";
     const bool deep = a.stem_type.rfind("deep", 0) == 0;
@@ -204,7 +204,11 @@ class ResNetImpl : public BackboneImpl {
     return f;
   }
 
-  torch::Tensor pool(const Forward& f) override { return f.feature_map.mean({2, 3}); }
+  torch::Tensor pool(const Forward& f) override {
+    if (global_pool_ == "max") return f.feature_map.amax({2, 3});
+    if (global_pool_ == "avgmax") return 0.5 * (f.feature_map.mean({2, 3}) + f.feature_map.amax({2, 3}));
+    return f.feature_map.mean({2, 3});
+  }
   std::string classifier_name() const override { return "fc"; }
   // oneDNN's convolutions are fed better in NHWC: ResNet-18 1.38x, ResNet-50 1.22x, SE-ResNet-50 1.18x the
   // images/s of NCHW on this 2-core machine (`attnvision bench`, batch 16, 2026-12-02).
@@ -243,6 +247,7 @@ class ResNetImpl : public BackboneImpl {
   nn::BatchNorm2d bn1_{nullptr};
   bool stem_pool_ = true;
   bool folded_ = false;
+  std::string global_pool_;
   std::vector<nn::ModuleList> stages_;
   std::vector<FeatureInfo> info_;
   int64_t num_features_ = 0;

@@ -14,6 +14,8 @@ const std::vector<HeadRow>& head_table() {
   static const std::vector<HeadRow> table = {
       {"classifier", "classification", "global pooling + linear classifier (timm's fc / head)", build_classifier_head,
        classifier_head_gmacs},
+      {"classifier", "anomaly", "the classifier over two classes, clean and lesion (CT slices)", build_classifier_head,
+       classifier_head_gmacs},
       {"centernet", "detection", "CenterNet: class-centre heatmaps, box size and offset on a stride-4 grid",
        build_centernet_head, centernet_head_gmacs},
   };

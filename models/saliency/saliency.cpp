@@ -300,6 +300,12 @@ std::vector<std::string> saliency_stages(NetworkImpl& net) {
   return names;
 }
 
+bool saliency_method_reads_stage(const std::string& method) {
+  for (const MethodRow& row : method_table())
+    if (method == row.name) return row.reads_stage;
+  return false;
+}
+
 std::vector<std::string> saliency_methods() {
   std::vector<std::string> names;
   for (const MethodRow& row : method_table()) names.emplace_back(row.name);

@@ -58,6 +58,8 @@ SaliencyResult explain(NetworkImpl& net, const torch::Tensor& x, const std::stri
 std::vector<std::string> saliency_stages(NetworkImpl& net);
 
 std::vector<std::string> saliency_methods();
+// Whether `method` reads SaliencyOptions::stage (the CAM methods); false for an unknown name.
+bool saliency_method_reads_stage(const std::string& method);
 // "name: one-line description" for --help.
 std::vector<std::string> saliency_method_help();
 

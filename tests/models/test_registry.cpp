@@ -162,7 +162,10 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
   const auto& [task, model] = GetParam();
   ModelCfg cfg = default_cfg(model);
   cfg.task = task;
-  cfg.num_classes = 5;
+  // An anomaly model is two-class with one input channel per CT window; the others take any class count.
+  const bool anomaly = task == "anomaly";
+  cfg.num_classes = anomaly ? 2 : 5;
+  if (anomaly) cfg.ct.windows = {"lung", "abdomen", "400,1800"};
   cfg.labels.clear();
   Network net = build_model(cfg);
   std::set<std::string> backbone_keys;
@@ -184,7 +187,7 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
     EXPECT_EQ(f.box_size.sizes(), (std::vector<int64_t>{1, 2, cells, cells}));
     EXPECT_EQ(f.box_offset.sizes(), (std::vector<int64_t>{1, 2, cells, cells}));
   } else {
-    EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{1, 5}));
+    EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{1, cfg.num_classes}));
   }
 }
 
