@@ -1,19 +1,39 @@
 #include "datasets/samples.h"
 
+#include "datasets/augment.h"
 #include "datasets/batch.h"
+#include "datasets/ct_slices.h"
+
+#include <algorithm>
+#include <cstring>
+#include <opencv2/core.hpp>
 
 namespace attnvision::datasets {
 namespace {
 
-// The frames a model sees: an image as decoded; a DICOM object's frames through the window to 8 bits.
-std::vector<cv::Mat> decode_frames(Sample& s, const DecodeOptions& o) {
+// The frames a model sees: an image as decoded; a DICOM object's frames through the window to 8 bits. With
+// `ct`, a DICOM object's modality values are kept there too (for a CT preprocessing).
+std::vector<cv::Mat> decode_frames(Sample& s, const DecodeOptions& o, std::optional<vision::DicomFrames>* ct) {
   if (s.input.kind == vision::InputKind::kDicom) {
     vision::DicomFrames dicom = vision::read_dicom(s.input.path, o.dicom);
     std::vector<cv::Mat> frames = vision::window_to_8bit(dicom, vision::resolve_window(o.dicom_window, dicom));
-    s.dicom = std::move(dicom.info);
+    s.dicom = dicom.info;
+    if (o.keep_modality && !dicom.info.color()) s.modality = dicom.frames;  // shares the pixels: no copy
+    if (ct) *ct = std::move(dicom);
     return frames;
   }
+  if (ct) throw std::runtime_error("not a DICOM CT slice (the model reads Hounsfield units)");
   return {vision::read_image(s.input.path, o.image)};
+}
+
+// One CT slice on the model grid into row `index` of `batch`, normalised as training normalises.
+void fill_ct_slot(torch::Tensor& batch, int64_t index, const cv::Mat& hwc, const vision::EvalTransform& t) {
+  std::vector<cv::Mat> planes;
+  cv::split(hwc, planes);
+  torch::Tensor u8 = torch::empty({1, static_cast<int64_t>(planes.size()), hwc.rows, hwc.cols}, torch::kUInt8);
+  const size_t plane = static_cast<size_t>(hwc.rows) * static_cast<size_t>(hwc.cols);
+  for (size_t c = 0; c < planes.size(); ++c) std::memcpy(u8.data_ptr<uint8_t>() + c * plane, planes[c].data, plane);
+  batch[index].copy_(normalize_batch(u8, t.mean, t.std)[0]);
 }
 
 // "path: problem" whether or not the reader already led with the path.
@@ -24,16 +44,19 @@ std::string error_line(const std::string& path, const std::string& what) {
 }  // namespace
 
 SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
-                           const std::vector<vision::EvalTransform>& transforms, const DecodeOptions& options) {
+                           const std::vector<Preprocess>& preprocesses, const DecodeOptions& options) {
   SampleBatch batch;
+  const auto first_ct = std::find_if(preprocesses.begin(), preprocesses.end(), [](const Preprocess& p) { return p.ct.has_value(); });
+  const bool needs_ct = first_ct != preprocesses.end();
   std::vector<std::vector<cv::Mat>> frames(inputs.size());
+  std::vector<std::optional<vision::DicomFrames>> hu(inputs.size());
   std::vector<size_t> sample_of;
   std::vector<int> frame_of;
   for (size_t i = 0; i < inputs.size(); ++i) {
     Sample s;
     s.input = inputs[i];
     try {
-      frames[i] = decode_frames(s, options);
+      frames[i] = decode_frames(s, options, needs_ct ? &hu[i] : nullptr);
       if (frames[i].empty()) throw std::runtime_error("no frames");
       s.width = frames[i].front().cols;
       s.height = frames[i].front().rows;
@@ -48,12 +71,24 @@ SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
   // marked failed and its rows dropped afterwards (rare, and cheaper than a second pass for the others).
   const int64_t rows = static_cast<int64_t>(sample_of.size());
   std::vector<torch::Tensor> full;
-  for (const vision::EvalTransform& t : transforms) full.push_back(rows ? empty_batch(rows, t) : torch::Tensor());
+  for (const Preprocess& p : preprocesses) full.push_back(rows ? empty_batch(rows, p.image) : torch::Tensor());
   for (int64_t r = 0; r < rows; ++r) {
     Sample& s = batch.samples[sample_of[r]];
     if (!s.ok()) continue;
     try {
-      for (size_t k = 0; k < transforms.size(); ++k) fill_slot(full[k], r, frames[sample_of[r]][frame_of[r]], transforms[k]);
+      for (size_t k = 0; k < preprocesses.size(); ++k) {
+        const Preprocess& p = preprocesses[k];
+        if (!p.ct) {
+          fill_slot(full[k], r, frames[sample_of[r]][frame_of[r]], p.image);
+          continue;
+        }
+        const CtSlice slice = ct_slice(*hu[sample_of[r]], frame_of[r], *p.ct);
+        fill_ct_slot(full[k], r, slice.input.image, p.image);
+        if (&p == &*first_ct) {
+          s.ct_placements.push_back(slice.input.placement);
+          s.ct_spacing_known = slice.spacing_known;
+        }
+      }
     } catch (const std::exception& e) {
       s.error = error_line(s.input.path, e.what());
     }

@@ -4,6 +4,8 @@
 // cannot be read becomes a sample with an error, and the batch goes on.
 #pragma once
 
+#include "datasets/preprocess.h"
+#include "vision/ct_input.h"
 #include "vision/dicom.h"
 #include "vision/image_io.h"
 #include "vision/inputs.h"
@@ -23,6 +25,7 @@ struct DecodeOptions {
   vision::DicomReadOptions dicom;
   std::string dicom_window = "auto";  // vision::resolve_window's spec: the file's window, else min/max
   bool keep_display = false;          // keep the 8-bit frames (overlays need them; plain runs save the memory)
+  bool keep_modality = false;         // keep a DICOM object's modality values (HU) too, to window them again
 };
 
 struct Sample {
@@ -31,22 +34,27 @@ struct Sample {
   int width = 0, height = 0, frames = 0;
   std::optional<vision::DicomInfo> dicom;  // geometry (PixelSpacing, positions, orientation) of a DICOM input
   std::vector<cv::Mat> display;            // 8-bit gray or RGB frames, when DecodeOptions::keep_display
+  std::vector<cv::Mat> modality;           // a DICOM object's frames in modality values, when keep_modality
+  // Where each frame lies on a CT model's grid (the first CT preprocessing of the batch), to map maps back.
+  std::vector<vision::CtPlacement> ct_placements;
+  bool ct_spacing_known = true;  // false: no PixelSpacing, the slice was taken at the model's spacing
   bool ok() const { return error.empty(); }
 };
 
-// A group of samples and their model inputs: for each transform, one N x C x H x W float tensor whose rows
+// A group of samples and their model inputs: for each preprocessing, one N x C x H x W float tensor whose rows
 // are the ok samples' frames in order (row r is frame frame_of[r] of sample sample_of[r]).
 struct SampleBatch {
   std::vector<Sample> samples;
-  std::vector<torch::Tensor> inputs;  // one per transform; undefined when no frame decoded
+  std::vector<torch::Tensor> inputs;  // one per preprocessing; undefined when no frame decoded
   std::vector<size_t> sample_of;
   std::vector<int> frame_of;
 };
 
 // Decodes `inputs` one after another on the calling thread (the batch runner runs several such calls at
 // once). Images go through vision::read_image; DICOM through vision::read_dicom, the modality LUT and the
-// window, every frame becoming one row.
+// window, every frame becoming one row. A CT preprocessing takes the frames' Hounsfield units instead: an
+// input that is not a CT image in HU fails (with a line naming it) when some preprocessing needs CT.
 SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
-                           const std::vector<vision::EvalTransform>& transforms, const DecodeOptions& options);
+                           const std::vector<Preprocess>& preprocesses, const DecodeOptions& options);
 
 }  // namespace attnvision::datasets

@@ -1,0 +1,86 @@
+#include "datasets/ct_slices.h"
+
+#include "datasets/lesion_truth.h"
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace attnvision::datasets {
+
+CtSlice ct_slice(const vision::DicomFrames& image, int frame, const vision::CtInputSpec& spec) {
+  const vision::DicomInfo& info = image.info;
+  const bool hu = info.modality == "CT" || info.rescale_type == "HU";
+  if (!hu)
+    throw std::runtime_error(info.path + ": not a CT image in Hounsfield units (Modality '" + info.modality + "')");
+  if (info.color()) throw std::runtime_error(info.path + ": a colour CT object, expected monochrome HU values");
+  if (frame < 0 || frame >= static_cast<int>(image.frames.size()))
+    throw std::runtime_error(info.path + ": no frame " + std::to_string(frame));
+  CtSlice s;
+  s.spacing_known = info.pixel_spacing.has_value();
+  const std::array<double, 2> spacing =
+      s.spacing_known ? *info.pixel_spacing : std::array<double, 2>{spec.spacing_mm, spec.spacing_mm};
+  try {
+    s.input = vision::ct_input(image.frames[static_cast<size_t>(frame)], spacing, spec);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(info.path + ": " + e.what());
+  }
+  return s;
+}
+
+LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputSpec& spec, int64_t max_bytes) {
+  std::vector<const TruthSlice*> slices;
+  const std::vector<TruthSeries> truth = read_lesion_truth(dir);
+  for (const TruthSeries& s : truth)
+    for (const TruthSlice& slice : s.slices) slices.push_back(&slice);
+  if (slices.empty()) throw std::runtime_error(dir + "/lesions.json: lists no slices");
+  const int64_t n = static_cast<int64_t>(slices.size()), c = static_cast<int64_t>(spec.windows.size());
+  const int64_t plane = int64_t{spec.size} * spec.size;
+  if (n * c * plane > max_bytes)
+    throw std::runtime_error(dir + ": " + std::to_string(n) + " slices of " + std::to_string(c) + " x " +
+                             std::to_string(spec.size) + "^2 bytes exceed the " + std::to_string(max_bytes >> 20) +
+                             " MiB limit");
+  LabeledImages set;
+  set.images = torch::empty({n, c, spec.size, spec.size}, torch::kUInt8);
+  set.labels = torch::empty({n}, torch::kLong);
+  set.classes = {"clean", "lesion"};
+  set.source = dir;
+  auto* labels = set.labels.data_ptr<int64_t>();
+  uint8_t* images = set.images.data_ptr<uint8_t>();
+
+  std::atomic<int64_t> next{0};
+  std::mutex error_mutex;
+  std::string error;
+  auto work = [&] {
+    for (int64_t i = next++; i < n; i = next++) {
+      try {
+        const vision::DicomFrames image = vision::read_dicom(slices[static_cast<size_t>(i)]->file);
+        const cv::Mat hwc = ct_slice(image, 0, spec).input.image;  // size x size x C, interleaved
+        std::vector<cv::Mat> planes;
+        cv::split(hwc, planes);
+        for (int64_t ch = 0; ch < c; ++ch)
+          std::memcpy(images + (i * c + ch) * plane, planes[static_cast<size_t>(ch)].data, static_cast<size_t>(plane));
+        labels[i] = slices[static_cast<size_t>(i)]->lesions.empty() ? 0 : 1;
+      } catch (const std::exception& e) {
+        const std::lock_guard<std::mutex> lock(error_mutex);
+        if (error.empty()) error = e.what();
+        next = n;  // stop the others early
+      }
+    }
+  };
+  const int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  if (!error.empty()) throw std::runtime_error(error);
+  return set;
+}
+
+}  // namespace attnvision::datasets

@@ -1,0 +1,32 @@
+// CT slices as an anomaly model takes them: a decoded DICOM frame checked to be CT in Hounsfield units, then
+// vision::ct_input on the model's grid. Also the labelled set a phantom folder makes for training and `eval`.
+#pragma once
+
+#include "datasets/labeled_images.h"
+#include "vision/ct_input.h"
+#include "vision/dicom.h"
+
+#include <string>
+
+namespace attnvision::datasets {
+
+struct CtSlice {
+  vision::CtInput input;
+  // False when the file has no PixelSpacing: the slice was then taken as if at the model's spacing, and
+  // sizes can only be given in pixels.
+  bool spacing_known = true;
+};
+
+// Frame `frame` of a decoded object. std::runtime_error, one line naming the file, for an object that is not a
+// monochrome CT image in Hounsfield units (another modality, colour, no rescale to HU).
+CtSlice ct_slice(const vision::DicomFrames& image, int frame, const vision::CtInputSpec& spec);
+
+// Every slice of a phantom set (DIR/lesions.json, datasets/lesion_truth.h) on the model grid: images
+// N x C x size x size uint8 (one channel per window), labels N int64 (0 clean, 1 lesion), classes
+// {"clean", "lesion"}; slices in the file's order, decoded on all cores. A slice that fails to decode is an
+// error naming it (a training set is data we made: a broken file there is a bug, not an input to skip).
+// `max_bytes` refuses a set whose images would be larger, before decoding.
+LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputSpec& spec,
+                                  int64_t max_bytes = int64_t{8} << 30);
+
+}  // namespace attnvision::datasets

@@ -1,0 +1,80 @@
+// A phantom folder as the anomaly model's training set: lesions.json read back, every slice on the model grid
+// with its label, a lesion visible where the truth says it is, and one-line errors for a broken set.
+#include "datasets/ct_slices.h"
+#include "datasets/lesion_truth.h"
+#include "datasets/preprocess.h"
+#include "datasets/synth/phantoms.h"
+#include "test_util.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+namespace attnvision::datasets {
+namespace {
+
+vision::CtInputSpec spec() {
+  models::ModelCfg cfg;
+  cfg.name = "t";
+  cfg.task = "anomaly";
+  cfg.in_chans = 2;
+  cfg.input_size = {2, 128, 128};
+  cfg.ct.spacing_mm = 3.0;
+  cfg.ct.windows = {"lung", "40,400"};
+  return ct_input_spec_for(cfg);
+}
+
+TEST(CtAnomalySet, EverySliceOnTheModelGridLabelledByItsLesions) {
+  testing::ScratchDir dir;
+  synth::PhantomOptions o;
+  o.seed = 11;
+  o.size = 256;
+  const synth::PhantomSetSummary summary = synth::write_phantom_set(o, 2, dir.path().string());
+  const std::vector<TruthSeries> truth = read_lesion_truth(dir.path().string());
+  ASSERT_EQ(truth.size(), 2u);
+  const LabeledImages set = load_ct_anomaly_set(dir.path().string(), spec());
+  ASSERT_EQ(set.size(), summary.slices);
+  EXPECT_EQ(set.images.sizes(), (std::vector<int64_t>{summary.slices, 2, 128, 128}));
+  EXPECT_EQ(set.labels.sum().item<int64_t>(), summary.slices - summary.clean_slices);
+  EXPECT_EQ(set.classes, (std::vector<std::string>{"clean", "lesion"}));
+  int64_t row = 0;
+  for (const TruthSeries& s : truth)
+    for (const TruthSlice& slice : s.slices) {
+      EXPECT_EQ(set.labels[row].item<int64_t>(), slice.lesions.empty() ? 0 : 1) << slice.file;
+      EXPECT_TRUE(std::filesystem::exists(slice.file));
+      for (const TruthLesion& l : slice.lesions) EXPECT_TRUE(std::filesystem::exists(l.mask));
+      ++row;
+    }
+}
+
+TEST(CtAnomalySet, AMissingOrBrokenTruthFileIsOneLineNamingIt) {
+  testing::ScratchDir dir;
+  EXPECT_THROW(read_lesion_truth(dir.path().string()), LesionTruthError);
+  testing::write_text(dir / "lesions.json", R"({"series": [{"folder": "a", "slices": []}]})");
+  try {
+    read_lesion_truth(dir.path().string());
+    FAIL();
+  } catch (const LesionTruthError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("lesions.json"), std::string::npos);
+    EXPECT_NE(what.find("series_instance_uid"), std::string::npos);
+    EXPECT_EQ(what.find('\n'), std::string::npos);
+  }
+}
+
+TEST(CtInputSpecFor, WindowsArePresetsOrCenterWidth) {
+  const vision::CtInputSpec s = spec();
+  ASSERT_EQ(s.windows.size(), 2u);
+  EXPECT_EQ(s.windows[0].center, -600);
+  EXPECT_EQ(s.windows[1].center, 40);
+  EXPECT_EQ(s.windows[1].width, 400);
+  models::ModelCfg cfg;
+  cfg.task = "anomaly";
+  cfg.ct.windows = {"lungs"};
+  EXPECT_THROW(ct_input_spec_for(cfg), std::invalid_argument);
+  cfg.ct.windows = {"40,-1"};
+  EXPECT_THROW(ct_input_spec_for(cfg), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace attnvision::datasets
