@@ -18,6 +18,8 @@ PACKAGES=(
   dataset-fashion-mnist
   # test references: pydicom's real-world DICOM corpus, dciodvfy, Python readers for cross-checks
   python3-pydicom python3-pil python3-numpy dicom3tools
+  # the inspection report's browser test drives report.html in headless Chromium
+  chromium
 )
 
 install_packages() {

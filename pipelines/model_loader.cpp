@@ -128,6 +128,7 @@ std::string default_weights_path(const std::string& task) {
   static const Shipped shipped[] = {
       {"classification", "ATTNVISION_DEFAULT_WEIGHTS", "fmnist_resnet.safetensors"},
       {"detection", "ATTNVISION_DEFAULT_DETECTOR", "scenes_detector.safetensors"},
+      {"anomaly", "ATTNVISION_DEFAULT_ANOMALY_MODEL", "phantom_anomaly.safetensors"},
   };
   for (const Shipped& s : shipped) {
     if (task != s.task) continue;

@@ -28,31 +28,27 @@ struct Chunk {
 };
 using ChunkPtr = std::shared_ptr<Chunk>;
 
-// The transforms the tasks need, and which one each task reads (tasks sharing a preprocessing share a tensor).
+// The preprocessings the tasks need, and which one each task reads (tasks sharing one share a tensor).
 struct Transforms {
-  std::vector<vision::EvalTransform> list;
+  std::vector<datasets::Preprocess> list;
   std::vector<size_t> of_task;
 };
-
-bool same_transform(const vision::EvalTransform& a, const vision::EvalTransform& b) {
-  return a.channels == b.channels && a.height == b.height && a.width == b.width && a.crop_pct == b.crop_pct &&
-         a.interpolation == b.interpolation && a.mean == b.mean && a.std == b.std;
-}
 
 Transforms transforms_of(const std::vector<TaskInRun>& tasks) {
   Transforms t;
   for (const TaskInRun& task : tasks) {
-    const vision::EvalTransform mine = datasets::eval_transform_for(task.runner->model_cfg());
-    auto it = std::find_if(t.list.begin(), t.list.end(), [&](const auto& e) { return same_transform(e, mine); });
+    const datasets::Preprocess mine = datasets::preprocess_for(task.runner->model_cfg());
+    auto it = std::find_if(t.list.begin(), t.list.end(), [&](const auto& e) { return datasets::same_preprocess(e, mine); });
     t.of_task.push_back(static_cast<size_t>(it - t.list.begin()));
     if (it == t.list.end()) t.list.push_back(mine);
   }
   return t;
 }
 
-// Writes a task's files for one input; returns the paths to list, relative to options.files_relative_to.
+// Writes a task's files for one input; returns the paths to list, relative to options.files_relative_to, and
+// puts each where the task's JSON asks for it.
 nlohmann::json write_files(const std::vector<PendingFile>& files, const std::string& task,
-                           const vision::BatchInput& input, const RunOptions& o) {
+                           const vision::BatchInput& input, const RunOptions& o, nlohmann::json& task_json) {
   nlohmann::json written = nlohmann::json::array();
   for (const PendingFile& f : files) {
     fs::path path = fs::path(o.files_dir);
@@ -62,6 +58,7 @@ nlohmann::json write_files(const std::vector<PendingFile>& files, const std::str
     f.write(path.string());
     written.push_back(o.files_relative_to.empty() ? path.string()
                                                   : path.lexically_relative(o.files_relative_to).string());
+    if (!f.json_pointer.empty()) task_json[nlohmann::json::json_pointer(f.json_pointer)] = written.back();
   }
   return written;
 }
@@ -77,7 +74,7 @@ void write_chunk(Chunk& chunk, const std::vector<TaskInRun>& tasks, const RunOpt
     for (size_t t = 0; r.ok() && t < tasks.size(); ++t) {
       TaskOutput& out = chunk.outputs[t][i];
       try {
-        if (!out.files.empty()) out.json["files"] = write_files(out.files, tasks[t].row->name, *r.input, options);
+        if (!out.files.empty()) out.json["files"] = write_files(out.files, tasks[t].row->name, *r.input, options, out.json);
         r.outputs[tasks[t].row->name] = std::move(out.json);
       } catch (const std::exception& e) {
         r.error = s.input.path + ": " + e.what();
@@ -101,6 +98,7 @@ void run_tasks(const std::vector<vision::BatchInput>& inputs, const std::vector<
     batch = std::max(batch, t.runner->batch_size());
     grad = grad || t.runner->needs_grad();
     decode.keep_display = decode.keep_display || t.runner->needs_display();
+    decode.keep_modality = decode.keep_modality || t.runner->needs_modality();
   }
   // By default the decoders get the cores the model leaves free, and at least one: on 2 cores with torch on
   // both, one decoder measured 3-6% faster end to end than two (ResNet-18 and -50, 300 JPEGs), which only

@@ -31,6 +31,9 @@ namespace attnvision::pipelines {
 struct PendingFile {
   std::string suffix;                                    // e.g. ".gradcam.png"
   std::function<void(const std::string& path)> write;   // writes the complete file at `path`
+  // Where the task's JSON also names the file (a JSON pointer into TaskOutput::json, e.g. "/slices/0/map"),
+  // set to the listed path once written; empty: listed in "files" only.
+  std::string json_pointer = {};
 };
 
 // What a task made of one input: its manifest entry (outputs.<task>) and the files to write.
@@ -48,6 +51,7 @@ class TaskRunner {
   virtual const models::ModelCfg& model_cfg() const { return model().cfg; }  // the preprocessing comes from it
   virtual bool needs_display() const { return false; }  // keep the decoded frames (for overlays)
   virtual bool needs_grad() const { return false; }     // a saliency stage runs with autograd
+  virtual bool needs_modality() const { return false; } // keep DICOM modality values (HU) to window again
   // Runs the network on `x` (the rows of `batch`: batch.sample_of / frame_of) and returns one output per
   // sample of `batch`, in order (failed samples get an empty output).
   virtual std::vector<TaskOutput> run(const datasets::SampleBatch& batch, const torch::Tensor& x) = 0;

@@ -29,17 +29,23 @@ TEST_P(EveryTask, HasASubcommandAHeadALossAndAMetric) {
 
   models::ModelCfg cfg = models::default_cfg("resnet18");
   cfg.task = row.model_task;
-  cfg.num_classes = 3;
-  cfg.labels = {"a", "b", "c"};
+  // An anomaly model is two-class (clean, lesion) with one input channel per CT window.
+  if (row.model_task == std::string("anomaly")) {
+    cfg.labels = {"clean", "lesion"};
+    cfg.ct.windows = {"lung", "abdomen", "400,1800"};
+  } else {
+    cfg.labels = {"a", "b", "c"};
+  }
+  cfg.num_classes = static_cast<int64_t>(cfg.labels.size());
   models::Network net = models::build_model(cfg);
-  const torch::Tensor x = torch::randn({4, 3, 32, 32});
+  const torch::Tensor x = torch::randn({4, cfg.in_chans, 32, 32});
   // The targets each task trains on: class indices, or padded boxes [class, x, y, w, h] (class -1: none).
   const torch::Tensor y = row.targets_follow_pixels
                               ? torch::tensor({0.f, 2.f, 3.f, 9.f, 12.f, 1.f, 20.f, 16.f, 8.f, 10.f, -1.f, -1.f, -1.f, -1.f,
                                                -1.f, 2.f, 0.f, 0.f, 31.f, 31.f, -1.f, -1.f, -1.f, -1.f, -1.f, 1.f, 5.f,
                                                5.f, 20.f, 20.f, 0.f, 1.f, 1.f, 4.f, 4.f, 2.f, 16.f, 0.f, 16.f, 30.f})
                                     .view({4, 2, 5})
-                              : torch::tensor({0, 1, 2, 1}, torch::kLong);
+                              : torch::tensor({int64_t{0}, int64_t{1}, cfg.num_classes - 1, int64_t{1}}, torch::kLong);
   const models::Forward f = float32_forward(*net, x, models::Precision::kFloat32);
   const torch::Tensor loss = row.loss(cfg, f, y, 0.0);
   EXPECT_EQ(loss.dim(), 0);

@@ -1,0 +1,55 @@
+// What the anomaly model finds on a batch of CT slices: p(lesion), the saliency map on the model grid and on
+// each source slice's own grid, its peak, and the regions it lights. Shared by the `saliency` task (which
+// writes and reports it) and `eval-saliency` (which scores it against phantom masks), so both measure the
+// same thing.
+#pragma once
+
+#include "models/model_cfg.h"
+#include "models/network.h"
+#include "models/saliency/saliency.h"
+#include "vision/ct_input.h"
+#include "vision/regions.h"
+
+#include <opencv2/core/mat.hpp>
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace attnvision::pipelines {
+
+// How saliency reads a model: method and options, the operating threshold and the region level.
+struct SaliencyReading {
+  std::string method;
+  models::SaliencyOptions options;  // the stage for the CAM methods
+  double operating_threshold = 0.5;
+  double region_level = 0.5;
+};
+
+// The model's own reading (its config's anomaly section), with `method` replacing its default method when
+// given (the stage then applies only to methods that read one). std::invalid_argument for an unknown method.
+SaliencyReading saliency_reading_for(const models::ModelCfg& cfg, const std::string& method = "");
+
+struct SliceFindings {
+  double score = 0;       // p(lesion)
+  cv::Mat model_map;      // CV_32F size x size: the raw map on the model grid
+  cv::Mat source_map;     // CV_32F source rows x columns: the raw map on the slice's own grid
+  cv::Point peak_px;      // [column, row] of source_map's maximum (the first, in row-major order)
+  double peak = 0;        // source_map's maximum
+  // Components of source_map >= region_level * peak, measured with the slice's geometry; only on slices whose
+  // score reaches the operating threshold (a clean slice yields none), and only where the peak is positive.
+  std::vector<vision::Region> regions;
+};
+
+// Runs `reading` on `x` (N x C x size x size, rows preprocessed by datasets::Preprocess for a CT model);
+// `placements` and `geometries` give each row's source grid. The lesion class is explained on every slice.
+std::vector<SliceFindings> find_on_slices(models::NetworkImpl& net, const torch::Tensor& x,
+                                          const std::vector<vision::CtPlacement>& placements,
+                                          const std::vector<vision::SliceGeometry>& geometries,
+                                          const SaliencyReading& reading);
+
+// A map at any resolution (a stage's grid) brought onto the size x size model grid, bilinear with pixel
+// centres aligned (cv::resize's and PyTorch's align_corners=False convention).
+cv::Mat map_on_model_grid(const cv::Mat& map, int size);
+
+}  // namespace attnvision::pipelines

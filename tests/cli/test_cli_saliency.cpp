@@ -1,0 +1,156 @@
+// `attnvision saliency` end to end on generated CT phantoms with an untrained anomaly model (what is checked here
+// is the plumbing, not the model's skill): one JSON line per slice with the contract's fields, coordinates on
+// the source grid, outputs that exist and that other tools read (float TIFF at rows x columns, PNG, a DICOM
+// Secondary Capture in the source's study that dciodvfy accepts), report.html, and one-line errors for bad input.
+#include "test_util.h"
+#include "vision/dicom.h"
+#include "vision/image_io.h"
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <fstream>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+namespace attnvision {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_attnvision;
+using testing::ScratchDir;
+
+// The anomaly recipe's model, small: the plumbing does not depend on the width.
+constexpr const char* kModelYaml = R"(name: tiny_anomaly
+arch: resnet
+task: anomaly
+block: basic
+layers: [1, 1, 1, 1]
+channels: [8, 16, 16, 16]
+attn: cbam
+global_pool: max
+in_chans: 2
+num_classes: 2
+labels: [clean, lesion]
+input_size: [2, 128, 128]
+ct_spacing_mm: 3.0
+ct_windows: [lung, abdomen]
+crop_pct: 1.0
+mean: [0.3, 0.3]
+std: [0.3, 0.3]
+)";
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> rows;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));  // throws: stdout must be JSON lines only
+  return rows;
+}
+
+class SaliencyCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScratchDir();
+    testing::write_text(*dir_ / "model.yaml", kModelYaml);
+    const auto r = run_attnvision("synth phantoms --out '" + (*dir_ / "ph") + "' --series 2 --seed 7 --size 256");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string model() { return "--model '" + (*dir_ / "model.yaml") + "' --random-init"; }
+  static ScratchDir* dir_;
+};
+ScratchDir* SaliencyCli::dir_ = nullptr;
+
+TEST_F(SaliencyCli, WritesOneJsonLinePerSliceWithMapsOverlaysDicomAndTheReport) {
+  const std::string out = *dir_ / "out";
+  const auto r = run_attnvision("saliency '" + (*dir_ / "ph") + "' " + model() + " --json --out '" + out + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<nlohmann::json> rows = json_lines(r.out);
+  const nlohmann::json truth = nlohmann::json::parse(std::ifstream(*dir_ / "ph/lesions.json"));
+  size_t slices = 0;
+  for (const auto& s : truth["series"]) slices += s["slices"].size();
+  ASSERT_EQ(rows.size(), slices) << "the masks' PNGs beside the series are not inputs";
+  std::set<std::string> outputs;
+  for (const nlohmann::json& row : rows) {
+    for (const char* key : {"path", "frame", "sop_instance_uid", "series_instance_uid", "score", "method", "peak_px",
+                            "regions", "map", "overlay", "dicom"})
+      ASSERT_TRUE(row.contains(key)) << key << " missing in " << row.dump();
+    EXPECT_EQ(row["method"], "gradcam");
+    EXPECT_EQ(row["frame"], 0);
+    const double score = row["score"];
+    EXPECT_TRUE(score >= 0 && score <= 1);
+    const vision::DicomInfo info = vision::read_dicom_info(row["path"].get<std::string>());
+    EXPECT_EQ(row["sop_instance_uid"], info.sop_instance_uid);
+    EXPECT_EQ(row["series_instance_uid"], info.series_instance_uid);
+    // The raw map lies on the source slice's own grid, and its maximum is where peak_px says.
+    const std::string map_path = (fs::path(out) / row["map"].get<std::string>()).string();
+    const cv::Mat map = cv::imread(map_path, cv::IMREAD_UNCHANGED);  // float32 TIFF as written
+    ASSERT_EQ(map.rows, info.rows);
+    ASSERT_EQ(map.cols, info.columns);
+    ASSERT_EQ(map.type(), CV_32F);
+    double lo = 0, hi = 0;
+    cv::Point at;
+    cv::minMaxLoc(map, &lo, &hi, nullptr, &at);
+    EXPECT_EQ(row["peak_px"][0].get<int>(), at.x);
+    EXPECT_EQ(row["peak_px"][1].get<int>(), at.y);
+    for (const nlohmann::json& region : row["regions"]) {
+      const auto& b = region["bbox_px"];
+      EXPECT_GE(b[0].get<int>(), 0);
+      EXPECT_LE(b[0].get<int>() + b[2].get<int>(), info.columns);
+      EXPECT_LE(b[1].get<int>() + b[3].get<int>(), info.rows);
+      EXPECT_FALSE(region["area_mm2"].is_null()) << "phantoms carry PixelSpacing: sizes are in mm";
+      EXPECT_EQ(region["centroid_mm"].size(), 3u);
+    }
+    EXPECT_TRUE(fs::exists(fs::path(out) / row["overlay"].get<std::string>()));
+    // The Secondary Capture joins the source's study in a series of its own.
+    const vision::DicomInfo sc = vision::read_dicom_info((fs::path(out) / row["dicom"].get<std::string>()).string());
+    EXPECT_EQ(sc.study_instance_uid, info.study_instance_uid);
+    EXPECT_NE(sc.series_instance_uid, info.series_instance_uid);
+    EXPECT_EQ(sc.samples_per_pixel, 3);
+    outputs.insert(row["map"].get<std::string>());
+  }
+  EXPECT_EQ(outputs.size(), rows.size()) << "two slices never share an output name";
+  EXPECT_TRUE(fs::file_size(fs::path(out) / "report.html") > 1000);
+  const std::string tool = testing::run_shell("command -v dciodvfy");
+  if (!tool.empty()) {
+    const std::string verdict = testing::run_shell("dciodvfy '" + (fs::path(out) / rows.front()["dicom"].get<std::string>()).string() + "'");
+    EXPECT_EQ(verdict.find("Error"), std::string::npos) << verdict;
+  }
+}
+
+TEST_F(SaliencyCli, NamedNonCtInputsAndMissingFilesAreOneLineErrorsAndTheRunGoesOn) {
+  const std::string png = *dir_ / "photo.png";
+  const cv::Mat img(16, 16, CV_8UC3, cv::Scalar(10, 20, 30));
+  ASSERT_TRUE(cv::imwrite(png, img));
+  const std::string slice = *dir_ / "ph/series_7_0000/slice_000.dcm";
+  const auto r = run_attnvision("saliency '" + png + "' '" + slice + "' '" + (*dir_ / "nothing.dcm") + "' " + model() +
+                                " --json --no-outputs");
+  EXPECT_EQ(r.exit_code, 1);
+  const std::vector<nlohmann::json> rows = json_lines(r.out);
+  ASSERT_EQ(rows.size(), 3u);
+  size_t errors = 0, ok = 0;
+  for (const nlohmann::json& row : rows) {
+    if (row.contains("error")) {
+      ++errors;
+      EXPECT_NE(row["error"].get<std::string>().find(row["path"].get<std::string>()), std::string::npos);
+    } else {
+      ++ok;
+      EXPECT_FALSE(row.contains("map")) << "--no-outputs writes no files";
+    }
+  }
+  EXPECT_EQ(errors, 2u);
+  EXPECT_EQ(ok, 1u);
+  EXPECT_NE(r.err.find("not a DICOM CT slice"), std::string::npos) << r.err;
+}
+
+TEST_F(SaliencyCli, ANetworkBuiltForAnotherTaskIsRefused) {
+  const auto r = run_attnvision("saliency '" + (*dir_ / "ph") + "' --model resnet18 --random-init --no-outputs");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("built for classification"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace attnvision
