@@ -17,4 +17,10 @@ cv::Mat map_to_mat(const torch::Tensor& map) {
   return cv::Mat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_32F, m.data_ptr<float>()).clone();
 }
 
+torch::Tensor mat_to_map(const cv::Mat& map) {
+  TORCH_CHECK(map.type() == CV_32FC1, "mat_to_map: expected a single-channel float map");
+  const cv::Mat m = map.isContinuous() ? map : map.clone();
+  return torch::from_blob(const_cast<float*>(m.ptr<float>()), {m.rows, m.cols}, torch::kFloat32).clone();
+}
+
 }  // namespace attnvision::datasets

@@ -16,5 +16,7 @@ void fill_slot(torch::Tensor& batch, int64_t index, const cv::Mat& image, const 
 
 // A 2-D float tensor (a saliency map, h x w) as a CV_32F Mat that owns a copy of its values.
 cv::Mat map_to_mat(const torch::Tensor& map);
+// The way back: a CV_32F map (h x w) as a float tensor that owns a copy of its values.
+torch::Tensor mat_to_map(const cv::Mat& map);
 
 }  // namespace attnvision::datasets

@@ -86,6 +86,21 @@ RiseCurves rise_curves(const torch::Tensor& input, const torch::Tensor& removed,
   return c;
 }
 
+torch::Tensor rise_substrate(const torch::Tensor& x) {
+  if (x.dim() != 4) throw std::invalid_argument("rise_substrate: an N x C x H x W batch expected");
+  constexpr int64_t kSize = 31;
+  constexpr double kSigma = 5.0;
+  const torch::Tensor t = torch::arange(kSize, torch::kFloat64) - (kSize - 1) / 2.0;
+  torch::Tensor g = torch::exp(-t * t / (2 * kSigma * kSigma));
+  g = g / g.sum();
+  const int64_t c = x.size(1);
+  const torch::Tensor kernel = torch::outer(g, g).to(x.scalar_type()).expand({c, 1, kSize, kSize}).contiguous();
+  namespace F = torch::nn::functional;
+  const int64_t p = kSize / 2;
+  const torch::Tensor padded = F::pad(x, F::PadFuncOptions({p, p, p, p}).mode(torch::kReplicate));
+  return F::conv2d(padded, kernel, F::Conv2dFuncOptions().groups(c));
+}
+
 double exact_auroc(const std::vector<double>& scores, const std::vector<int>& labels) {
   if (scores.size() != labels.size()) throw std::invalid_argument("exact_auroc: one label per score expected");
   std::vector<size_t> order(scores.size());

@@ -46,6 +46,13 @@ struct RiseCurves {
 RiseCurves rise_curves(const torch::Tensor& input, const torch::Tensor& removed, const torch::Tensor& saliency,
                        int steps, const std::function<torch::Tensor(const torch::Tensor&)>& score);
 
+// The deletion / insertion substrate for a batch (N x C x H x W float): each channel Gaussian-blurred with
+// sigma 5 px (31 x 31 kernel, edges replicated): what a pixel becomes when it is "removed" (deletion) or not
+// yet restored (insertion). RISE blurs with sigma 1 px for ImageNet photos; a CT lesion up to 20 px across
+// survives that, so the blur is wider here. Blurring rather than blanking removes a lesion without drawing a
+// new edge.
+torch::Tensor rise_substrate(const torch::Tensor& x);
+
 // The exact AUROC of `scores` for binary `labels` (1 positive): the probability a positive outscores a negative,
 // ties counting half. 0 when one class is absent.
 double exact_auroc(const std::vector<double>& scores, const std::vector<int>& labels);

@@ -146,6 +146,49 @@ TEST_F(SaliencyCli, NamedNonCtInputsAndMissingFilesAreOneLineErrorsAndTheRunGoes
   EXPECT_NE(r.err.find("not a DICOM CT slice"), std::string::npos) << r.err;
 }
 
+TEST_F(SaliencyCli, EvalSaliencyScoresEveryMethodAgainstTheMasksAndCalibratesTheRegionLevel) {
+  const auto r = run_attnvision("eval-saliency --data '" + (*dir_ / "ph") + "' " + model() +
+                                " --methods gradcam,occlusion --region-levels 0.3,0.6 --rise-steps 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<nlohmann::json> rows = json_lines(r.out);
+  ASSERT_EQ(rows.size(), 1u);
+  const nlohmann::json& j = rows.front();
+  // Counted from lesions.json independently of the command.
+  const nlohmann::json truth = nlohmann::json::parse(testing::read_text(*dir_ / "ph/lesions.json"));
+  int64_t slices = 0, lesion_slices = 0, lesions = 0;
+  for (const auto& series : truth["series"])
+    for (const auto& slice : series["slices"]) {
+      ++slices;
+      lesion_slices += !slice["lesions"].empty();
+      lesions += static_cast<int64_t>(slice["lesions"].size());
+    }
+  EXPECT_EQ(j["slices"], slices);
+  EXPECT_EQ(j["lesion_slices"], lesion_slices);
+  EXPECT_EQ(j["lesions"], lesions);
+  ASSERT_GT(lesion_slices, 0);
+  EXPECT_GE(j["auroc"].get<double>(), 0.0);
+  EXPECT_LE(j["auroc"].get<double>(), 1.0);
+  for (const std::string method : {"gradcam", "occlusion"}) {
+    const nlohmann::json& m = j["methods"][method];
+    for (const char* key : {"pointing_game", "iou", "dice", "deletion_auc", "insertion_auc", "sensitivity"}) {
+      EXPECT_GE(m[key].get<double>(), 0.0) << method << " " << key;
+      EXPECT_LE(m[key].get<double>(), 1.0) << method << " " << key;
+    }
+    EXPECT_GE(m["false_regions_per_slice"].get<double>(), 0.0);
+    EXPECT_GT(m["seconds_per_slice"].get<double>(), 0.0);
+    ASSERT_EQ(m["region_levels"].size(), 2u);
+    // A lower threshold grows regions: they cover at least the lesions a higher one finds.
+    EXPECT_GE(m["region_levels"][0]["sensitivity"].get<double>(), m["region_levels"][1]["sensitivity"].get<double>());
+  }
+}
+
+TEST_F(SaliencyCli, EvalSaliencyRefusesAFolderWithoutLesionTruth) {
+  const auto r = run_attnvision("eval-saliency --data '" + (*dir_ / "ph/series_7_0000") + "' " + model());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("lesions.json"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 TEST_F(SaliencyCli, ANetworkBuiltForAnotherTaskIsRefused) {
   const auto r = run_attnvision("saliency '" + (*dir_ / "ph") + "' --model resnet18 --random-init --no-outputs");
   EXPECT_EQ(r.exit_code, 1);

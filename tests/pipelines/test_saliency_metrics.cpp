@@ -3,6 +3,7 @@
 #include "pipelines/metrics/saliency.h"
 
 #include <gtest/gtest.h>
+#include <cmath>
 #include <torch/torch.h>
 
 namespace attnvision::pipelines {
@@ -85,6 +86,26 @@ TEST(RiseCurves, DeletingTheEvidenceFirstDropsTheScoreFirst) {
   EXPECT_LT(g.deletion_auc, b.deletion_auc);
   EXPECT_GT(g.insertion_auc, b.insertion_auc);
   EXPECT_DOUBLE_EQ(g.insertion.back(), 1.0);
+}
+
+TEST(RiseSubstrate, AGaussianOfSigmaFiveThatKeepsFlatImagesAndMass) {
+  // A flat image stays flat (edges replicated, the kernel sums to 1); an impulse far from the edges spreads
+  // into a Gaussian of sigma 5 px cut at 3 sigma: its mass stays 1 and its second moment along a row is that
+  // of the cut Gaussian.
+  const torch::Tensor flat = torch::full({1, 2, 40, 40}, 0.7, torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(rise_substrate(flat), flat, 0, 1e-12));
+  torch::Tensor impulse = torch::zeros({1, 1, 64, 64}, torch::kFloat64);
+  impulse[0][0][32][32] = 1.0;
+  const torch::Tensor b = rise_substrate(impulse)[0][0];
+  EXPECT_NEAR(b.sum().item<double>(), 1.0, 1e-12);
+  const torch::Tensor row_mass = b.sum(0);
+  const torch::Tensor d = torch::arange(64, torch::kFloat64) - 32;
+  // The second moment of a sampled Gaussian of sigma 5 cut at +-15 px (24.5, not 25: the tails are cut).
+  double weight = 0, moment = 0;
+  for (int k = -15; k <= 15; ++k) weight += std::exp(-k * k / 50.0), moment += k * k * std::exp(-k * k / 50.0);
+  EXPECT_NEAR((row_mass * d * d).sum().item<double>(), moment / weight, 1e-9);
+  EXPECT_NEAR(moment / weight, 25.0, 0.6);
+  EXPECT_DOUBLE_EQ(b[32][32].item<double>(), b.max().item<double>());
 }
 
 }  // namespace

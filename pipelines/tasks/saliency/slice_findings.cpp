@@ -25,6 +25,17 @@ SaliencyReading saliency_reading_for(const models::ModelCfg& cfg, const std::str
   return r;
 }
 
+vision::SliceGeometry slice_geometry(const datasets::Sample& s, int frame) {
+  vision::SliceGeometry g;
+  if (!s.dicom || !s.ct_spacing_known) return g;
+  g.pixel_spacing = s.dicom->pixel_spacing;
+  g.orientation = s.dicom->image_orientation;
+  const auto& positions = s.dicom->image_positions;
+  if (static_cast<size_t>(frame) < positions.size()) g.position = positions[static_cast<size_t>(frame)];
+  else if (positions.size() == 1 && frame == 0) g.position = positions.front();
+  return g;
+}
+
 cv::Mat map_on_model_grid(const cv::Mat& map, int size) {
   if (map.rows == size && map.cols == size) return map.clone();
   cv::Mat out;

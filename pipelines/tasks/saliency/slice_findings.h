@@ -4,6 +4,7 @@
 // same thing.
 #pragma once
 
+#include "datasets/samples.h"
 #include "models/model_cfg.h"
 #include "models/network.h"
 #include "models/saliency/saliency.h"
@@ -40,6 +41,10 @@ struct SliceFindings {
   // score reaches the operating threshold (a clean slice yields none), and only where the peak is positive.
   std::vector<vision::Region> regions;
 };
+
+// Where frame `frame` of a decoded sample lies: PixelSpacing, orientation and that frame's position; empty for
+// an image, and without PixelSpacing (the slice was then taken at the model's spacing, so nothing is in mm).
+vision::SliceGeometry slice_geometry(const datasets::Sample& s, int frame);
 
 // Runs `reading` on `x` (N x C x size x size, rows preprocessed by datasets::Preprocess for a CT model);
 // `placements` and `geometries` give each row's source grid. The lesion class is explained on every slice.
