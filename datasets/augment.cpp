@@ -64,17 +64,14 @@ void shifted_row(const uint8_t* src, int64_t w, const Shift& s, uint8_t* dst) {
   for (int64_t x = lo; x < hi; ++x) dst[x] = src[w - 1 - x + s.dx];
 }
 
-// Crops and flips every image with its own draw; the draws go to `shifts` (one per image) for the boxes.
-torch::Tensor crop_and_flip(const torch::Tensor& in, const AugmentOptions& o, std::mt19937_64& rng,
-                            std::vector<Shift>& shifts) {
+// Crops and flips every image (uint8 N x C x H x W, contiguous) by its own shift.
+torch::Tensor crop_and_flip(const torch::Tensor& in, const std::vector<Shift>& shifts) {
   const int64_t n = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3);
   torch::Tensor out = torch::empty_like(in);
   const uint8_t* src = in.data_ptr<uint8_t>();
   uint8_t* dst = out.data_ptr<uint8_t>();
-  shifts.clear();
   for (int64_t i = 0; i < n; ++i) {
-    const Shift s = draw_shift(o, rng);
-    shifts.push_back(s);
+    const Shift& s = shifts[static_cast<size_t>(i)];
     for (int64_t plane = i * c; plane < (i + 1) * c; ++plane) {
       for (int64_t y = 0; y < h; ++y) {
         const int64_t sy = y + s.dy;
@@ -201,23 +198,27 @@ torch::Tensor normalize_batch(const torch::Tensor& images_u8, const std::vector<
 
 torch::Tensor augment_batch(const torch::Tensor& images_u8, const AugmentOptions& o,
                             const std::vector<double>& mean, const std::vector<double>& std,
-                            std::mt19937_64& rng, torch::Tensor* boxes) {
+                            std::mt19937_64& rng, torch::Tensor* targets) {
   check_batch(images_u8);
   check_options(o);
-  if (boxes) {
-    if (boxes->scalar_type() != torch::kFloat32 || boxes->dim() != 3 || boxes->size(0) != images_u8.size(0) ||
-        boxes->size(2) != 5)
-      throw std::invalid_argument("augment: boxes must be float32 N x M x 5 with the batch's N");
-    if (o.erase_prob > 0.0)
-      throw std::invalid_argument("augment: erasing cannot be used with boxes (it would hide objects the boxes keep)");
-  }
+  const bool masks = targets && targets->scalar_type() == torch::kUInt8;
+  if (masks && (targets->dim() != 3 || targets->size(0) != images_u8.size(0) ||
+                targets->size(1) != images_u8.size(2) || targets->size(2) != images_u8.size(3)))
+    throw std::invalid_argument("augment: masks must be uint8 N x H x W with the batch's N, H and W");
+  if (targets && !masks && (targets->scalar_type() != torch::kFloat32 || targets->dim() != 3 ||
+                            targets->size(0) != images_u8.size(0) || targets->size(2) != 5))
+    throw std::invalid_argument("augment: boxes must be float32 N x M x 5 with the batch's N");
+  if (targets && o.erase_prob > 0.0)
+    throw std::invalid_argument("augment: erasing cannot be used with boxes or masks (it would hide objects they keep)");
   torch::Tensor x = images_u8.contiguous();
   if (o.crop_padding > 0 || o.hflip) {
     std::vector<Shift> shifts;
-    x = crop_and_flip(x, o, rng, shifts);
-    if (boxes) {
-      *boxes = boxes->contiguous().clone();
-      move_boxes(*boxes, shifts, x.size(2), x.size(3));
+    for (int64_t i = 0; i < x.size(0); ++i) shifts.push_back(draw_shift(o, rng));
+    x = crop_and_flip(x, shifts);
+    if (targets && masks) *targets = crop_and_flip(targets->contiguous().unsqueeze(1), shifts).squeeze(1);
+    if (targets && !masks) {
+      *targets = targets->contiguous().clone();
+      move_boxes(*targets, shifts, x.size(2), x.size(3));
     }
   }
   torch::Tensor out = normalize_batch(x, mean, std);

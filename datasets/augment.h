@@ -38,12 +38,15 @@ torch::Tensor normalize_batch(const torch::Tensor& images_u8, const std::vector<
 // it (one rectangle; up to 10 tries for one that fits inside the image, else none). Options that do
 // nothing give exactly normalize_batch. Throws std::invalid_argument for invalid options.
 //
-// With `boxes` (a detection batch's N x M x 5 float32 [class, x, y, w, h], class -1 for padding, see
-// datasets/detection_set.h), *boxes is replaced by the boxes moved with their pixels: shifted, mirrored
-// (x' = W - x - w) and cut to the image, a box with less than a pixel left turned into padding. Erasing is
-// refused with boxes: it would hide objects the boxes still claim.
+// With `targets` that follow the pixels, *targets is replaced by the targets moved with them:
+//   boxes (a detection batch's N x M x 5 float32 [class, x, y, w, h], class -1 for padding, see
+//     datasets/detection_set.h): shifted, mirrored (x' = W - x - w) and cut to the image, a box with less than a
+//     pixel left turned into padding;
+//   masks (uint8 N x H x W, e.g. CT lesion masks, datasets/ct_slices.h): cropped and flipped exactly as the
+//     image, zero where the padding comes in.
+// Erasing is refused with targets: it would hide objects they still claim.
 torch::Tensor augment_batch(const torch::Tensor& images_u8, const AugmentOptions& o,
                             const std::vector<double>& mean, const std::vector<double>& std,
-                            std::mt19937_64& rng, torch::Tensor* boxes = nullptr);
+                            std::mt19937_64& rng, torch::Tensor* targets = nullptr);
 
 }  // namespace attnvision::datasets

@@ -1,6 +1,7 @@
 #include "datasets/ct_slices.h"
 
 #include "datasets/lesion_truth.h"
+#include "vision/image_io.h"
 
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
@@ -34,6 +35,11 @@ CtSlice ct_slice(const vision::DicomFrames& image, int frame, const vision::CtIn
   return s;
 }
 
+torch::Tensor slice_labels(const torch::Tensor& targets) {
+  if (targets.dim() == 1) return targets.to(torch::kLong);
+  return (targets.flatten(1).amax(1) > 0).to(torch::kLong);
+}
+
 LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputSpec& spec, int64_t max_bytes) {
   std::vector<const TruthSlice*> slices;
   const std::vector<TruthSeries> truth = read_lesion_truth(dir);
@@ -48,11 +54,11 @@ LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputS
                              " MiB limit");
   LabeledImages set;
   set.images = torch::empty({n, c, spec.size, spec.size}, torch::kUInt8);
-  set.labels = torch::empty({n}, torch::kLong);
+  set.labels = torch::zeros({n, spec.size, spec.size}, torch::kUInt8);
   set.classes = {"clean", "lesion"};
   set.source = dir;
-  auto* labels = set.labels.data_ptr<int64_t>();
   uint8_t* images = set.images.data_ptr<uint8_t>();
+  uint8_t* masks = set.labels.data_ptr<uint8_t>();
 
   std::atomic<int64_t> next{0};
   std::mutex error_mutex;
@@ -61,12 +67,18 @@ LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputS
     for (int64_t i = next++; i < n; i = next++) {
       try {
         const vision::DicomFrames image = vision::read_dicom(slices[static_cast<size_t>(i)]->file);
-        const cv::Mat hwc = ct_slice(image, 0, spec).input.image;  // size x size x C, interleaved
+        const CtSlice slice = ct_slice(image, 0, spec);
         std::vector<cv::Mat> planes;
-        cv::split(hwc, planes);
+        cv::split(slice.input.image, planes);  // size x size x C, interleaved
         for (int64_t ch = 0; ch < c; ++ch)
           std::memcpy(images + (i * c + ch) * plane, planes[static_cast<size_t>(ch)].data, static_cast<size_t>(plane));
-        labels[i] = slices[static_cast<size_t>(i)]->lesions.empty() ? 0 : 1;
+        const TruthSlice& truth = *slices[static_cast<size_t>(i)];
+        if (truth.lesions.empty()) continue;
+        const cv::Mat mask = vision::read_image(truth.mask);
+        if (mask.type() != CV_8UC1 || mask.size() != slice.input.placement.source)
+          throw std::runtime_error(truth.mask + ": not an 8-bit mask of its slice's size");
+        const cv::Mat on_grid = vision::mask_to_model(mask, slice.input.placement) / 255;
+        std::memcpy(masks + i * plane, on_grid.data, static_cast<size_t>(plane));
       } catch (const std::exception& e) {
         const std::lock_guard<std::mutex> lock(error_mutex);
         if (error.empty()) error = e.what();

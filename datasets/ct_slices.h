@@ -22,10 +22,14 @@ struct CtSlice {
 CtSlice ct_slice(const vision::DicomFrames& image, int frame, const vision::CtInputSpec& spec);
 
 // Every slice of a phantom set (DIR/lesions.json, datasets/lesion_truth.h) on the model grid: images
-// N x C x size x size uint8 (one channel per window), labels N int64 (0 clean, 1 lesion), classes
+// N x C x size x size uint8 (one channel per window), labels the lesion masks on the same grid, N x size x size
+// uint8 (1 inside a lesion, vision::mask_to_model; a slice is a lesion slice when its mask is not empty), classes
 // {"clean", "lesion"}; slices in the file's order, decoded on all cores. A slice that fails to decode is an
 // error naming it (a training set is data we made: a broken file there is a bug, not an input to skip).
 // `max_bytes` refuses a set whose images would be larger, before decoding.
+// The slice labels of such masks (or of slice labels already): N int64, 1 where the mask has a lesion pixel.
+torch::Tensor slice_labels(const torch::Tensor& targets);
+
 LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputSpec& spec,
                                   int64_t max_bytes = int64_t{8} << 30);
 

@@ -26,6 +26,19 @@ Overlap overlap(const CtPlacement& p) {
   return {placed - p.offset, placed};
 }
 
+// `image` (one channel) resampled as ct_input resamples HU, as CV_32F on the size x size grid, `outside` where
+// the slice does not reach.
+cv::Mat on_model_grid(const cv::Mat& image, const CtPlacement& p, double outside) {
+  cv::Mat values, resized;
+  image.convertTo(values, CV_32F);
+  const bool shrinking = p.resized.width < image.cols || p.resized.height < image.rows;
+  cv::resize(values, resized, p.resized, 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+  cv::Mat canvas(p.size, p.size, CV_32F, cv::Scalar(outside));
+  const Overlap o = overlap(p);
+  resized(o.in_resized).copyTo(canvas(o.in_grid));
+  return canvas;
+}
+
 }  // namespace
 
 CtInput ct_input(const cv::Mat& hu, const std::array<double, 2>& pixel_spacing, const CtInputSpec& spec) {
@@ -51,21 +64,21 @@ CtInput ct_input(const cv::Mat& hu, const std::array<double, 2>& pixel_spacing, 
                                 " pixels; its pixel spacing is implausible");
   p.offset = cv::Point((spec.size - p.resized.width) / 2, (spec.size - p.resized.height) / 2);
 
-  cv::Mat values, resized;
-  hu.convertTo(values, CV_32F);
-  const bool shrinking = p.resized.width < hu.cols || p.resized.height < hu.rows;
-  cv::resize(values, resized, p.resized, 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
-
   // Outside the slice is air (-1000 HU), as around a patient.
-  cv::Mat canvas(spec.size, spec.size, CV_32F, cv::Scalar(-1000.0));
-  const Overlap o = overlap(p);
-  resized(o.in_resized).copyTo(canvas(o.in_grid));
+  const cv::Mat canvas = on_model_grid(hu, p, -1000.0);
   std::vector<cv::Mat> channels;
   for (const Window& w : spec.windows) channels.push_back(window_to_8bit(canvas, w, false));
   CtInput out;
   cv::merge(channels, out.image);
   out.placement = p;
   return out;
+}
+
+cv::Mat mask_to_model(const cv::Mat& mask, const CtPlacement& placement) {
+  if (mask.type() != CV_8UC1 || mask.size() != placement.source)
+    throw std::invalid_argument("mask_to_model: a CV_8U mask of the source slice's size expected");
+  cv::Mat covered = on_model_grid(mask, placement, 0.0) > 0.0f;
+  return covered;
 }
 
 cv::Mat map_to_source(const cv::Mat& map, const CtPlacement& p, float outside) {

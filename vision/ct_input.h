@@ -43,6 +43,10 @@ struct CtInput {
 // non-positive spacing, a multi-channel slice, or a spec without windows.
 CtInput ct_input(const cv::Mat& hu, const std::array<double, 2>& pixel_spacing, const CtInputSpec& spec);
 
+// A mask on the source slice's grid (CV_8U, non-zero inside) on the model grid (CV_8U 0 / 255): a model-grid
+// pixel is inside when the resampling gives it any coverage, so a lesion never vanishes when shrunk.
+cv::Mat mask_to_model(const cv::Mat& mask, const CtPlacement& placement);
+
 // A map on the model grid (CV_32F, size x size) back on the source slice's grid (CV_32F, source size),
 // bilinear; source pixels that fell outside the model grid get `outside`.
 cv::Mat map_to_source(const cv::Mat& map, const CtPlacement& placement, float outside = 0.0f);

@@ -37,6 +37,8 @@ struct Forward {
   // Filled by the classification head (models/heads/classifier.cpp):
   torch::Tensor pre_logits;   // N x C, the pooled features the classifier sees
   torch::Tensor logits;       // N x num_classes
+  // Filled by the anomaly head (models/heads/lesion_map.cpp), besides logits [0, slice lesion logit]:
+  torch::Tensor anomaly_map;  // N x 1 x h x w, a lesion logit per cell of the feature map
   // Filled by the detection head (models/heads/centernet.cpp), on a grid of output_stride pixels per cell:
   torch::Tensor heatmap;      // N x num_classes x h x w, logits of "an object of this class is centred here"
   torch::Tensor box_size;     // N x 2 x h x w, box width and height in cells
@@ -62,7 +64,7 @@ struct Forward {
   template <typename Fn>
   Forward map_tensors(const Fn& fn) const {
     Forward f = *this;
-    for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits, &f.heatmap, &f.box_size,
+    for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits, &f.anomaly_map, &f.heatmap, &f.box_size,
                              &f.box_offset})
       if (t->defined()) *t = fn(*t);
     for (NamedTensors* named : {&f.stages, &f.activations, &f.attention})

@@ -7,6 +7,8 @@ namespace attnvision::models {
 // One builder and cost model per head file (models/heads/<name>.cpp).
 Head build_classifier_head(const ModelCfg& cfg, BackboneImpl& backbone);
 double classifier_head_gmacs(const ModelCfg& cfg, int64_t num_features);
+Head build_lesion_map_head(const ModelCfg& cfg, BackboneImpl& backbone);
+double lesion_map_head_gmacs(const ModelCfg& cfg, int64_t num_features);
 Head build_centernet_head(const ModelCfg& cfg, BackboneImpl& backbone);
 double centernet_head_gmacs(const ModelCfg& cfg, int64_t num_features);
 
@@ -14,8 +16,8 @@ const std::vector<HeadRow>& head_table() {
   static const std::vector<HeadRow> table = {
       {"classifier", "classification", "global pooling + linear classifier (timm's fc / head)", build_classifier_head,
        classifier_head_gmacs},
-      {"classifier", "anomaly", "the classifier over two classes, clean and lesion (CT slices)", build_classifier_head,
-       classifier_head_gmacs},
+      {"lesion_map", "anomaly", "a lesion logit per feature-map cell; the slice's p(lesion) from its largest (CT slices)",
+       build_lesion_map_head, lesion_map_head_gmacs},
       {"centernet", "detection", "CenterNet: class-centre heatmaps, box size and offset on a stride-4 grid",
        build_centernet_head, centernet_head_gmacs},
   };

@@ -1,5 +1,7 @@
 #include "pipelines/metrics/anomaly.h"
 
+#include "datasets/ct_slices.h"
+
 #include "vision/image_write.h"
 #include "vision/plot.h"
 
@@ -17,7 +19,8 @@ constexpr int64_t kHist = 5;  // where the histograms start in counts_
 
 AnomalyMetric::AnomalyMetric() : counts_(torch::zeros({kHist + 2 * kBins}, torch::kFloat64)) {}
 
-void AnomalyMetric::add(const models::Forward& f, const torch::Tensor& y) {
+void AnomalyMetric::add(const models::Forward& f, const torch::Tensor& targets) {
+  const torch::Tensor y = datasets::slice_labels(targets);
   const torch::Tensor logits = f.logits.to(torch::kFloat32);
   if (logits.dim() != 2 || logits.size(1) != 2)
     throw std::invalid_argument("anomaly metric: expected N x 2 logits (clean, lesion)");

@@ -18,7 +18,8 @@ class AnomalyMetric : public Metric {
  public:
   AnomalyMetric();
 
-  void add(const models::Forward& f, const torch::Tensor& targets) override;  // targets: N int64, 1 = lesion
+  // targets: N int64 (1 = lesion), or the slices' lesion masks N x H x W (datasets::slice_labels)
+  void add(const models::Forward& f, const torch::Tensor& targets) override;
   torch::Tensor& counts() override { return counts_; }
   int64_t count() const override;
   double score() const override { return auroc(); }

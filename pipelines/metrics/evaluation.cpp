@@ -25,7 +25,7 @@ models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x
     const models::AutocastScope autocast(precision);
     f = net.forward(x);
   }
-  for (torch::Tensor* t : {&f.logits, &f.pre_logits, &f.heatmap, &f.box_size, &f.box_offset})
+  for (torch::Tensor* t : {&f.logits, &f.pre_logits, &f.anomaly_map, &f.heatmap, &f.box_size, &f.box_offset})
     if (t->defined()) *t = t->to(torch::kFloat32);
   return f;
 }

@@ -50,6 +50,21 @@ TEST(DefaultModel, DetectorMapOnTheFirst200TestScenesStaysWithinTwoPointsOfTheRe
   EXPECT_NEAR(eval["AP50"].get<double>(), recorded.at("AP50").get<double>(), 0.02) << "the shipped detector moved";
 }
 
+TEST(DefaultModel, AnomalyAurocOnTheFirst10TestSeriesStaysWithinThreePointsOfTheRecordedFigure) {
+  testing::ScratchDir dir;
+  std::ifstream card(std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/phantom_anomaly.json");
+  const double recorded = nlohmann::json::parse(card)["test_first_10_series"]["auroc"].get<double>();
+  // The card's test phantoms are keyed by (seed, series index): the first 10 of its 60 series.
+  const auto synth = run_attnvision("synth phantoms --out '" + (dir / "ph") + "' --series 10 --seed 2");
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  const auto r = run_attnvision("eval --data '" + (dir / "ph") + "' --weights '" + std::string(ATTNVISION_SOURCE_DIR) +
+                                "/models/pretrained/phantom_anomaly.safetensors' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto eval = nlohmann::json::parse(r.out);
+  EXPECT_EQ(eval["count"], 155);
+  EXPECT_NEAR(eval["auroc"].get<double>(), recorded, 0.03) << "the shipped anomaly model moved";
+}
+
 TEST(DefaultModel, ClassifyWithoutAModelUsesTheShippedClassifier) {
   ScratchDir dir;
   // A dark trouser-like silhouette: two bright vertical legs on black, as Fashion-MNIST draws them.

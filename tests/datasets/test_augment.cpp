@@ -310,3 +310,32 @@ TEST(Augment, BoxesFollowTheirPixels) {
   torch::Tensor again = boxes;
   EXPECT_THROW(ad::augment_batch(images, o, kMean, kStd, rng, &again), std::invalid_argument);
 }
+
+TEST(Augment, MasksFollowTheirPixelsExactly) {
+  // A mask equal to the image's bright pixels stays equal to them, whatever crop and flip each image drew.
+  const int64_t n = 32, h = 12, w = 16;
+  torch::Tensor images = torch::zeros({n, 2, h, w}, torch::kUInt8);
+  torch::Tensor masks = torch::zeros({n, h, w}, torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t x = i % 13, y = (i / 13) % 9, bw = 1 + i % 4, bh = 2 + i % 3;
+    images[i].narrow(1, y, bh).narrow(2, x, bw).fill_(200);
+    masks[i].narrow(0, y, bh).narrow(1, x, bw).fill_(1);
+  }
+  ad::AugmentOptions o;
+  o.crop_padding = 4;
+  o.hflip = true;
+  std::mt19937_64 rng(3), same(3);
+  const torch::Tensor before = masks.clone();
+  torch::Tensor moved = masks;
+  const torch::Tensor x = ad::augment_batch(images, o, {0.5, 0.5}, {0.25, 0.25}, rng, &moved);
+  EXPECT_TRUE(torch::equal(masks, before)) << "the input is not changed";
+  ASSERT_EQ(moved.sizes(), masks.sizes());
+  ASSERT_EQ(moved.scalar_type(), torch::kUInt8);
+  EXPECT_TRUE(torch::equal(moved, x.select(1, 0).gt(1.0).to(torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(moved, x.select(1, 1).gt(1.0).to(torch::kUInt8)));
+  EXPECT_FALSE(torch::equal(moved, masks)) << "the draws should have moved some masks";
+  // The draws are the images' own: the same seed without masks gives the same pixels.
+  EXPECT_TRUE(torch::equal(ad::augment_batch(images, o, {0.5, 0.5}, {0.25, 0.25}, same), x));
+  torch::Tensor wrong = torch::zeros({n, h, w + 1}, torch::kUInt8);
+  EXPECT_THROW(ad::augment_batch(images, o, {0.5, 0.5}, {0.25, 0.25}, rng, &wrong), std::invalid_argument);
+}

@@ -1,10 +1,14 @@
 // A phantom folder as the anomaly model's training set: lesions.json read back, every slice on the model grid
-// with its label, a lesion visible where the truth says it is, and one-line errors for a broken set.
+// with its lesion mask on the same grid, a lesion visible where the truth says it is, and one-line errors for a broken set.
 #include "datasets/ct_slices.h"
 #include "datasets/lesion_truth.h"
 #include "datasets/preprocess.h"
 #include "datasets/synth/phantoms.h"
 #include "test_util.h"
+#include "vision/dicom.h"
+#include "vision/image_io.h"
+
+#include <opencv2/core.hpp>
 
 #include <torch/torch.h>
 
@@ -35,14 +39,27 @@ TEST(CtAnomalySet, EverySliceOnTheModelGridLabelledByItsLesions) {
   const LabeledImages set = load_ct_anomaly_set(dir.path().string(), spec());
   ASSERT_EQ(set.size(), summary.slices);
   EXPECT_EQ(set.images.sizes(), (std::vector<int64_t>{summary.slices, 2, 128, 128}));
-  EXPECT_EQ(set.labels.sum().item<int64_t>(), summary.slices - summary.clean_slices);
+  EXPECT_EQ(set.labels.sizes(), (std::vector<int64_t>{summary.slices, 128, 128}));
+  EXPECT_EQ(set.labels.max().item<int64_t>(), 1);
+  const torch::Tensor labels = slice_labels(set.labels);
+  EXPECT_EQ(labels.sum().item<int64_t>(), summary.slices - summary.clean_slices);
   EXPECT_EQ(set.classes, (std::vector<std::string>{"clean", "lesion"}));
   int64_t row = 0;
   for (const TruthSeries& s : truth)
     for (const TruthSlice& slice : s.slices) {
-      EXPECT_EQ(set.labels[row].item<int64_t>(), slice.lesions.empty() ? 0 : 1) << slice.file;
+      EXPECT_EQ(labels[row].item<int64_t>(), slice.lesions.empty() ? 0 : 1) << slice.file;
       EXPECT_TRUE(std::filesystem::exists(slice.file));
-      for (const TruthLesion& l : slice.lesions) EXPECT_TRUE(std::filesystem::exists(l.mask));
+      if (!slice.lesions.empty()) {
+        // The mask on the model grid covers the lesions' area in mm^2 (plus at most a pixel's rim: any coverage
+        // counts), and lies where the lesions are: their pixels are brighter or darker than the slice around.
+        const vision::DicomFrames dicom = vision::read_dicom(slice.file);
+        const double source_mm = (*dicom.info.pixel_spacing)[0];
+        const cv::Mat source_mask = vision::read_image(slice.mask);
+        const double area_mm2 = cv::countNonZero(source_mask) * source_mm * source_mm;
+        const double grid_mm2 = set.labels[row].sum().item<double>() * 3.0 * 3.0;
+        EXPECT_GE(grid_mm2, 0.9 * area_mm2) << slice.file;
+        EXPECT_LE(grid_mm2, 2.0 * area_mm2 + 3 * 9.0 * 30) << slice.file;
+      }
       ++row;
     }
 }

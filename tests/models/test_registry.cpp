@@ -155,7 +155,8 @@ TEST(Registry, DetectorCategoryIdsDefaultToOneBasedAndAreChecked) {
 }
 
 // Every head of the table on both backbone families: it plugs on through the Backbone interface alone, its
-// parameters join the backbone's at the network's root (timm's names: fc / head), and its FLOPs are counted.
+// parameters join the backbone's at the network's root (timm's names: fc / head; the anomaly head's own:
+// lesion_head), and its FLOPs are counted.
 class EveryHead : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
@@ -188,6 +189,11 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
     EXPECT_EQ(f.box_offset.sizes(), (std::vector<int64_t>{1, 2, cells, cells}));
   } else {
     EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{1, cfg.num_classes}));
+  }
+  if (anomaly) {  // a lesion logit per cell of the feature map; the slice's lesion logit is the largest
+    EXPECT_EQ(f.anomaly_map.sizes(), (std::vector<int64_t>{1, 1, f.feature_map.size(2), f.feature_map.size(3)}));
+    EXPECT_FLOAT_EQ(f.logits[0][0].item<float>(), 0.0f);
+    EXPECT_FLOAT_EQ(f.logits[0][1].item<float>(), f.anomaly_map.max().item<float>());
   }
 }
 

@@ -39,8 +39,13 @@ TEST_P(EveryTask, HasASubcommandAHeadALossAndAMetric) {
   cfg.num_classes = static_cast<int64_t>(cfg.labels.size());
   models::Network net = models::build_model(cfg);
   const torch::Tensor x = torch::randn({4, cfg.in_chans, 32, 32});
-  // The targets each task trains on: class indices, or padded boxes [class, x, y, w, h] (class -1: none).
-  const torch::Tensor y = row.targets_follow_pixels
+  // The targets each task trains on: class indices, padded boxes [class, x, y, w, h] (class -1: none), or
+  // lesion masks on the input grid (two of the four slices with a lesion).
+  torch::Tensor masks = torch::zeros({4, 32, 32}, torch::kUInt8);
+  masks[1].narrow(0, 3, 4).narrow(1, 20, 5).fill_(1);
+  masks[3].narrow(0, 25, 2).narrow(1, 2, 2).fill_(1);
+  const torch::Tensor y = row.model_task == std::string("anomaly") ? masks
+                          : row.targets_follow_pixels
                               ? torch::tensor({0.f, 2.f, 3.f, 9.f, 12.f, 1.f, 20.f, 16.f, 8.f, 10.f, -1.f, -1.f, -1.f, -1.f,
                                                -1.f, 2.f, 0.f, 0.f, 31.f, 31.f, -1.f, -1.f, -1.f, -1.f, -1.f, 1.f, 5.f,
                                                5.f, 20.f, 20.f, 0.f, 1.f, 1.f, 4.f, 4.f, 2.f, 16.f, 0.f, 16.f, 30.f})
@@ -79,13 +84,6 @@ TEST(Tasks, UnknownTaskNamesTheKnownOnes) {
   }
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(Manifest, RepairsATornLastLineAndRefusesGarbageInTheMiddle) {
   testing::ScratchDir dir;
   const std::string path = dir / "manifest.jsonl";
@@ -98,7 +96,7 @@ TEST(Manifest, RepairsATornLastLineAndRefusesGarbageInTheMiddle) {
     EXPECT_FALSE(m.has("c")) << "the torn row's input runs again";
     m.append({{"path", "c"}, {"status", "ok"}});
   }
-  EXPECT_EQ(read_file(path),
+  EXPECT_EQ(testing::read_text(path),
             "{\"path\":\"a\",\"status\":\"ok\"}\n{\"path\":\"b\",\"status\":\"error\"}\n{\"path\":\"c\",\"status\":\"ok\"}\n");
   {
     Manifest m(path);

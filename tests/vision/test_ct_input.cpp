@@ -60,6 +60,31 @@ TEST(CtInput, ALesionKeepsItsSizeInModelPixelsWhateverTheScanSpacing) {
   EXPECT_NEAR(coarse_centre.y, fine_centre.y, 1.0);
 }
 
+TEST(CtInput, ALesionMaskLandsOnItsLesionOnTheModelGrid) {
+  // The lesion's mask, resampled like its HU, covers the lesion's bright model pixels and at most a pixel's rim
+  // more; a lesion far smaller than a model pixel still leaves one.
+  const CtInputSpec spec = soft_tissue_spec();
+  for (const double spacing : {0.7, 1.4}) {
+    const int side = spacing < 1 ? 512 : 256;
+    const cv::Mat hu = slice_with_lesion(side, spacing, {200, 150}, 14);
+    const CtInput in = ct_input(hu, {spacing, spacing}, spec);
+    const cv::Mat mask = mask_to_model(hu > 100, in.placement);
+    ASSERT_EQ(mask.type(), CV_8UC1);
+    ASSERT_EQ(mask.size(), cv::Size(spec.size, spec.size));
+    cv::Mat bright;
+    cv::extractChannel(in.image > 200, bright, 0);
+    EXPECT_EQ(cv::countNonZero(bright & ~mask), 0) << spacing;
+    cv::Mat rim;
+    cv::dilate(bright, rim, cv::getStructuringElement(cv::MORPH_RECT, {5, 5}));
+    EXPECT_EQ(cv::countNonZero(mask & ~rim), 0) << spacing;
+  }
+  const cv::Mat speck = slice_with_lesion(512, 0.2, {50, 50}, 0.3) > 100;
+  ASSERT_GT(cv::countNonZero(speck), 0);
+  const CtInput in = ct_input(cv::Mat(512, 512, CV_16S, cv::Scalar(40)), {0.2, 0.2}, soft_tissue_spec());
+  EXPECT_GE(cv::countNonZero(mask_to_model(speck, in.placement)), 1);
+  EXPECT_THROW(mask_to_model(cv::Mat(10, 10, CV_8UC1), in.placement), std::invalid_argument);
+}
+
 TEST(CtInput, AnisotropicSpacingStretchesEachAxisByItsOwnSpacing) {
   // Rows 2 mm apart, columns 1 mm apart: 100 rows x 200 columns is 200 mm x 200 mm, square on a 1 mm grid.
   CtInputSpec spec = soft_tissue_spec();

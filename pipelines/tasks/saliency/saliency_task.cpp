@@ -35,17 +35,6 @@ std::string overlay_series_uid(const std::string& source_series, const std::stri
   return vision::uuid_dicom_uid(fnv1a(key, 1), fnv1a(key, 2), 8);
 }
 
-vision::SliceGeometry geometry_of(const datasets::Sample& s, int frame) {
-  vision::SliceGeometry g;
-  if (!s.dicom || !s.ct_spacing_known) return g;  // without PixelSpacing, nothing is in millimetres
-  g.pixel_spacing = s.dicom->pixel_spacing;
-  g.orientation = s.dicom->image_orientation;
-  const auto& positions = s.dicom->image_positions;
-  if (static_cast<size_t>(frame) < positions.size()) g.position = positions[static_cast<size_t>(frame)];
-  else if (positions.size() == 1 && frame == 0) g.position = positions.front();
-  return g;
-}
-
 nlohmann::json region_json(const vision::Region& r) {
   auto optional = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
   return {{"bbox_px", {r.bbox_px.x, r.bbox_px.y, r.bbox_px.width, r.bbox_px.height}},
@@ -104,7 +93,7 @@ class SaliencyRunner : public TaskRunner {
       for (int64_t r = begin; r < begin + n; ++r) {
         const datasets::Sample& s = batch.samples[batch.sample_of[r]];
         placements.push_back(s.ct_placements.at(static_cast<size_t>(batch.frame_of[r])));
-        geometries.push_back(geometry_of(s, batch.frame_of[r]));
+        geometries.push_back(slice_geometry(s, batch.frame_of[r]));
       }
       std::vector<std::vector<SliceFindings>> by_method;
       for (const SaliencyReading& reading : readings_)
@@ -195,7 +184,7 @@ class SaliencyRunner : public TaskRunner {
     if (s.dicom) {
       slice.series_uid = s.dicom->series_instance_uid;
       slice.sop_instance_uid = s.dicom->sop_instance_uid;
-      const vision::SliceGeometry g = geometry_of(s, frame);
+      const vision::SliceGeometry g = slice_geometry(s, frame);
       slice.position_z = g.position ? (*g.position)[2] : static_cast<double>(s.dicom->instance_number.value_or(0));
       slice.series_label = (s.dicom->series_description.empty() ? slice.series_uid : s.dicom->series_description) +
                            " (" + s.dicom->modality + ")";
@@ -238,10 +227,19 @@ std::unique_ptr<Metric> make_metric(const models::ModelCfg&, const std::vector<s
   return std::make_unique<AnomalyMetric>();
 }
 
-torch::Tensor cross_entropy(const models::ModelCfg&, const models::Forward& f, const torch::Tensor& y,
-                            double label_smoothing) {
+// The slice's cross-entropy plus the cells' (models/heads/lesion_map.cpp): a cell is a lesion cell when the
+// lesion mask, moved with the pixels by augmentation, touches it. Without masks (slice labels only), the
+// slice term alone.
+torch::Tensor slice_and_cell_loss(const models::ModelCfg&, const models::Forward& f, const torch::Tensor& targets,
+                                  double label_smoothing) {
   namespace F = torch::nn::functional;
-  return F::cross_entropy(f.logits, y, F::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
+  const torch::Tensor slice = F::cross_entropy(f.logits, datasets::slice_labels(targets),
+                                               F::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
+  if (targets.dim() != 3 || !f.anomaly_map.defined()) return slice;
+  const torch::Tensor cells = F::adaptive_max_pool2d(targets.unsqueeze(1).to(torch::kFloat32),
+                                                     F::AdaptiveMaxPool2dFuncOptions({f.anomaly_map.size(2), f.anomaly_map.size(3)}));
+  const torch::Tensor smoothed = cells * (1.0 - label_smoothing) + 0.5 * label_smoothing;
+  return slice + F::binary_cross_entropy_with_logits(f.anomaly_map.to(torch::kFloat32), smoothed);
 }
 
 // Saliency explains the lesion class, whatever the slice's top-1: a clean slice's map shows what little
@@ -262,9 +260,9 @@ const TaskRow& saliency_task() {
                               runner_from_section,
                               define_saliency,
                               load_data,
-                              /*targets_follow_pixels=*/false,
+                              /*targets_follow_pixels=*/true,
                               make_metric,
-                              cross_entropy,
+                              slice_and_cell_loss,
                               lesion_score};
   return row;
 }
