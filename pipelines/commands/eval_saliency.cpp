@@ -128,9 +128,9 @@ class Evaluation {
 
   int print(bool json) const {
     const double auroc = exact_auroc(scores_, labels_);
-    int64_t lesions = 0, lesion_slices = 0;
-    for (size_t i = 0; i < labels_.size(); ++i) lesion_slices += labels_[i];
-    lesions = lesion_count_;
+    const int64_t lesions = lesion_count_;
+    int64_t lesion_slices = 0;
+    for (const int label : labels_) lesion_slices += label;
     nlohmann::ordered_json j = {{"data", o_.data},
                                 {"slices", slices_},
                                 {"lesion_slices", lesion_slices},
