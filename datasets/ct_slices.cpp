@@ -1,7 +1,6 @@
 #include "datasets/ct_slices.h"
 
 #include "datasets/lesion_truth.h"
-#include "vision/image_io.h"
 
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
@@ -74,9 +73,7 @@ LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputS
           std::memcpy(images + (i * c + ch) * plane, planes[static_cast<size_t>(ch)].data, static_cast<size_t>(plane));
         const TruthSlice& truth = *slices[static_cast<size_t>(i)];
         if (truth.lesions.empty()) continue;
-        const cv::Mat mask = vision::read_image(truth.mask);
-        if (mask.type() != CV_8UC1 || mask.size() != slice.input.placement.source)
-          throw std::runtime_error(truth.mask + ": not an 8-bit mask of its slice's size");
+        const cv::Mat mask = read_lesion_mask(truth.mask, slice.input.placement.source);
         const cv::Mat on_grid = vision::mask_to_model(mask, slice.input.placement) / 255;
         std::memcpy(masks + i * plane, on_grid.data, static_cast<size_t>(plane));
       } catch (const std::exception& e) {

@@ -1,5 +1,7 @@
 #include "datasets/lesion_truth.h"
 
+#include "vision/image_io.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -98,6 +100,16 @@ std::vector<TruthSeries> read_lesion_truth(const std::string& dir) {
     out.push_back(std::move(ts));
   }
   return out;
+}
+
+cv::Mat read_lesion_mask(const std::string& path, cv::Size slice_size) {
+  const cv::Mat m = vision::read_image(path);
+  if (m.type() != CV_8UC1)
+    throw std::runtime_error(path + ": a lesion mask must be an 8-bit single-channel image");
+  if (m.size() != slice_size)
+    throw std::runtime_error(path + ": mask is " + std::to_string(m.cols) + "x" + std::to_string(m.rows) +
+                             ", its slice " + std::to_string(slice_size.width) + "x" + std::to_string(slice_size.height));
+  return m;
 }
 
 }  // namespace attnvision::datasets

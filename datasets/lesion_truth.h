@@ -3,6 +3,7 @@
 // labels (lesion / clean), eval-saliency for the masks its maps are scored against.
 #pragma once
 
+#include <opencv2/core/mat.hpp>
 #include <opencv2/core/types.hpp>
 
 #include <stdexcept>
@@ -40,5 +41,9 @@ class LesionTruthError : public std::runtime_error {
 // Reads DIR/lesions.json. LesionTruthError, one line naming the file and the entry, when it is missing,
 // malformed, or lacks a field.
 std::vector<TruthSeries> read_lesion_truth(const std::string& dir);
+
+// A lesion mask (a TruthSlice's or TruthLesion's `mask`) as CV_8U, non-zero inside. std::runtime_error naming
+// the file when it is not an 8-bit single-channel image of `slice_size` (its slice's columns x rows).
+cv::Mat read_lesion_mask(const std::string& path, cv::Size slice_size);
 
 }  // namespace attnvision::datasets

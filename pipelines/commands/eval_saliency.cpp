@@ -1,7 +1,8 @@
 // `attnvision eval-saliency`: saliency measured against a phantom set's known lesions (DIR/lesions.json), per
 // method: pointing game, IoU and Dice, RISE deletion and insertion AUC, lesion-level sensitivity and false
-// regions per slice, time per slice; and the model's slice-level AUROC. The maps and regions are exactly
-// those `attnvision saliency` reports (find_on_slices), so the table describes what a user sees.
+// regions per slice, time per slice; and the model's slice-level AUROC. The maps are exactly those
+// `attnvision saliency` reports (find_on_slices), the regions their thresholded components (as it finds them,
+// without its cap of 32 per slice), so the table describes what a user sees.
 // `--region-levels` sweeps the region threshold (a fraction of each map's peak) to calibrate it on
 // validation phantoms: the level kept is the most sensitive one at <= 0.5 false regions per slice.
 #include "datasets/batch.h"
@@ -13,7 +14,6 @@
 #include "pipelines/report/progress.h"
 #include "pipelines/tasks/saliency/slice_findings.h"
 #include "pipelines/tasks/task.h"
-#include "vision/image_io.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -50,21 +50,11 @@ struct TruthMasks {
   std::vector<cv::Mat> lesions;
 };
 
-cv::Mat read_mask(const std::string& path, cv::Size expected) {
-  const cv::Mat m = vision::read_image(path);
-  if (m.channels() != 1 || m.depth() != CV_8U)
-    throw std::runtime_error(path + ": a lesion mask must be an 8-bit single-channel PNG");
-  if (m.size() != expected)
-    throw std::runtime_error(path + ": mask is " + std::to_string(m.cols) + "x" + std::to_string(m.rows) +
-                             ", its slice " + std::to_string(expected.width) + "x" + std::to_string(expected.height));
-  return m;
-}
-
 TruthMasks read_masks(const datasets::TruthSlice& slice, cv::Size size) {
   TruthMasks t;
   t.all = cv::Mat::zeros(size, CV_8UC1);
   for (const datasets::TruthLesion& lesion : slice.lesions) {
-    t.lesions.push_back(read_mask(lesion.mask, size));
+    t.lesions.push_back(datasets::read_lesion_mask(lesion.mask, size));
     t.all |= t.lesions.back();
   }
   return t;
