@@ -1,5 +1,7 @@
 #include "pipelines/metrics/coco_map.h"
 
+#include "pipelines/metrics/numpy_sum.h"
+
 #include <algorithm>
 #include <cfloat>
 #include <cstdio>
@@ -168,39 +170,11 @@ void accumulate(const std::vector<ImageEval>& evals, size_t max_dets, Tables& ou
   }
 }
 
-// numpy's sum of doubles, as np.mean (and so summarize()) runs it: pairwise summation, 8-way unrolled up to
-// 128 elements, within blocks of 8192 (the ufunc buffer), the blocks then added in order. Summing the same
-// way makes the means agree with pycocotools to the last bit, not only in the printed three decimals.
-double pairwise_sum(const double* a, size_t n) {
-  if (n < 8) {
-    double s = -0.0;
-    for (size_t i = 0; i < n; ++i) s += a[i];
-    return s;
-  }
-  if (n <= 128) {
-    double r[8];
-    std::copy(a, a + 8, r);
-    size_t i = 8;
-    for (; i < n - n % 8; i += 8)
-      for (size_t j = 0; j < 8; ++j) r[j] += a[i + j];
-    double s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; ++i) s += a[i];
-    return s;
-  }
-  const size_t half = n / 2 - (n / 2) % 8;
-  return pairwise_sum(a, half) + pairwise_sum(a + half, n - half);
-}
-
 // The mean of the entries > -1, or -1 when there are none: summarize()'s np.mean(s[s > -1]).
 double mean_of_defined(const std::vector<double>& values) {
   std::vector<double> v;
   std::copy_if(values.begin(), values.end(), std::back_inserter(v), [](double x) { return x > -1; });
-  if (v.empty()) return -1;
-  constexpr size_t kBlock = 8192;
-  double sum = 0;
-  for (size_t i = 0; i < v.size(); i += kBlock)
-    sum += pairwise_sum(v.data() + i, std::min(kBlock, v.size() - i));
-  return sum / static_cast<double>(v.size());
+  return v.empty() ? -1 : numpy_mean(v);  // numpy's pairwise order, so even the last bits agree
 }
 
 // One summarize() line: AP or AR, at one IoU threshold (iou 0: all of them), an area range, max detections.
