@@ -213,4 +213,53 @@ void write_coco_results(const std::string& path, const std::vector<CocoResult>& 
   vision::write_text_atomically(path, out.dump() + "\n");
 }
 
+CocoCaptions read_coco_captions(const std::string& path) {
+  const json root = parse_file(path);
+  CocoCaptions coco;
+  UniqueIds image_ids("images");
+  const json& images = list(root, "images", path);
+  for (size_t i = 0; i < images.size(); ++i) {
+    const Where at{path, "images[" + std::to_string(i) + "]"};
+    coco.images.push_back(read_image(images[i], at));
+    image_ids.add(coco.images.back().id, i, at);
+  }
+  UniqueIds caption_ids("annotations");
+  const json& annotations = list(root, "annotations", path);
+  for (size_t i = 0; i < annotations.size(); ++i) {
+    const Where at{path, "annotations[" + std::to_string(i) + "]"};
+    const json& e = annotations[i];
+    CocoCaption c{integer(e, "id", at), integer(e, "image_id", at), text(e, "caption", at)};
+    caption_ids.add(c.id, i, at);
+    if (!image_ids.contains(c.image_id)) at.fail("image_id " + std::to_string(c.image_id) + " is not in 'images'");
+    coco.annotations.push_back(std::move(c));
+  }
+  return coco;
+}
+
+std::vector<CocoCaptionResult> read_caption_results(const std::string& path, const CocoCaptions& gt) {
+  const json root = parse_file(path);
+  if (!root.is_array()) throw CocoError(path + ": must be a JSON list of {image_id, caption}, not " + shown(root));
+  std::unordered_set<int64_t> image_ids;
+  for (const CocoImage& image : gt.images) image_ids.insert(image.id);
+  std::unordered_map<int64_t, size_t> answered;  // image id -> the entry that captioned it
+  std::vector<CocoCaptionResult> results;
+  for (size_t i = 0; i < root.size(); ++i) {
+    const Where at{path, "entry " + std::to_string(i)};
+    CocoCaptionResult r{integer(root[i], "image_id", at), text(root[i], "caption", at)};
+    if (!image_ids.count(r.image_id))
+      at.fail("image_id " + std::to_string(r.image_id) + " is not an image of the ground truth");
+    if (const auto [it, fresh] = answered.emplace(r.image_id, i); !fresh)
+      at.fail("image_id " + std::to_string(r.image_id) + " has a caption already (entry " + std::to_string(it->second) +
+              "); one caption per image is scored");
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+void write_caption_results(const std::string& path, const std::vector<CocoCaptionResult>& results) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const CocoCaptionResult& r : results) out.push_back({{"image_id", r.image_id}, {"caption", r.caption}});
+  vision::write_text_atomically(path, out.dump() + "\n");
+}
+
 }  // namespace attnvision::datasets

@@ -87,4 +87,35 @@ std::vector<CocoResult> read_coco_results(const std::string& path, const CocoIns
 // Writes results as a COCO results file (atomically, numbers at full precision so they read back exactly).
 void write_coco_results(const std::string& path, const std::vector<CocoResult>& results);
 
+// --- Captions (captions_*.json and caption results) ---------------------------------------------------------
+
+struct CocoCaption {
+  int64_t id = 0;
+  int64_t image_id = 0;
+  std::string caption;  // as written: the evaluation tokenises it
+};
+
+struct CocoCaptions {
+  std::vector<CocoImage> images;
+  std::vector<CocoCaption> annotations;  // the reference captions, in the file's order
+};
+
+// One generated caption, as captioners write them for the COCO evaluation server.
+struct CocoCaptionResult {
+  int64_t image_id = 0;
+  std::string caption;
+};
+
+// Reads a captions file: `images` as read_coco_instances checks them, `annotations` each with an integer id
+// (unique), an image_id among the images and a string caption. An image without a reference caption is
+// allowed here (a captioner can still run on it); the evaluation refuses it.
+CocoCaptions read_coco_captions(const std::string& path);
+
+// Reads caption results: a JSON array of {image_id, caption}. An image_id that is not among gt's images, or
+// that has a caption already, is an error naming the entry (the evaluation scores one caption per image).
+std::vector<CocoCaptionResult> read_caption_results(const std::string& path, const CocoCaptions& gt);
+
+// Writes caption results (atomically), in the order given.
+void write_caption_results(const std::string& path, const std::vector<CocoCaptionResult>& results);
+
 }  // namespace attnvision::datasets

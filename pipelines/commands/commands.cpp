@@ -15,6 +15,7 @@ CommandRun define_bench(CLI::App& app);     // pipelines/commands/bench.cpp
 CommandRun define_train(CLI::App& app);     // pipelines/commands/train.cpp
 CommandRun define_eval(CLI::App& app);      // pipelines/commands/eval.cpp
 CommandRun define_eval_detect(CLI::App& app);  // pipelines/commands/eval_detect.cpp
+CommandRun define_eval_caption(CLI::App& app);  // pipelines/commands/eval_caption.cpp
 CommandRun define_eval_saliency(CLI::App& app);  // pipelines/commands/eval_saliency.cpp
 CommandRun define_batch(CLI::App& app);     // pipelines/commands/batch.cpp
 CommandRun define_synth(CLI::App& app);     // pipelines/commands/synth.cpp
@@ -31,6 +32,8 @@ const std::vector<CommandSpec>& command_table() {
       {"train", "train a classifier or detector from a recipe (configs/train/*.yaml); data-parallel with --nproc", define_train},
       {"eval", "a model's task metric on a labelled set (classification: accuracy, per class, confusion)", define_eval},
       {"eval-detect", "COCO box mAP of a results file against instances (pycocotools' 12 numbers)", define_eval_detect},
+      {"eval-caption", "BLEU-1..4, ROUGE-L and CIDEr-D of caption results against COCO captions (coco-caption's numbers)",
+       define_eval_caption},
       {"eval-saliency", "saliency against a phantom set's known lesions: pointing game, IoU, deletion/insertion, "
                         "lesion sensitivity, false regions, slice AUROC", define_eval_saliency},
       {"dicom", "inspect, window and export DICOM scans (info, PNG, float TIFF)", define_dicom},

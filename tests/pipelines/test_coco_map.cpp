@@ -386,5 +386,35 @@ TEST(CocoReader, ResultsMustNameGroundTruthImages) {
   expect_message(error_of([&] { datasets::read_coco_results(path, gt); }), path, {"must be a JSON list"});
 }
 
+TEST(CocoReader, ReadsCaptionsAndOneResultPerImage) {
+  testing::ScratchDir dir;
+  const std::string gt_path = dir / "captions.json", path = dir / "res.json";
+  testing::write_text(gt_path, std::string("{") + kImages + R"(, "annotations": [
+      {"id": 1, "image_id": 9, "caption": "A red Bag."}, {"id": 2, "image_id": 7, "caption": "two shirts"}]})");
+  const datasets::CocoCaptions gt = datasets::read_coco_captions(gt_path);
+  ASSERT_EQ(gt.images.size(), 2u);
+  ASSERT_EQ(gt.annotations.size(), 2u);
+  EXPECT_EQ(gt.annotations[0].image_id, 9);
+  EXPECT_EQ(gt.annotations[0].caption, "A red Bag.");  // as written; the evaluation tokenises
+
+  const std::vector<datasets::CocoCaptionResult> written = {{9, "a red bag"}, {7, "a \"quoted\" shirt"}};
+  datasets::write_caption_results(path, written);
+  const std::vector<datasets::CocoCaptionResult> read = datasets::read_caption_results(path, gt);
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(read[1].image_id, 7);
+  EXPECT_EQ(read[1].caption, written[1].caption);
+
+  testing::write_text(path, R"([{"image_id": 9, "caption": "a"}, {"image_id": 9, "caption": "b"}])");
+  expect_message(error_of([&] { datasets::read_caption_results(path, gt); }), path,
+                 {"entry 1", "image_id 9 has a caption already (entry 0)"});
+  testing::write_text(path, R"([{"image_id": 8, "caption": "a"}])");
+  expect_message(error_of([&] { datasets::read_caption_results(path, gt); }), path, {"entry 0", "image_id 8"});
+  testing::write_text(path, R"([{"image_id": 9, "caption": 3}])");
+  expect_message(error_of([&] { datasets::read_caption_results(path, gt); }), path, {"'caption' must be a string"});
+  testing::write_text(gt_path, std::string("{") + kImages + R"(, "annotations": [{"id": 1, "image_id": 5, "caption": "x"}]})");
+  expect_message(error_of([&] { datasets::read_coco_captions(gt_path); }), gt_path,
+                 {"annotations[0]", "image_id 5 is not in 'images'"});
+}
+
 }  // namespace
 }  // namespace attnvision::pipelines
