@@ -44,6 +44,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"precision", Kind::kString, false, "training forward pass: fp32, or bf16 (autocast: convolutions and matrix products in bfloat16)"},
       {"seed", Kind::kInt, false, "seeds initialisation, split, sample order and augmentation"},
       {"output", Kind::kString, false, "run folder: checkpoints, log.csv, curves.png"},
+      {"init", Kind::kString, false, "weights the run starts from instead of a fresh initialisation: a checkpoint (ours or timm's) of this very model, e.g. a previous run's best.safetensors to train on with a new schedule"},
   };
   return schema;
 }
@@ -84,6 +85,7 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   take(j, "seed", seed);
   c.seed = static_cast<uint64_t>(seed);
   take(j, "output", c.output);
+  take(j, "init", c.init);
 
   check(c.optim.name == "sgd" || c.optim.name == "adamw", doc, "optim.name", "must be sgd or adamw");
   check(c.optim.lr > 0, doc, "optim.lr", "must be positive");
@@ -122,7 +124,7 @@ json to_json(const TrainCfg& c) {
            {{"epochs", c.schedule.epochs}, {"warmup_epochs", c.schedule.warmup_epochs},
             {"warmup_lr", c.schedule.warmup_lr}, {"min_lr", c.schedule.min_lr}}},
           {"batch_size", c.batch_size}, {"label_smoothing", c.label_smoothing}, {"clip_grad_norm", c.clip_grad_norm},
-          {"precision", models::to_string(c.precision)}, {"seed", c.seed}, {"output", c.output}};
+          {"precision", models::to_string(c.precision)}, {"seed", c.seed}, {"output", c.output}, {"init", c.init}};
 }
 
 }  // namespace attnvision::pipelines

@@ -46,6 +46,9 @@ struct TrainCfg {
   models::Precision precision = models::Precision::kFloat32;  // of the training forward pass
   uint64_t seed = 0;
   std::string output = "runs/train";
+  // Weights to start from (every tensor of the model, matched by timm name); empty: a fresh initialisation.
+  // Lets a run go on from another's result under a new schedule, which --resume (the same run) does not.
+  std::string init;
 };
 
 const std::vector<KeySpec>& train_yaml_schema();

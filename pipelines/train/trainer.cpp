@@ -214,9 +214,11 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
                                   "' differs); resume needs the same one");
     const std::string last = (dir / "last.safetensors").string();
     models::load_state_dict(*net, models::read_weights(last).tensors, last);
-  } else if (writer && fs::exists(dir / "state.pt")) {
-    throw std::invalid_argument(dir.string() + ": holds a run already; pass --resume to continue it, or choose another "
-                                "output");
+  } else {
+    if (writer && fs::exists(dir / "state.pt"))
+      throw std::invalid_argument(dir.string() + ": holds a run already; pass --resume to continue it, or choose " +
+                                  "another output");
+    if (!cfg.init.empty()) models::load_state_dict(*net, models::read_weights(cfg.init).tensors, cfg.init);
   }
   if (dp) dp->broadcast_state(*net);
   if (writer) {
