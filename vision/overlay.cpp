@@ -107,7 +107,8 @@ cv::Mat with_colour_bar(const cv::Mat& rgb, double vmax, const std::string& titl
   const double font_scale = std::max(0.35, rgb.rows / 1100.0);
   int baseline = 0;
   const cv::Size text = cv::getTextSize("0.000e+00", cv::FONT_HERSHEY_SIMPLEX, font_scale, 1, &baseline);
-  const int panel_w = margin * 3 + bar_w + text.width;
+  const cv::Size title_size = cv::getTextSize(title, cv::FONT_HERSHEY_SIMPLEX, font_scale, 1, &baseline);
+  const int panel_w = std::max(margin * 3 + bar_w + text.width, title_size.width + 2 * margin);  // the title fits too
   cv::Mat out(rgb.rows, rgb.cols + panel_w, CV_8UC3, cv::Scalar(0, 0, 0));
   rgb.copyTo(out(cv::Rect(0, 0, rgb.cols, rgb.rows)));
   const int top = margin * 2 + text.height, bottom = rgb.rows - margin - text.height;

@@ -79,5 +79,19 @@ TEST(Overlay, TwoClassesOnOneBoxGetLabelsThatDoNotCoverEachOther) {
   EXPECT_LT(count_colour(1, above), 20) << "the second label does not cover the first";
 }
 
+TEST(Overlay, ColourBarPanelIsWideEnoughForItsTitle) {
+  // A small slice with a long title: the panel widens so that no column of the title is cut off, i.e. the
+  // rightmost column of the panel stays black (the text ends before it).
+  const cv::Mat rgb(256, 256, CV_8UC3, cv::Scalar(40, 40, 40));
+  const std::string title = "layercam p=0.999 and a longer title";
+  const cv::Mat out = with_colour_bar(rgb, 2.5, title);
+  int baseline = 0;
+  const double font_scale = std::max(0.35, rgb.rows / 1100.0);
+  EXPECT_GE(out.cols - rgb.cols, cv::getTextSize(title, cv::FONT_HERSHEY_SIMPLEX, font_scale, 1, &baseline).width);
+  cv::Mat last_column;
+  cv::extractChannel(out.col(out.cols - 1), last_column, 0);
+  EXPECT_EQ(cv::countNonZero(last_column), 0);
+}
+
 }  // namespace
 }  // namespace attnvision::vision
