@@ -12,7 +12,8 @@ model load excluded), the time in each step and the settings. Folders are search
 
 Model: the checkpoint's __metadata__ "attnvision.model_cfg" (models/model_cfg.cpp): a timm-style ResNet with
 attnvision's names, built by benchmarks/py_train_peer.py's ResNet (CBAM as models/layers/attn_cbam.cpp), weights
-loaded strictly, eval mode, float32.
+loaded strictly, eval mode, float32; an anomaly model's lesion_map head (models/heads/lesion_map.cpp: a 1x1
+convolution per cell of the last feature map, slice logits [0, the largest cell's]) stands in for fc.
 
 Input (vision/ct_input.cpp, datasets/preprocess.cpp, datasets/augment.cpp), per slice:
   HU = stored * RescaleSlope + RescaleIntercept (float64, stored as float32, as DCMTK gives it);
@@ -137,6 +138,9 @@ class GradCam:
             if s == 1:
                 y = m.maxpool(y)
             y = getattr(m, f"layer{s}")(y)
+        if isinstance(m.fc, nn.Conv2d):  # the lesion_map head: slice logits [0, the largest cell's]
+            top = m.fc(y).flatten(1).max(1, keepdim=True).values
+            return torch.cat([torch.zeros_like(top), top], 1)
         return m.fc(y.mean((2, 3)))
 
     def __call__(self, x):
@@ -280,6 +284,9 @@ def main():
         sys.exit(f"py_saliency_peer: {args.weights}: a ResNet anomaly model expected "
                  f"(arch {cfg.get('arch')}, task {cfg.get('task')})")
     model = ResNet(cfg)
+    if "lesion_head.weight" in state:  # models/heads/lesion_map.cpp: a 1x1 convolution scores each cell
+        model.fc = nn.Conv2d(model.fc.in_features, 1, 1)
+        state = {("fc" + k[len("lesion_head"):] if k.startswith("lesion_head.") else k): v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     model.eval()
     for prm in model.parameters():

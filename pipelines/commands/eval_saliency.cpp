@@ -175,7 +175,7 @@ class Evaluation {
       if (flagged) predicted = f.source_map >= levels_[l] * f.peak;
       cv::Mat labels;
       const int count = cv::connectedComponents(predicted, labels, 8, CV_32S) - 1;
-      const RegionMatch match = match_regions(labels, count, truth.lesions);
+      const RegionMatch match = match_regions(labels, count, truth.lesions, o_.tolerance_px);
       t.found[l] += match.found, t.regions[l] += match.regions, t.false_regions[l] += match.false_regions;
       if (l == 0 && lesion) {
         const Overlap overlap = mask_overlap(predicted, truth.all);
@@ -305,7 +305,8 @@ CommandRun define_eval_saliency(CLI::App& app) {
                  "0 skips them")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
-  app.add_option("--tolerance", o->tolerance_px, "pointing game tolerance in pixels (TorchRay: 15)")
+  app.add_option("--tolerance", o->tolerance_px,
+                 "pointing game tolerance in pixels (TorchRay: 15); also how near its lesion a region's centroid must lie")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
   app.add_option("--limit", o->limit, "evaluate only the first N slices (0: all)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));

@@ -33,25 +33,36 @@ Overlap mask_overlap(const cv::Mat& predicted, const cv::Mat& truth) {
   return {both / (p + t - both), 2 * both / (p + t)};
 }
 
-RegionMatch match_regions(const cv::Mat& regions, int region_count, const std::vector<cv::Mat>& lesions) {
+RegionMatch match_regions(const cv::Mat& regions, int region_count, const std::vector<cv::Mat>& lesions,
+                          double tolerance_px) {
   if (regions.type() != CV_32S) throw std::invalid_argument("match_regions: a CV_32S label image expected");
+  for (const cv::Mat& lesion : lesions)
+    if (lesion.size() != regions.size() || lesion.type() != CV_8U)
+      throw std::invalid_argument("match_regions: lesion masks must be CV_8U of the label image's size");
   RegionMatch m;
   m.lesions = static_cast<int>(lesions.size());
   m.regions = region_count;
-  std::vector<bool> region_hits(static_cast<size_t>(region_count) + 1, false);
-  for (const cv::Mat& lesion : lesions) {
-    if (lesion.size() != regions.size() || lesion.type() != CV_8U)
-      throw std::invalid_argument("match_regions: lesion masks must be CV_8U of the label image's size");
-    bool found = false;
-    for (int y = 0; y < regions.rows; ++y) {
-      const int* label = regions.ptr<int>(y);
-      const uint8_t* inside = lesion.ptr<uint8_t>(y);
-      for (int x = 0; x < regions.cols; ++x)
-        if (inside[x] && label[x] > 0) found = true, region_hits[static_cast<size_t>(label[x])] = true;
+  // Each region's centroid: the mean of its pixels' coordinates.
+  std::vector<double> sum_x(static_cast<size_t>(region_count) + 1, 0), sum_y(sum_x), pixels(sum_x);
+  for (int y = 0; y < regions.rows; ++y) {
+    const int* label = regions.ptr<int>(y);
+    for (int x = 0; x < regions.cols; ++x) {
+      if (label[x] <= 0 || label[x] > region_count) continue;
+      const size_t k = static_cast<size_t>(label[x]);
+      sum_x[k] += x, sum_y[k] += y, pixels[k] += 1;
     }
-    m.found += found ? 1 : 0;
   }
-  for (int k = 1; k <= region_count; ++k) m.false_regions += region_hits[static_cast<size_t>(k)] ? 0 : 1;
+  std::vector<bool> lesion_found(lesions.size(), false);
+  for (size_t k = 1; k <= static_cast<size_t>(region_count); ++k) {
+    if (pixels[k] == 0) continue;
+    const cv::Point centroid(static_cast<int>(std::lround(sum_x[k] / pixels[k])),
+                             static_cast<int>(std::lround(sum_y[k] / pixels[k])));
+    bool points_at_one = false;
+    for (size_t l = 0; l < lesions.size(); ++l)
+      if (pointing_hit(lesions[l], centroid, tolerance_px)) lesion_found[l] = true, points_at_one = true;
+    m.false_regions += points_at_one ? 0 : 1;
+  }
+  m.found = static_cast<int>(std::count(lesion_found.begin(), lesion_found.end(), true));
   return m;
 }
 

@@ -2,8 +2,11 @@
 //   pointing game (TorchRay's convention): a hit when the map's maximum lies within `tolerance_px` of the
 //     slice's lesion mask (the mask dilated by that many pixels), on lesion slices;
 //   IoU and Dice of the thresholded map (the regions' pixels) with the mask, on lesion slices;
-//   lesion-level sensitivity (a lesion is found when a region overlaps its mask) and false regions per slice
-//     (regions overlapping no lesion, over every slice, clean ones included);
+//   lesion-level sensitivity and false regions per slice, over every slice, clean ones included: a region
+//     points at a lesion when its centroid lies within `tolerance_px` of the lesion's mask (the FROC convention
+//     of LUNA16, a candidate's location within the lesion, with the pointing game's tolerance); a lesion is
+//     found when a region points at it, and a region pointing at none is a false one. Overlap alone would not
+//     do: a region around the whole body overlaps every lesion and locates none of them;
 //   deletion and insertion AUC (RISE, Petsiuk et al. 2018): the model's score as the most salient pixels are
 //     removed from (deletion: lower is better) or restored to (insertion: higher is better) the input;
 //   and the slice-level AUROC of the model's score.
@@ -27,12 +30,14 @@ struct Overlap {
 Overlap mask_overlap(const cv::Mat& predicted, const cv::Mat& truth);
 
 // Regions against lesions on one slice: `regions` is a CV_32S label image (0 background, 1..n the regions, as
-// cv::connectedComponents gives), `lesions` one CV_8U mask per lesion.
+// cv::connectedComponents gives), `lesions` one CV_8U mask per lesion; a region points at a lesion when its
+// centroid (rounded to the nearest pixel) is a pointing_hit of the lesion's mask.
 struct RegionMatch {
-  int lesions = 0, found = 0;  // lesions, and those some region overlaps
-  int regions = 0, false_regions = 0;  // regions, and those overlapping no lesion
+  int lesions = 0, found = 0;  // lesions, and those some region points at
+  int regions = 0, false_regions = 0;  // regions, and those pointing at no lesion
 };
-RegionMatch match_regions(const cv::Mat& regions, int region_count, const std::vector<cv::Mat>& lesions);
+RegionMatch match_regions(const cv::Mat& regions, int region_count, const std::vector<cv::Mat>& lesions,
+                          double tolerance_px = 15.0);
 
 // Deletion and insertion curves for one input (C x H x W float) and its saliency (H x W, higher = more
 // salient): `steps` + 1 points, after 0, 1/steps, ..., all of the pixels (most salient first) have been

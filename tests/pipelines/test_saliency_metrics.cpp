@@ -64,10 +64,27 @@ TEST(MatchRegions, FoundLesionsAndFalseRegions) {
   cv::Mat hit = cv::Mat::zeros(10, 10, CV_8U), missed = cv::Mat::zeros(10, 10, CV_8U);
   hit.at<uint8_t>(1, 1) = 255;
   missed.at<uint8_t>(4, 4) = 255;
-  const RegionMatch m = match_regions(labels, 2, {hit, missed});
+  // Region 1's centroid (0.5, 0.5) rounds to (1, 1), on the first lesion; region 2's (7, 7) is 4.2 px from the
+  // second, beyond a tolerance of 1 px and within one of 5.
+  const RegionMatch m = match_regions(labels, 2, {hit, missed}, 1.0);
   EXPECT_EQ(m.lesions, 2);
   EXPECT_EQ(m.found, 1);
   EXPECT_EQ(m.regions, 2);
+  EXPECT_EQ(m.false_regions, 1);
+  const RegionMatch near = match_regions(labels, 2, {hit, missed}, 5.0);
+  EXPECT_EQ(near.found, 2);
+  EXPECT_EQ(near.false_regions, 0);
+}
+
+TEST(MatchRegions, ARegionAroundTheWholeBodyLocatesNoLesion) {
+  // One region covering most of a 100 x 100 slice overlaps a small lesion near its edge, but its centroid
+  // (the slice's centre) is 40 px away: the lesion is not found and the region is a false one.
+  cv::Mat labels = cv::Mat::zeros(100, 100, CV_32S);
+  labels(cv::Rect(5, 5, 90, 90)).setTo(1);
+  cv::Mat lesion = cv::Mat::zeros(100, 100, CV_8U);
+  lesion(cv::Rect(88, 48, 4, 4)).setTo(255);
+  const RegionMatch m = match_regions(labels, 1, {lesion}, 15.0);
+  EXPECT_EQ(m.found, 0);
   EXPECT_EQ(m.false_regions, 1);
 }
 

@@ -80,7 +80,8 @@ class SaliencyRunner : public TaskRunner {
 
   const LoadedModel& model() const override { return m_; }
   int64_t batch_size() const override { return o_.batch; }
-  bool needs_display() const override { return true; }
+  // The windowed slice is only drawn on (overlays, the report); --no-outputs skips windowing it.
+  bool needs_display() const override { return o_.write_files || o_.report != nullptr; }
   bool needs_grad() const override { return true; }
   bool needs_modality() const override { return o_.report != nullptr; }
 
@@ -128,6 +129,7 @@ class SaliencyRunner : public TaskRunner {
       for (const vision::Region& region : f.regions) entry["regions"].push_back(region_json(region));
       const std::string pointer = "/slices/" + std::to_string(o.json["slices"].size());
       o.json["slices"].push_back(std::move(entry));
+      if (!o_.write_files && !o_.report) continue;  // the line alone: no picture to colour
       const cv::Mat heat = heat_layer(f);
       if (o_.write_files) add_files(o, s, frame, f, heat, method, prefix + "." + method, pointer);
       if (o_.report) report_slice.methods.push_back({method, heat, report_regions(f)});
