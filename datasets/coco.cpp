@@ -147,18 +147,25 @@ CocoAnnotation read_annotation(const json& e, const Where& at) {
   return a;
 }
 
+// The `images` list of an instances or captions file, each checked, their ids recorded in `ids`.
+std::vector<CocoImage> read_images(const json& root, const std::string& path, UniqueIds& ids) {
+  std::vector<CocoImage> out;
+  const json& images = list(root, "images", path);
+  for (size_t i = 0; i < images.size(); ++i) {
+    const Where at{path, "images[" + std::to_string(i) + "]"};
+    out.push_back(read_image(images[i], at));
+    ids.add(out.back().id, i, at);
+  }
+  return out;
+}
+
 }  // namespace
 
 CocoInstances read_coco_instances(const std::string& path, CocoContent content) {
   const json root = parse_file(path);
   CocoInstances coco;
   UniqueIds image_ids("images");
-  const json& images = list(root, "images", path);
-  for (size_t i = 0; i < images.size(); ++i) {
-    const Where at{path, "images[" + std::to_string(i) + "]"};
-    coco.images.push_back(read_image(images[i], at));
-    image_ids.add(coco.images.back().id, i, at);
-  }
+  coco.images = read_images(root, path, image_ids);
   if (content == CocoContent::kImagesOnly) return coco;
 
   UniqueIds category_ids("categories");
@@ -217,12 +224,7 @@ CocoCaptions read_coco_captions(const std::string& path) {
   const json root = parse_file(path);
   CocoCaptions coco;
   UniqueIds image_ids("images");
-  const json& images = list(root, "images", path);
-  for (size_t i = 0; i < images.size(); ++i) {
-    const Where at{path, "images[" + std::to_string(i) + "]"};
-    coco.images.push_back(read_image(images[i], at));
-    image_ids.add(coco.images.back().id, i, at);
-  }
+  coco.images = read_images(root, path, image_ids);
   UniqueIds caption_ids("annotations");
   const json& annotations = list(root, "annotations", path);
   for (size_t i = 0; i < annotations.size(); ++i) {
