@@ -43,7 +43,7 @@ std::vector<datasets::CocoResult> detect_folder(const EvalDetectOptions& o) {
   const LoadedModel m = load_task_model(o.model, task_named("detect"));
   apply_thread_options(o.threads, m.cfg.arch);
   const datasets::DetectionSet set = datasets::load_detection_set(o.data, m.cfg.in_chans);
-  check_data_fits({set.images, set.boxes, set.classes, set.source}, m.cfg);
+  check_data_fits({set.images, set.boxes, set.classes, set.source, set.category_ids}, m.cfg);
   const std::vector<int64_t>& ids = m.cfg.detection.category_ids;
   if (!ids.empty() && ids != set.category_ids)
     throw ConfigError(o.data + ": the categories of its instances.json are not the ones the detector was trained on "
