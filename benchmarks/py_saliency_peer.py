@@ -25,8 +25,9 @@ Input (vision/ct_input.cpp, datasets/preprocess.cpp, datasets/augment.cpp), per 
   clamp); normalised through a float32 table (v * (1/255) - mean[c]) / std[c].
 Grad-CAM (models/saliency/saliency.cpp), the batch at once: the network up to the explained stage
 (anomaly.saliency_stage, default layer2; act1 | layer1..layer4, '' = the last feature map) under torch.no_grad;
-the rest with autograd from the stage's activations A (a leaf; parameters do not require grad); score = the
-lesion logit (class 1) summed over the batch; w = spatial mean of dscore/dA; map = relu(sum_c w_c A_c);
+the rest with autograd from the stage's activations A (a leaf; parameters do not require grad); score, summed
+over the batch = the lesion_map head's largest cell logit plus its cell logits above 0 (attnvision's
+lesion_evidence_score, pipelines/tasks/saliency/slice_findings.h), the lesion logit (class 1) for an fc head; w = spatial mean of dscore/dA; map = relu(sum_c w_c A_c);
 p(lesion) = softmax(logits)[1]. The map goes to the model grid with cv2.resize INTER_LINEAR (pixel centres
 aligned, as pipelines/tasks/saliency/slice_findings.cpp map_on_model_grid) and back to the source grid as
 vision::map_to_source does (the overlap of the placed slice cut out, outside = 0, cv2.resize INTER_LINEAR to
@@ -139,17 +140,20 @@ class GradCam:
                 y = m.maxpool(y)
             y = getattr(m, f"layer{s}")(y)
         if isinstance(m.fc, nn.Conv2d):  # the lesion_map head: slice logits [0, the largest cell's]
-            top = m.fc(y).flatten(1).max(1, keepdim=True).values
-            return torch.cat([torch.zeros_like(top), top], 1)
-        return m.fc(y.mean((2, 3)))
+            cells = m.fc(y).flatten(1)
+            top = cells.max(1, keepdim=True).values
+            # what attnvision explains (lesion_evidence_score): the top cell plus every cell called a lesion
+            return torch.cat([torch.zeros_like(top), top], 1), top[:, 0] + torch.relu(cells).sum(1)
+        logits = m.fc(y.mean((2, 3)))
+        return logits, logits[:, 1]
 
     def __call__(self, x):
         with torch.no_grad():
             a = self.head(x)
         a.requires_grad_(True)
         with torch.enable_grad():
-            logits = self.tail(a)
-            (grad,) = torch.autograd.grad(logits[:, 1].sum(), a)
+            logits, score = self.tail(a)
+            (grad,) = torch.autograd.grad(score.sum(), a)
         with torch.no_grad():
             cam = torch.relu((grad.mean((2, 3), keepdim=True) * a).sum(1))
             p = torch.softmax(logits.float(), 1)[:, 1]

@@ -244,10 +244,6 @@ torch::Tensor slice_and_cell_loss(const models::ModelCfg&, const models::Forward
   return slice + F::binary_cross_entropy_with_logits(f.anomaly_map.to(torch::kFloat32), smoothed);
 }
 
-// Saliency explains the lesion class, whatever the slice's top-1: a clean slice's map shows what little
-// evidence of a lesion the model found, on the same scale as a lesion slice's.
-models::ScoreFn lesion_score() { return models::class_score({1}); }
-
 }  // namespace
 
 std::unique_ptr<TaskRunner> make_saliency_runner(const SaliencyTaskOptions& options) {
@@ -265,7 +261,7 @@ const TaskRow& saliency_task() {
                               /*targets_follow_pixels=*/true,
                               make_metric,
                               slice_and_cell_loss,
-                              lesion_score};
+                              lesion_evidence_score};
   return row;
 }
 

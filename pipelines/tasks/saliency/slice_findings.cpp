@@ -36,6 +36,14 @@ vision::SliceGeometry slice_geometry(const datasets::Sample& s, int frame) {
   return g;
 }
 
+models::ScoreFn lesion_evidence_score() {
+  return [](const models::Forward& f) {
+    if (!f.anomaly_map.defined()) return models::class_score({1})(f);
+    const torch::Tensor cells = f.anomaly_map.flatten(1);
+    return std::get<0>(cells.max(1)) + torch::relu(cells).sum(1);
+  };
+}
+
 cv::Mat map_on_model_grid(const cv::Mat& map, int size) {
   if (map.rows == size && map.cols == size) return map.clone();
   cv::Mat out;
@@ -52,8 +60,7 @@ std::vector<SliceFindings> find_on_slices(models::NetworkImpl& net, const torch:
     throw std::invalid_argument("find_on_slices: one placement and one geometry per row expected");
   // Explain the lesion class (1) on every slice, whatever its top-1: maps of clean and lesion slices then
   // share one scale.
-  const models::SaliencyResult r =
-      models::explain(net, x, reading.method, models::class_score({1}), reading.options);
+  const models::SaliencyResult r = models::explain(net, x, reading.method, lesion_evidence_score(), reading.options);
   const torch::Tensor p = torch::softmax(r.forward.logits.to(torch::kFloat32), 1).select(1, 1).contiguous();
   const auto score = p.accessor<float, 1>();
   std::vector<SliceFindings> out(static_cast<size_t>(n));
