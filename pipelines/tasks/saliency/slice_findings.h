@@ -49,9 +49,9 @@ vision::SliceGeometry slice_geometry(const datasets::Sample& s, int frame);
 // What anomaly saliency explains, per slice: the lesion_map head's largest cell logit (the slice's lesion
 // logit) plus every cell's logit above 0 (each cell the head calls a lesion). The slice logit alone is a maximum,
 // whose gradient reaches only its top cell, so a slice's map lit one lesion and left the others dark (lesion
-// sensitivity 55.7% on the validation phantoms with Layer-CAM); with every lesion cell in the score each
-// lesion the model sees is lit (69.9%, pointing game 93.3% against 93.8%). A network without the head: the
-// lesion class's logit.
+// sensitivity 55.7% on the validation phantoms with Layer-CAM at region level 0.3); with every lesion cell in
+// the score each lesion the model sees is lit (69.9% at the same level, pointing game 93.3% against 93.8%). A
+// network without the head: the lesion class's logit.
 models::ScoreFn lesion_evidence_score();
 
 // Runs `reading` on `x` (N x C x size x size, rows preprocessed by datasets::Preprocess for a CT model);
