@@ -1,7 +1,7 @@
 #include "datasets/detection_set.h"
 
 #include "datasets/coco.h"
-#include "datasets/image_batches.h"
+#include "datasets/coco_images.h"
 
 #include <torch/torch.h>
 
@@ -51,18 +51,8 @@ DetectionSet load_detection_set(const std::string& dir, int64_t channels, int64_
   std::map<int64_t, size_t> row_of;
   for (size_t i = 0; i < gt.images.size(); ++i) row_of[gt.images[i].id] = i;
 
-  // Every image one size: batches stack them as they are, and boxes stay in the file's pixels.
-  const int64_t width = gt.images.front().width, height = gt.images.front().height;
-  for (const CocoImage& im : gt.images)
-    if (im.width != width || im.height != height)
-      throw std::runtime_error((root / "images" / im.file_name).string() + ": " + std::to_string(im.width) + "x" +
-                               std::to_string(im.height) + " in instances.json, the set's images are " +
-                               std::to_string(width) + "x" + std::to_string(height));
+  set.images = load_coco_images(dir, gt.images, channels, max_bytes);
   const auto n = static_cast<int64_t>(gt.images.size());
-  if (n > max_bytes / (channels * height * width))
-    throw std::runtime_error(dir + ": " + std::to_string(n) + " images of " + std::to_string(channels) + "x" +
-                             std::to_string(height) + "x" + std::to_string(width) + " need more than max_bytes (" +
-                             std::to_string(max_bytes) + ")");
 
   // Boxes per row, then one padded tensor.
   std::vector<std::vector<std::array<float, 5>>> per_row(gt.images.size());
@@ -80,33 +70,6 @@ DetectionSet load_detection_set(const std::string& dir, int64_t channels, int64_
     for (size_t j = 0; j < per_row[i].size(); ++j)
       for (size_t k = 0; k < 5; ++k) box[static_cast<int64_t>(i)][static_cast<int64_t>(j)][static_cast<int64_t>(k)] = per_row[i][j][k];
 
-  // Pixels as they are: the eval transform at the images' own size (no resize, no crop) with mean 0 and
-  // std 1 gives x / 255, which round(x * 255) brings back exactly.
-  vision::EvalTransform same_size;
-  same_size.channels = channels;
-  same_size.height = height;
-  same_size.width = width;
-  same_size.crop_pct = 1.0;
-  same_size.mean.assign(static_cast<size_t>(channels), 0.0);
-  same_size.std.assign(static_cast<size_t>(channels), 1.0);
-  std::vector<std::string> files;
-  for (const CocoImage& im : gt.images) files.push_back((root / "images" / im.file_name).string());
-  set.images = torch::empty({n, channels, height, width}, torch::kUInt8);
-  LoaderOptions options;
-  options.batch_size = 64;
-  ImageBatchLoader loader(files, same_size, options);
-  int64_t next = 0;
-  for (ImageBatch batch; loader.next(batch); next += static_cast<int64_t>(batch.items.size())) {
-    for (const BatchItem& item : batch.items) {
-      // A detection set cannot skip an image the way a classification folder can: its boxes are in the file.
-      if (!item.ok()) throw std::runtime_error(item.error.rfind(item.path, 0) == 0 ? item.error : item.path + ": " + item.error);
-      if (item.width != width || item.height != height)
-        throw std::runtime_error(item.path + ": decoded as " + std::to_string(item.width) + "x" +
-                                 std::to_string(item.height) + ", instances.json says " + std::to_string(width) +
-                                 "x" + std::to_string(height));
-    }
-    set.images.narrow(0, next, static_cast<int64_t>(batch.items.size())).copy_(batch.images.mul(255.0f).round_());
-  }
   for (const CocoImage& im : gt.images) set.image_ids.push_back(im.id);
   return set;
 }

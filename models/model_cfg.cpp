@@ -15,7 +15,8 @@ const std::vector<CfgField>& model_cfg_fields() {
   static const std::vector<CfgField> fields = {
       {"name", "", "a name for the model", [](ModelCfg& c) -> CfgFieldRef { return &c.name; }},
       {"arch", "", "resnet | vit", [](ModelCfg& c) -> CfgFieldRef { return &c.arch; }},
-      {"task", "", "what the head does: classification | detection | anomaly", [](ModelCfg& c) -> CfgFieldRef { return &c.task; }},
+      {"task", "", "what the head does: classification | detection | anomaly | captioning", [](ModelCfg& c) -> CfgFieldRef { return &c.task; }},
+      {"head", "", "which of the task's heads ('': its first; captioning: show_attend_tell | transformer | mean_lstm)", [](ModelCfg& c) -> CfgFieldRef { return &c.head; }},
       {"block", "resnet", "basic | bottleneck", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.block; }},
       {"layers", "resnet", "blocks per stage, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.layers; }},
       {"channels", "resnet", "stage widths, 4 values", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.channels; }},
@@ -41,6 +42,15 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"saliency_stage", "anomaly", "the stage CAM methods explain ('' : the last feature map)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_stage; }},
       {"operating_threshold", "anomaly", "p(lesion) from which a slice is anomalous and gets regions", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.operating_threshold; }},
       {"region_level", "anomaly", "region threshold, a fraction of the slice map's peak", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.region_level; }},
+      {"word_dim", "captioning", "word embedding width", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.word_dim; }},
+      {"decoder_dim", "captioning", "LSTM hidden width; Transformer token width", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.decoder_dim; }},
+      {"attention_dim", "captioning", "Show-Attend-Tell's attention width", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.attention_dim; }},
+      {"decoder_layers", "captioning", "Transformer decoder blocks", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.decoder_layers; }},
+      {"decoder_heads", "captioning", "Transformer attention heads", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.decoder_heads; }},
+      {"decoder_dropout", "captioning", "dropout in the decoder (training only)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.decoder_dropout; }},
+      {"max_words", "captioning", "longest caption decoded, <end> not counted", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.max_words; }},
+      {"attention_reg", "captioning", "doubly stochastic attention regularisation weight", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.attention_reg; }},
+      {"min_word_count", "captioning", "vocabulary: training words seen fewer times become <unk>", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.min_word_count; }},
       {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
       {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
       {"input_size", "", "[C, H, W] the model is fed", [](ModelCfg& c) -> CfgFieldRef { return &c.input_size; }},
@@ -63,7 +73,7 @@ void ModelCfg::validate() const {
   auto fail = [&](const std::string& what) { throw std::invalid_argument("model '" + name + "': " + what); };
   if (arch != "resnet" && arch != "vit") fail("arch must be resnet or vit, not '" + arch + "'");
   try {
-    head_for_task(task);
+    head_for(task, head);
   } catch (const std::invalid_argument& e) {
     fail(std::string("task: ") + e.what());
   }
@@ -110,6 +120,20 @@ void ModelCfg::validate() const {
     if (!(ct.operating_threshold >= 0 && ct.operating_threshold <= 1)) fail("operating_threshold must be in 0..1");
     if (!(ct.region_level > 0 && ct.region_level < 1)) fail("region_level must be in (0, 1)");
     if (ct.saliency_method.empty()) fail("saliency_method must name a method");
+  }
+  if (task == "captioning") {
+    const CaptionArgs& c = caption;
+    if (num_classes < 5) fail("a captioner's num_classes is its vocabulary size: the 4 specials and at least one word");
+    if (c.word_dim < 1 || c.word_dim > 8192 || c.decoder_dim < 1 || c.decoder_dim > 8192 || c.attention_dim < 1 ||
+        c.attention_dim > 8192)
+      fail("word_dim, decoder_dim and attention_dim must be in 1..8192");
+    if (c.decoder_layers < 1 || c.decoder_layers > 64) fail("decoder_layers must be in 1..64");
+    if (c.decoder_heads < 1 || c.decoder_dim % c.decoder_heads != 0)
+      fail("decoder_dim must be a positive multiple of decoder_heads");
+    if (!(c.decoder_dropout >= 0 && c.decoder_dropout < 1)) fail("decoder_dropout must be in [0, 1)");
+    if (c.max_words < 1 || c.max_words > 512) fail("max_words must be in 1..512");
+    if (!(c.attention_reg >= 0)) fail("attention_reg must be >= 0");
+    if (c.min_word_count < 1) fail("min_word_count must be >= 1");
   }
   if (task == "detection") {
     const int64_t s = detection.output_stride;

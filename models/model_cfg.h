@@ -64,14 +64,34 @@ struct CtArgs {
   double region_level = 0.5;
 };
 
+// A captioner's decoder (models/heads/caption_decoder.h), read when task is captioning. Its vocabulary is the
+// model's labels: word id = label index, the four specials first (datasets/vocabulary.h).
+struct CaptionArgs {
+  int64_t word_dim = 256;       // word embedding width
+  int64_t decoder_dim = 512;    // the LSTM's hidden state; the Transformer's token width
+  int64_t attention_dim = 256;  // Show-Attend-Tell's additive attention width
+  int64_t decoder_layers = 2;   // Transformer blocks
+  int64_t decoder_heads = 8;    // Transformer attention heads
+  double decoder_dropout = 0.3;
+  int64_t max_words = 20;       // the longest caption decoded, <end> not counted
+  // Show-Attend-Tell's doubly stochastic regularisation weight: lambda * sum over cells (1 - sum over words of
+  // alpha)^2, which asks the decoder to look at every part of the image over the course of a caption.
+  double attention_reg = 1.0;
+  // Training words seen fewer times than this become <unk> when the vocabulary is built (kept with the model
+  // so that a rerun builds the same vocabulary).
+  int64_t min_word_count = 1;
+};
+
 struct ModelCfg {
   std::string name;          // registry name, or a user's own for a YAML model
   std::string arch;          // resnet | vit
   std::string task = "classification";  // picks the head (models/heads/): a task no head serves is an error
+  std::string head;                     // which of the task's heads ("": its first), e.g. a caption decoder
   ResNetArgs resnet;
   VitArgs vit;
   DetectionArgs detection;
   CtArgs ct;
+  CaptionArgs caption;
   int64_t in_chans = 3;
   int64_t num_classes = 1000;  // classifier outputs (0: the pooled features); a detector's object classes
   // Preprocessing, as timm's pretrained_cfg: input_size (C, H, W), crop_pct, interpolation, mean, std.

@@ -23,11 +23,15 @@ void NetworkImpl::adopt(torch::nn::Module& part) {
   for (const auto& b : part.named_buffers(/*recurse=*/false)) register_buffer(b.key(), b.value());
 }
 
-Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& request) {
+Forward NetworkImpl::features(const torch::Tensor& x, const ForwardRequest& request) {
   ForwardRequest asked = request;
   asked.stages = asked.stages || head_->needs().stages;
-  Forward f = backbone_->forward_features(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, asked);
-  head_->forward(*backbone_, f);
+  return backbone_->forward_features(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, asked);
+}
+
+Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& request) {
+  Forward f = features(x, request);
+  head_->forward(*backbone_, f, request);
   return f;
 }
 

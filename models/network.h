@@ -19,6 +19,8 @@ class NetworkImpl : public torch::nn::Module {
 
   // The backbone's trunk, then the head; `request` asks for activations and attention maps on the way.
   Forward forward(const torch::Tensor& x, const ForwardRequest& request = {});
+  // The backbone's trunk alone (what a caller that drives the head itself starts from: beam search).
+  Forward features(const torch::Tensor& x, const ForwardRequest& request = {});
   torch::Tensor logits(const torch::Tensor& x) { return forward(x).logits; }
 
   // Readies the network for inference, once, after its weights are loaded: eval mode, BatchNorms folded into

@@ -129,7 +129,7 @@ ModelCfg default_cfg(const std::string& name) {
 Network build_model(const ModelCfg& cfg) {
   cfg.validate();
   Backbone backbone = arch_row(cfg.arch).build(cfg);
-  Head head = head_for_task(cfg.task).build(cfg, *backbone);
+  Head head = head_for(cfg.task, cfg.head).build(cfg, *backbone);
   return std::make_shared<NetworkImpl>(std::move(backbone), std::move(head));
 }
 
@@ -141,7 +141,7 @@ int64_t count_parameters(torch::nn::Module& model) {
 
 double forward_gflops(const ModelCfg& cfg) {
   const ArchRow& arch = arch_row(cfg.arch);
-  return 2.0 * (arch.gmacs(cfg) + head_for_task(cfg.task).gmacs(cfg, arch.num_features(cfg)));
+  return 2.0 * (arch.gmacs(cfg) + head_for(cfg.task, cfg.head).gmacs(cfg, arch.num_features(cfg)));
 }
 
 }  // namespace attnvision::models

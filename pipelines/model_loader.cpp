@@ -129,6 +129,7 @@ std::string default_weights_path(const std::string& task) {
       {"classification", "ATTNVISION_DEFAULT_WEIGHTS", "fmnist_resnet.safetensors"},
       {"detection", "ATTNVISION_DEFAULT_DETECTOR", "scenes_detector.safetensors"},
       {"anomaly", "ATTNVISION_DEFAULT_ANOMALY_MODEL", "phantom_anomaly.safetensors"},
+      {"captioning", "ATTNVISION_DEFAULT_CAPTIONER", "scenes_captioner.safetensors"},
   };
   for (const Shipped& s : shipped) {
     if (task != s.task) continue;

@@ -20,7 +20,7 @@ struct ModelChoice {
   // Fold BatchNorm and pick inference layouts (NetworkImpl::prepare_for_inference); false keeps the
   // module in its trained form, as a checkpoint stores it (convert).
   bool prepare_for_inference = true;
-  // Whose shipped model runs when neither model nor weights is given: "classification" | "detection".
+  // Whose shipped model runs when neither model nor weights is given: a ModelCfg task ("classification").
   std::string shipped_task = "classification";
 };
 
@@ -38,7 +38,8 @@ models::ModelCfg model_cfg_from_doc(const ConfigDoc& doc, models::ModelCfg base 
 
 // The shipped model of a task, used when neither --model nor --weights is given. Classification:
 // $ATTNVISION_DEFAULT_WEIGHTS, else models/pretrained/fmnist_resnet.safetensors in the source tree;
-// detection: $ATTNVISION_DEFAULT_DETECTOR, else models/pretrained/scenes_detector.safetensors. Throws
+// detection: $ATTNVISION_DEFAULT_DETECTOR, else models/pretrained/scenes_detector.safetensors; anomaly and
+// captioning likewise ($ATTNVISION_DEFAULT_ANOMALY_MODEL, $ATTNVISION_DEFAULT_CAPTIONER). Throws
 // std::invalid_argument for a task that ships no model.
 std::string default_weights_path(const std::string& task = "classification");
 

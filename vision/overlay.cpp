@@ -134,6 +134,24 @@ cv::Mat with_colour_bar(const cv::Mat& rgb, double vmax, const std::string& titl
   return out;
 }
 
+cv::Mat titled_grid(const std::vector<cv::Mat>& panels, const std::vector<std::string>& titles, int columns) {
+  CV_Assert(!panels.empty() && panels.size() == titles.size() && columns >= 1);
+  const cv::Size cell = panels.front().size();
+  const double font_scale = std::max(0.35, cell.width / 300.0);
+  int baseline = 0;
+  const int strip = cv::getTextSize("Ag", cv::FONT_HERSHEY_SIMPLEX, font_scale, 1, &baseline).height + baseline + 8;
+  const int n = static_cast<int>(panels.size()), cols = std::min(columns, n), rows = (n + cols - 1) / cols;
+  cv::Mat out(rows * (cell.height + strip), cols * cell.width, CV_8UC3, cv::Scalar(0, 0, 0));
+  for (int i = 0; i < n; ++i) {
+    CV_Assert(panels[static_cast<size_t>(i)].type() == CV_8UC3 && panels[static_cast<size_t>(i)].size() == cell);
+    const int x = (i % cols) * cell.width, y = (i / cols) * (cell.height + strip);
+    panels[static_cast<size_t>(i)].copyTo(out(cv::Rect(x, y, cell.width, cell.height)));
+    cv::putText(out, titles[static_cast<size_t>(i)], cv::Point(x + 4, y + cell.height + strip - baseline - 4),
+                cv::FONT_HERSHEY_SIMPLEX, font_scale, cv::Scalar(255, 255, 255), 1, cv::LINE_AA);
+  }
+  return out;
+}
+
 cv::Scalar class_colour(int index) {
   // The golden-ratio hue walk: any run of consecutive classes gets well-separated hues.
   const double hue = std::fmod(0.61803398875 * std::max(index, 0), 1.0) * 180.0;

@@ -49,6 +49,10 @@ struct DrawnBox {
 // that they stay legible on large photos and do not swamp 128-pixel scenes.
 cv::Mat overlay_boxes(const cv::Mat& image, const std::vector<DrawnBox>& boxes);
 
+// Captioned panels side by side, `columns` to a row: each panel (8-bit RGB, all one size) with its title in a
+// strip beneath it (a caption's words, one panel each: where the decoder looked for that word).
+cv::Mat titled_grid(const std::vector<cv::Mat>& panels, const std::vector<std::string>& titles, int columns);
+
 // The colour of class `index` (RGB): evenly spaced hues, so neighbouring classes differ.
 cv::Scalar class_colour(int index);
 

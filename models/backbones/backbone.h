@@ -28,6 +28,16 @@ struct ForwardRequest {
   bool activations = false;  // stem/stage/attention-module outputs, named as in timm
   bool attention = false;    // attention maps: CBAM spatial maps (N x 1 x H x W) or ViT probabilities (N x heads x T x T)
   bool stages = false;       // the feature maps of the stages finer than the last (what a dense head builds on)
+  // The batch's training targets, for a head that learns from them inside its forward pass (a caption decoder
+  // reads the reference words instead of its own: teacher forcing); every other head ignores them.
+  torch::Tensor targets;
+
+  // The common asks, by name (brace-initialising the struct would have to spell out the targets too).
+  static ForwardRequest asking(bool activations, bool attention) {
+    ForwardRequest r;
+    r.activations = activations, r.attention = attention;
+    return r;
+  }
 };
 
 // Everything one forward pass produced. Fields nobody asked for stay undefined tensors / empty lists.
@@ -43,6 +53,14 @@ struct Forward {
   torch::Tensor heatmap;      // N x num_classes x h x w, logits of "an object of this class is centred here"
   torch::Tensor box_size;     // N x 2 x h x w, box width and height in cells
   torch::Tensor box_offset;   // N x 2 x h x w, the centre's sub-cell offset (x, y)
+  // Filled by a caption decoder (models/heads/caption_decoder.h), over the feature map's P = h x w cells:
+  // with ForwardRequest::targets (N x R x L reference ids), teacher forcing on every reference,
+  torch::Tensor word_logits;  // (N R) x (L - 1) x V, the logits of each next word given the reference's previous ones
+  torch::Tensor word_alphas;  // (N R) x (L - 1) x P, where the decoder looked for each (an attention decoder only)
+  // and in eval mode, the greedy caption (the caption task decodes with beam search itself):
+  torch::Tensor caption_ids;        // N x T word ids, <end> then <pad> after the caption
+  torch::Tensor caption_logprobs;   // N x T, log p of each chosen word (0 after <end>): what saliency explains
+  torch::Tensor caption_attention;  // N x T x P, the attention behind each word (uniform for the baseline)
   // When ForwardRequest::stages: the outputs of the stages whose stride is below the feature map's, named as
   // in feature_info(), shallow to deep (a ViT has none: every block keeps the patch stride).
   NamedTensors stages;
@@ -65,7 +83,8 @@ struct Forward {
   Forward map_tensors(const Fn& fn) const {
     Forward f = *this;
     for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits, &f.anomaly_map, &f.heatmap, &f.box_size,
-                             &f.box_offset})
+                             &f.box_offset, &f.word_logits, &f.word_alphas, &f.caption_ids, &f.caption_logprobs,
+                             &f.caption_attention})
       if (t->defined()) *t = fn(*t);
     for (NamedTensors* named : {&f.stages, &f.activations, &f.attention})
       for (auto& entry : *named) entry.second = fn(entry.second);

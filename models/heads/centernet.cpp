@@ -82,7 +82,7 @@ class CenterNetHeadImpl : public HeadImpl {
     return r;
   }
 
-  void forward(BackboneImpl&, Forward& f) override {
+  void forward(BackboneImpl&, Forward& f, const ForwardRequest&) override {
     torch::Tensor y = reduce_->forward(f.feature_map);
     for (size_t i = 0; i < step_laterals_.size(); ++i) {
       y = nn::functional::interpolate(

@@ -18,7 +18,7 @@ class ClassifierHeadImpl : public HeadImpl {
     }
   }
 
-  void forward(BackboneImpl& backbone, Forward& f) override {
+  void forward(BackboneImpl& backbone, Forward& f, const ForwardRequest&) override {
     f.pre_logits = backbone.pool(f);
     f.logits = fc_ ? fc_->forward(f.pre_logits) : f.pre_logits;
   }

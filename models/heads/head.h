@@ -1,6 +1,7 @@
 // Heads turn what a backbone produced (its last feature map, a ViT's tokens) into a task's outputs. One table
-// (models/heads/heads.cpp) maps a ModelCfg task to the head that serves it; a head is one file plus one row,
-// and plugs onto any backbone through the Backbone interface alone.
+// (models/heads/heads.cpp) maps a ModelCfg task to the heads that serve it (ModelCfg::head picks one where a
+// task has several, as captioning has decoders); a head is one file plus one row, and plugs onto any backbone
+// through the Backbone interface alone.
 #pragma once
 
 #include "models/backbones/backbone.h"
@@ -16,8 +17,9 @@ namespace attnvision::models {
 
 class HeadImpl : public torch::nn::Module {
  public:
-  // Fills the head's fields of `f` (a classifier: pre_logits and logits) from the backbone's.
-  virtual void forward(BackboneImpl& backbone, Forward& f) = 0;
+  // Fills the head's fields of `f` (a classifier: pre_logits and logits) from the backbone's; `request` is the
+  // caller's (its targets reach a head that trains on them inside the forward pass).
+  virtual void forward(BackboneImpl& backbone, Forward& f, const ForwardRequest& request) = 0;
   // What the head needs the backbone to hand back besides the last feature map (a dense head: the stages).
   virtual ForwardRequest needs() const { return {}; }
 };
@@ -34,8 +36,9 @@ struct HeadRow {
 };
 
 const std::vector<HeadRow>& head_table();
-// The row serving `task`; std::invalid_argument naming the tasks some head serves otherwise.
-const HeadRow& head_for_task(const std::string& task);
+// The row named `head` serving `task` (`head` empty: the task's first row); std::invalid_argument naming the
+// tasks some head serves, or the task's heads, otherwise.
+const HeadRow& head_for(const std::string& task, const std::string& head = "");
 std::vector<std::string> head_tasks();
 
 }  // namespace attnvision::models

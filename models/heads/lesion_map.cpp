@@ -27,7 +27,7 @@ class LesionMapHeadImpl : public HeadImpl {
     torch::nn::init::constant_(cell_->bias, -std::log((1.0 - kCellPrior) / kCellPrior));
   }
 
-  void forward(BackboneImpl& backbone, Forward& f) override {
+  void forward(BackboneImpl& backbone, Forward& f, const ForwardRequest&) override {
     f.pre_logits = backbone.pool(f);
     f.anomaly_map = cell_->forward(f.feature_map);
     const torch::Tensor slice = std::get<0>(f.anomaly_map.flatten(1).max(1, /*keepdim=*/true));

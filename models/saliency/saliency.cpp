@@ -111,7 +111,7 @@ MethodOutput layercam(NetworkImpl& net, const torch::Tensor& x, const ScoreFn& s
 // attention modules let through, independent of any score.
 MethodOutput cbam_spatial(NetworkImpl& net, const torch::Tensor& x, const ScoreFn&, const SaliencyOptions&) {
   torch::NoGradGuard no_grad;
-  Forward f = net.forward(x, {false, true});
+  Forward f = net.forward(x, ForwardRequest::asking(/*activations=*/false, /*attention=*/true));
   std::vector<torch::Tensor> gates;
   for (const auto& [name, t] : f.attention)
     if (t.dim() == 4 && t.size(1) == 1) gates.push_back(t);
@@ -128,7 +128,7 @@ MethodOutput cbam_spatial(NetworkImpl& net, const torch::Tensor& x, const ScoreF
 template <HeadFusion Fusion>
 MethodOutput rollout(NetworkImpl& net, const torch::Tensor& x, const ScoreFn&, const SaliencyOptions&) {
   torch::NoGradGuard no_grad;
-  Forward f = net.forward(x, {false, true});
+  Forward f = net.forward(x, ForwardRequest::asking(/*activations=*/false, /*attention=*/true));
   if (f.attention.empty() || !f.tokens.defined())
     throw std::invalid_argument("attention rollout needs a ViT (arch: vit)");
   torch::Tensor raw = rollout_weights(f.attention, Fusion, f.feature_map.size(2), f.feature_map.size(3));

@@ -45,7 +45,7 @@ int run_forward(const ForwardOptions& o) {
     throw ConfigError(o.input + ": input must be N x " + std::to_string(m.cfg.in_chans) + " x H x W, got " +
                       c10::str(x.sizes()));
   torch::InferenceMode guard;
-  models::Forward f = m.net->forward(x, {o.activations, false});
+  models::Forward f = m.net->forward(x, models::ForwardRequest::asking(o.activations, /*attention=*/false));
   std::map<std::string, torch::Tensor> out = {{"logits", f.logits}, {"features", f.pre_logits}};
   if (f.tokens.defined()) out["tokens"] = f.tokens;
   else out["last_feature_map"] = f.feature_map;

@@ -19,13 +19,17 @@ void check_data_fits(const datasets::LabeledImages& d, const models::ModelCfg& m
                                 "num_classes " + std::to_string(m.num_classes));
 }
 
-models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x, models::Precision precision) {
+models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x, models::Precision precision,
+                                const torch::Tensor& targets) {
   models::Forward f;
   {
     const models::AutocastScope autocast(precision);
-    f = net.forward(x);
+    models::ForwardRequest request;
+    request.targets = targets;
+    f = net.forward(x, request);
   }
-  for (torch::Tensor* t : {&f.logits, &f.pre_logits, &f.anomaly_map, &f.heatmap, &f.box_size, &f.box_offset})
+  for (torch::Tensor* t : {&f.logits, &f.pre_logits, &f.anomaly_map, &f.heatmap, &f.box_size, &f.box_offset,
+                           &f.word_logits, &f.word_alphas, &f.caption_logprobs, &f.caption_attention})
     if (t->defined()) *t = t->to(torch::kFloat32);
   return f;
 }
@@ -43,7 +47,8 @@ void evaluate(models::NetworkImpl& net, const models::ModelCfg& cfg, const datas
     for (int64_t begin = 0; begin < rows.size(0); begin += batch_size) {
       const torch::Tensor idx = rows.narrow(0, begin, std::min(batch_size, rows.size(0) - begin));
       const torch::Tensor x = datasets::normalize_batch(data.images.index_select(0, idx), cfg.mean, cfg.std);
-      metric.add(float32_forward(net, x, precision), data.labels.index_select(0, idx));
+      const torch::Tensor targets = data.labels.index_select(0, idx);
+      metric.add(float32_forward(net, x, precision, targets), targets);
     }
   }
   if (shard) dp->sum(metric.counts());

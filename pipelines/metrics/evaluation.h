@@ -18,8 +18,10 @@ class DataParallel;
 void check_data_fits(const datasets::LabeledImages& data, const models::ModelCfg& cfg);
 
 // `net`'s forward pass for `x`, under autocast when `precision` is bf16, with the head's outputs (logits,
-// pre_logits, the detection maps) as float32 whatever the precision: losses and metrics are computed in float32.
-models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x, models::Precision precision);
+// pre_logits, the detection maps, the word logits) as float32 whatever the precision: losses and metrics are
+// computed in float32. `targets` (the batch's) reach a head that learns from them in its forward pass.
+models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x, models::Precision precision,
+                                const torch::Tensor& targets = {});
 
 // Runs `net` in eval mode under InferenceMode on every image (normalised with cfg's mean/std) and adds each
 // batch to `metric`. With `dp`, each rank takes every world-th image and the metric's counts are summed, so

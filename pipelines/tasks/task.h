@@ -79,6 +79,9 @@ struct TaskRow {
                         double label_smoothing);
   // What saliency explains for a task when nothing else is asked (a classifier: each image's top-1 class).
   models::ScoreFn (*default_target)();
+  // Whether the network's outputs are sized by the training data's classes (a captioner's vocabulary, built
+  // from its training captions) rather than by the recipe's num_classes.
+  bool classes_from_data = false;
 };
 
 const std::vector<TaskRow>& task_table();

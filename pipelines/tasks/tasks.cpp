@@ -8,9 +8,10 @@ namespace attnvision::pipelines {
 const TaskRow& classify_task();  // pipelines/tasks/classify/
 const TaskRow& detect_task();    // pipelines/tasks/detect/
 const TaskRow& saliency_task();  // pipelines/tasks/saliency/
+const TaskRow& caption_task();   // pipelines/tasks/caption/
 
 const std::vector<TaskRow>& task_table() {
-  static const std::vector<TaskRow> table = {classify_task(), detect_task(), saliency_task()};
+  static const std::vector<TaskRow> table = {classify_task(), detect_task(), saliency_task(), caption_task()};
   return table;
 }
 

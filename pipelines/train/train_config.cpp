@@ -38,6 +38,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"schedule.warmup_epochs", Kind::kNumber, false, "epochs of linear warm-up (fractions allowed)"},
       {"schedule.warmup_lr", Kind::kNumber, false, "learning rate at the first step"},
       {"schedule.min_lr", Kind::kNumber, false, "learning rate at the last step"},
+      {"schedule.patience", Kind::kInt, false, "early stopping: end the run after this many epochs without a better validation score (0: never)"},
       {"batch_size", Kind::kInt, false, "images per step and process"},
       {"label_smoothing", Kind::kNumber, false, "cross-entropy label smoothing (0..1)"},
       {"clip_grad_norm", Kind::kNumber, false, "clip the global gradient norm to this (0: off)"},
@@ -74,6 +75,7 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   take(j, "schedule.warmup_epochs", c.schedule.warmup_epochs);
   take(j, "schedule.warmup_lr", c.schedule.warmup_lr);
   take(j, "schedule.min_lr", c.schedule.min_lr);
+  take(j, "schedule.patience", c.schedule.patience);
   take(j, "batch_size", c.batch_size);
   take(j, "label_smoothing", c.label_smoothing);
   take(j, "clip_grad_norm", c.clip_grad_norm);
@@ -94,6 +96,7 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   check(c.optim.weight_decay >= 0, doc, "optim.weight_decay", "must not be negative");
   check(c.schedule.epochs >= 1 && c.schedule.epochs <= 100000, doc, "schedule.epochs", "must be in 1..100000");
   check(c.schedule.warmup_epochs >= 0, doc, "schedule.warmup_epochs", "must not be negative");
+  check(c.schedule.patience >= 0, doc, "schedule.patience", "must not be negative");
   check(c.batch_size >= 2 && c.batch_size <= 65536, doc, "batch_size", "must be in 2..65536 (BatchNorm needs 2)");
   check(c.label_smoothing >= 0 && c.label_smoothing < 1, doc, "label_smoothing", "must be in [0, 1)");
   check(c.clip_grad_norm >= 0, doc, "clip_grad_norm", "must not be negative");
@@ -122,7 +125,7 @@ json to_json(const TrainCfg& c) {
             {"betas", {c.optim.beta1, c.optim.beta2}}, {"eps", c.optim.eps}, {"weight_decay", c.optim.weight_decay}}},
           {"schedule",
            {{"epochs", c.schedule.epochs}, {"warmup_epochs", c.schedule.warmup_epochs},
-            {"warmup_lr", c.schedule.warmup_lr}, {"min_lr", c.schedule.min_lr}}},
+            {"warmup_lr", c.schedule.warmup_lr}, {"min_lr", c.schedule.min_lr}, {"patience", c.schedule.patience}}},
           {"batch_size", c.batch_size}, {"label_smoothing", c.label_smoothing}, {"clip_grad_norm", c.clip_grad_norm},
           {"precision", models::to_string(c.precision)}, {"seed", c.seed}, {"output", c.output}, {"init", c.init}};
 }

@@ -28,6 +28,9 @@ struct ScheduleCfg {
   double warmup_epochs = 1;  // linear from warmup_lr to optim.lr, step by step
   double warmup_lr = 0.0;
   double min_lr = 0.0;       // the cosine decay's floor at the last step
+  // Early stopping: the run ends when the validation score has not improved for this many epochs (0: never);
+  // the schedule still decays over `epochs`, so a stopped run ends at a higher learning rate.
+  int64_t patience = 0;
 };
 
 struct TrainCfg {

@@ -152,10 +152,15 @@ struct Data {
   datasets::LabeledImages train, val, test;
 };
 
-Data load_data(const TrainCfg& cfg, const TaskRow& task) {
+// Also names the model's classes after the training data's when the recipe does not (and sizes its outputs by
+// them for a task whose classes come from the data: a captioner's vocabulary).
+Data load_data(TrainCfg& cfg, const TaskRow& task) {
   Data d;
   std::tie(d.train, d.val) = datasets::split_holdout(task.load_data(cfg.train_data, cfg.model), cfg.val_count, cfg.seed);
   if (cfg.limit > 0) d.train = datasets::limit(d.train, cfg.limit);
+  if (cfg.model.labels.empty()) cfg.model.labels = d.train.classes;
+  if (task.classes_from_data) cfg.model.num_classes = static_cast<int64_t>(cfg.model.labels.size());
+  // The test set speaks the training set's language (a captioner's vocabulary comes from its training data).
   if (!cfg.test_data.empty()) d.test = task.load_data(cfg.test_data, cfg.model);
   check_data_fits(d.train, cfg.model);
   if (d.test.images.defined()) check_data_fits(d.test, cfg.model);
@@ -163,6 +168,16 @@ Data load_data(const TrainCfg& cfg, const TaskRow& task) {
     throw std::invalid_argument(cfg.train_data + ": " + std::to_string(d.train.size()) + " training images, fewer than " +
                                 "one batch of " + std::to_string(cfg.batch_size));
   return d;
+}
+
+// Whether early stopping ends the run after the epochs in `history`: `patience` epochs have passed since the
+// best validation score. Decided from the history alone, so a resumed run stops where it would have.
+bool patience_exhausted(const std::vector<EpochRow>& history, int64_t patience) {
+  if (patience <= 0 || history.empty()) return false;
+  size_t best = 0;
+  for (size_t i = 1; i < history.size(); ++i)
+    if (history[i].val_acc > history[best].val_acc) best = i;
+  return static_cast<int64_t>(history.size() - 1 - best) >= patience;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -195,7 +210,6 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
 
   const TaskRow& task = task_for_model(cfg.model.task);  // supplies the data, the loss and the metric
   Data data = load_data(cfg, task);
-  if (cfg.model.labels.empty()) cfg.model.labels = data.train.classes;
   // A COCO set's own category ids travel with the checkpoint, so its detections name categories as the data did.
   if (cfg.model.detection.category_ids.empty()) cfg.model.detection.category_ids = data.train.category_ids;
   torch::manual_seed(cfg.seed);
@@ -239,7 +253,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   summary.metric = task.make_metric(cfg.model, cfg.model.labels)->score_name();
   const auto run_start = std::chrono::steady_clock::now();
 
-  for (int64_t epoch = state.epochs_done; epoch < last_epoch; ++epoch) {
+  bool stopped_early = data.val.size() > 0 && patience_exhausted(state.history, cfg.schedule.patience);
+  for (int64_t epoch = state.epochs_done; epoch < last_epoch && !stopped_early; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<int64_t> order = datasets::epoch_order(data.train.size(), cfg.seed, epoch, rank, world);
     std::seed_seq seq{cfg.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank)};
@@ -260,7 +275,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       lr = scheduled_lr(cfg, epoch * steps_per_epoch + s, steps_per_epoch);
       for (auto& group : opt->param_groups()) group.options().set_lr(lr);
       opt->zero_grad();
-      const models::Forward f = float32_forward(*net, x, cfg.precision);
+      const models::Forward f = float32_forward(*net, x, cfg.precision, y);
       const torch::Tensor loss = task.loss(cfg.model, f, y, cfg.label_smoothing);
       loss.backward();
       if (dp) dp->average_gradients(*net);
@@ -319,21 +334,27 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       write_curves_png(dir / "curves.png", state.history);
       const double eta = row.seconds * (last_epoch - epoch - 1);
       const char* score = train_metric->score_name();
+      char train_score[64];  // a metric that scores nothing on training batches (captions) gives its running figure
+      if (std::isnan(row.train_acc)) std::snprintf(train_score, sizeof(train_score), "%s", train_metric->progress().c_str());
+      else std::snprintf(train_score, sizeof(train_score), "%s %.2f%%", score, 100 * row.train_acc);
       std::fprintf(stderr,
-                   "epoch %lld/%lld  lr %.4g  train loss %.4f %s %.2f%%  val loss %.4f %s %.2f%%%s  %.0f img/s  "
+                   "epoch %lld/%lld  lr %.4g  train loss %.4f %s  val loss %.4f %s %.2f%%%s  %.0f img/s  "
                    "%.1f s  ETA %.0f s\n",
                    static_cast<long long>(epoch + 1), static_cast<long long>(cfg.schedule.epochs), lr, row.train_loss,
-                   score, 100 * row.train_acc, row.val_loss, score, 100 * row.val_acc,
-                   best && data.val.size() ? " (best)" : "",
+                   train_score, row.val_loss, score, 100 * row.val_acc, best && data.val.size() ? " (best)" : "",
                    row.images_per_s, row.seconds, eta);
     }
+    stopped_early = data.val.size() > 0 && patience_exhausted(state.history, cfg.schedule.patience);
+    if (stopped_early && writer)
+      std::fprintf(stderr, "early stop: no better validation %s in %lld epochs\n", train_metric->score_name(),
+                   static_cast<long long>(cfg.schedule.patience));
   }
   summary.train_seconds = seconds_since(run_start);
   for (const EpochRow& r : state.history) summary.total_train_seconds += r.seconds;
   summary.epochs_done = state.epochs_done;
   summary.best_val_accuracy = state.best_val;
 
-  if (data.test.images.defined() && state.epochs_done == cfg.schedule.epochs) {
+  if (data.test.images.defined() && (state.epochs_done == cfg.schedule.epochs || stopped_early)) {
     if (dp) dp->barrier();  // rank 0 has written best.safetensors
     const std::string best = (dir / "best.safetensors").string();
     models::load_state_dict(*net, models::read_weights(best).tensors, best);

@@ -62,7 +62,7 @@ TEST_P(CnnParity, MatchesTimm) {
     models::load_state_dict(*net, models::read_weights((dir / weights).string()).tensors, weights);
     net->eval();
     torch::NoGradGuard no_grad;
-    models::Forward f = net->forward(input, {/*activations=*/true, /*attention=*/true});
+    models::Forward f = net->forward(input, models::ForwardRequest::asking(/*activations=*/true, /*attention=*/true));
     expect_close(f.logits, expected.at("logits"), "logits");
     expect_close(f.pre_logits, expected.at("features"), "features");
     expect_close(f.feature_map, expected.at("last_feature_map"), "last_feature_map");

@@ -24,7 +24,7 @@ TEST_P(EveryModel, BuildsRunsAndRoundTrips) {
   const int64_t size = cfg.arch == "vit" ? cfg.input_size[1] : 64;
   torch::Tensor x = torch::randn({2, cfg.in_chans, size, size});
   torch::NoGradGuard no_grad;
-  Forward f = net->forward(x, {true, true});
+  Forward f = net->forward(x, ForwardRequest::asking(/*activations=*/true, /*attention=*/true));
   EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{2, 7}));
   EXPECT_EQ(f.pre_logits.sizes(), (std::vector<int64_t>{2, net->backbone().num_features()}));
   ASSERT_EQ(f.feature_map.dim(), 4);

@@ -68,7 +68,7 @@ TEST(VitParity, MatchesTimmWithEveryIntermediate) {
     SCOPED_TRACE(weights);
     Network net = fixture_model(weights);
     torch::NoGradGuard no_grad;
-    const Forward f = net->forward(input, {/*activations=*/true, /*attention=*/true});
+    const Forward f = net->forward(input, ForwardRequest::asking(/*activations=*/true, /*attention=*/true));
     expect_close(f.logits, expected.at("logits"), "logits");
     expect_close(f.pre_logits, expected.at("features"), "features");
     expect_close(f.tokens, expected.at("tokens"), "tokens");

@@ -24,7 +24,7 @@ TEST_P(EveryTask, HasASubcommandAHeadALossAndAMetric) {
   for (const CommandSpec& c : command_table()) has_command = has_command || std::string(c.name) == row.name;
   EXPECT_TRUE(has_command) << "the command table derives one subcommand per task";
   EXPECT_EQ(&task_for_model(row.model_task), &row);
-  EXPECT_NO_THROW(models::head_for_task(row.model_task));
+  EXPECT_NO_THROW(models::head_for(row.model_task));
   EXPECT_FALSE(row.section_schema().empty());
 
   models::ModelCfg cfg = models::default_cfg("resnet18");

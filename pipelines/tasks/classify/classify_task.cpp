@@ -154,7 +154,8 @@ const TaskRow& classify_task() {
                               /*targets_follow_pixels=*/false,
                               make_metric,
                               cross_entropy,
-                              top1_score};
+                              top1_score,
+                              /*classes_from_data=*/false};
   return row;
 }
 

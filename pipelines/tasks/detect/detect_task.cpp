@@ -197,7 +197,8 @@ const TaskRow& detect_task() {
                               /*targets_follow_pixels=*/true,
                               make_metric,
                               centernet_total_loss,
-                              top_detection_score};
+                              top_detection_score,
+                              /*classes_from_data=*/false};
   return row;
 }
 

@@ -261,7 +261,8 @@ const TaskRow& saliency_task() {
                               /*targets_follow_pixels=*/true,
                               make_metric,
                               slice_and_cell_loss,
-                              lesion_evidence_score};
+                              lesion_evidence_score,
+                              /*classes_from_data=*/false};
   return row;
 }
 

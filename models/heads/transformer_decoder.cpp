@@ -1,0 +1,167 @@
+// A small Transformer decoder over the feature map (the captioning ablation's second attention decoder):
+// word embeddings plus learned positions, decoder_layers pre-norm blocks of masked self-attention over the
+// words so far, cross-attention to the cells (projected to the token width, plus learned row and column
+// embeddings so the decoder knows where a cell is) and an MLP, then a final norm and the word logits.
+// Teacher forcing runs every word in parallel under a causal mask; decoding re-runs the prefix at each word
+// (captions are short, and it keeps the state a plain list of batch-first tensors). The attention reported
+// for a word is the last block's cross-attention, averaged over heads.
+#include "models/heads/caption_decoder.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace attnvision::models {
+namespace {
+
+constexpr int64_t kMaxGridSide = 64;  // the largest feature-map side the position embeddings cover
+
+// Multi-head attention that also hands back its weights (averaged over heads).
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t heads) : heads_(heads) {
+    q_ = register_module("q", torch::nn::Linear(dim, dim));
+    kv_ = register_module("kv", torch::nn::Linear(dim, 2 * dim));
+    proj_ = register_module("proj", torch::nn::Linear(dim, dim));
+  }
+
+  // x: B x L x D queries, memory: B x M x D, mask: L x M additive (or undefined). Returns B x L x D and the
+  // B x L x M weights.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& memory,
+                                                  const torch::Tensor& mask) {
+    const int64_t b = x.size(0), l = x.size(1), m = memory.size(1), d = x.size(2), hd = d / heads_;
+    const torch::Tensor q = q_->forward(x).reshape({b, l, heads_, hd}).transpose(1, 2);
+    const std::vector<torch::Tensor> kv = kv_->forward(memory).reshape({b, m, 2, heads_, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
+    torch::Tensor scores = torch::matmul(q, kv[0].transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));
+    if (mask.defined()) scores = scores + mask;
+    const torch::Tensor weights = torch::softmax(scores, -1);
+    const torch::Tensor out = torch::matmul(weights, kv[1]).transpose(1, 2).reshape({b, l, d});
+    return {proj_->forward(out), weights.mean(1)};
+  }
+
+ private:
+  int64_t heads_;
+  torch::nn::Linear q_{nullptr}, kv_{nullptr}, proj_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(int64_t dim, int64_t heads, double dropout) {
+    norm1_ = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+    self_attn_ = register_module("self_attn", Attention(dim, heads));
+    norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+    cross_attn_ = register_module("cross_attn", Attention(dim, heads));
+    norm3_ = register_module("norm3", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+    fc1_ = register_module("fc1", torch::nn::Linear(dim, 4 * dim));
+    fc2_ = register_module("fc2", torch::nn::Linear(4 * dim, dim));
+    dropout_ = register_module("dropout", torch::nn::Dropout(dropout));
+  }
+
+  // Returns the words' new tokens and their cross-attention weights over the memory.
+  std::pair<torch::Tensor, torch::Tensor> forward(torch::Tensor x, const torch::Tensor& memory, const torch::Tensor& causal) {
+    const torch::Tensor h = norm1_->forward(x);
+    x = x + dropout_->forward(self_attn_->forward(h, h, causal).first);
+    auto [cross, weights] = cross_attn_->forward(norm2_->forward(x), memory, torch::Tensor());
+    x = x + dropout_->forward(cross);
+    x = x + dropout_->forward(fc2_->forward(torch::gelu(fc1_->forward(norm3_->forward(x)))));
+    return {x, weights};
+  }
+
+ private:
+  torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr}, norm3_{nullptr};
+  Attention self_attn_{nullptr}, cross_attn_{nullptr};
+  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class TransformerDecoderImpl : public CaptionDecoderImpl {
+ public:
+  TransformerDecoderImpl(const ModelCfg& cfg, BackboneImpl& backbone) : CaptionDecoderImpl(cfg) {
+    namespace nn = torch::nn;
+    const CaptionArgs& c = cfg.caption;
+    const int64_t d = c.decoder_dim;
+    word_embed_ = register_module("word_embed", nn::Embedding(cfg.num_classes, d));
+    word_pos_ = register_parameter("word_pos", torch::randn({c.max_words + 2, d}) * 0.02);
+    cell_proj_ = register_module("cell_proj", nn::Linear(backbone.num_features(), d));
+    cell_row_ = register_parameter("cell_row", torch::randn({kMaxGridSide, d}) * 0.02);
+    cell_col_ = register_parameter("cell_col", torch::randn({kMaxGridSide, d}) * 0.02);
+    blocks_ = register_module("dec_blocks", nn::ModuleList());
+    for (int64_t i = 0; i < c.decoder_layers; ++i) blocks_->push_back(Block(d, c.decoder_heads, c.decoder_dropout));
+    norm_ = register_module("dec_norm", nn::LayerNorm(nn::LayerNormOptions({d})));
+    dropout_ = register_module("word_dropout", nn::Dropout(c.decoder_dropout));
+    word_out_ = register_module("word_out", nn::Linear(d, cfg.num_classes));
+  }
+
+ protected:
+  // State: the memory (N x P x D) and the words so far (N x t, from <start>).
+  DecoderState start(const torch::Tensor& feature_map) override {
+    return {memory(feature_map), torch::empty({feature_map.size(0), 0}, feature_map.options().dtype(torch::kLong))};
+  }
+
+  std::pair<torch::Tensor, torch::Tensor> step(DecoderState& s, const torch::Tensor& words) override {
+    s[1] = torch::cat({s[1], words.unsqueeze(1)}, 1);
+    auto [logits, weights] = run(s[0], s[1]);
+    return {logits.select(1, -1), weights.select(1, -1)};
+  }
+
+  std::pair<torch::Tensor, torch::Tensor> teacher_force(const torch::Tensor& feature_map, const torch::Tensor& words) override {
+    // The regulariser is Show-Attend-Tell's; this decoder trains on the words alone.
+    return {run(memory(feature_map), words).first, torch::Tensor()};
+  }
+
+ private:
+  torch::Tensor memory(const torch::Tensor& feature_map) {
+    const int64_t h = feature_map.size(2), w = feature_map.size(3);
+    if (h > kMaxGridSide || w > kMaxGridSide)
+      throw std::invalid_argument("transformer decoder: a " + std::to_string(h) + "x" + std::to_string(w) +
+                                  " feature map is larger than the " + std::to_string(kMaxGridSide) + "-cell side it places");
+    const torch::Tensor where = (cell_row_.narrow(0, 0, h).unsqueeze(1) + cell_col_.narrow(0, 0, w).unsqueeze(0)).reshape({h * w, -1});
+    return cell_proj_->forward(feature_map.flatten(2).transpose(1, 2)) + where;
+  }
+
+  // Logits (N x t x V) and the last block's cross-attention (N x t x P) of every prefix of `words` (N x t).
+  std::pair<torch::Tensor, torch::Tensor> run(const torch::Tensor& memory, const torch::Tensor& words) {
+    const int64_t t = words.size(1);
+    if (t > word_pos_.size(0)) throw std::invalid_argument("transformer decoder: more words than max_words + 2");
+    torch::Tensor x = dropout_->forward(word_embed_->forward(words) + word_pos_.narrow(0, 0, t));
+    const torch::Tensor causal =
+        torch::full({t, t}, -std::numeric_limits<float>::infinity(), memory.options()).triu(1);
+    torch::Tensor weights;
+    for (const auto& block : *blocks_) std::tie(x, weights) = block->as<Block>()->forward(x, memory, causal);
+    return {word_out_->forward(norm_->forward(x)), weights};
+  }
+
+  torch::nn::Embedding word_embed_{nullptr};
+  torch::Tensor word_pos_, cell_row_, cell_col_;
+  torch::nn::Linear cell_proj_{nullptr}, word_out_{nullptr};
+  torch::nn::ModuleList blocks_{nullptr};
+  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+
+}  // namespace
+
+Head build_transformer_decoder_head(const ModelCfg& cfg, BackboneImpl& backbone) {
+  return std::make_shared<TransformerDecoderImpl>(cfg, backbone);
+}
+
+// Per caption, decoded a word at a time over its growing prefix (sum over t of t tokens per block): the
+// self- and cross-attention projections, the MLP and the word logits; the cells' projection once.
+double transformer_decoder_gmacs(const ModelCfg& cfg, int64_t num_features) {
+  const CaptionArgs& c = cfg.caption;
+  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : 32;
+  const double cells = static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
+  const double d = static_cast<double>(c.decoder_dim), words = static_cast<double>(c.max_words + 1);
+  const double tokens = words * (words + 1) / 2;  // prefix lengths summed over the decoding steps
+  // self-attention q, k, v and proj; cross-attention q and proj, and its scores and sum over the cells; MLP
+  const double per_token_block = 4 * d * d + 2 * d * d + 2 * cells * d + 8 * d * d;
+  return (cells * static_cast<double>(num_features) * d + cells * 2 * d * d * static_cast<double>(c.decoder_layers) +
+          tokens * (static_cast<double>(c.decoder_layers) * per_token_block + d * static_cast<double>(cfg.num_classes))) /
+         1e9;
+}
+
+}  // namespace attnvision::models

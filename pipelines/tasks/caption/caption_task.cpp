@@ -1,0 +1,196 @@
+#include "pipelines/tasks/caption/caption_task.h"
+
+#include "datasets/batch.h"
+#include "datasets/caption_set.h"
+#include "datasets/preprocess.h"
+#include "models/heads/caption_decoder.h"
+#include "pipelines/metrics/caption_metric.h"
+#include "vision/image_write.h"
+#include "vision/overlay.h"
+#include "vision/transforms.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+namespace attnvision::pipelines {
+
+CommandRun define_caption(CLI::App& app);  // caption_command.cpp
+const TaskRow& caption_task();
+
+namespace {
+
+class CaptionRunner : public TaskRunner {
+ public:
+  explicit CaptionRunner(CaptionOptions o)
+      : o_(std::move(o)), m_(load_task_model(o_.model, caption_task())),
+        vocabulary_(datasets::Vocabulary::from_json(m_.cfg.labels, "the captioner's labels (its vocabulary)")) {
+    decoder_ = dynamic_cast<models::CaptionDecoderImpl*>(&m_.net->head());
+    if (!decoder_) throw ConfigError("caption: the model '" + m_.cfg.name + "' has no caption decoder head");
+    transform_ = datasets::eval_transform_for(m_.cfg);
+    decode_.beam = o_.beam;
+    decode_.max_words = o_.max_words > 0 ? o_.max_words : m_.cfg.caption.max_words;
+    decode_.length_alpha = o_.length_alpha;
+  }
+
+  const LoadedModel& model() const override { return m_; }
+  int64_t batch_size() const override { return o_.batch; }
+  bool needs_display() const override { return o_.attention; }
+
+  std::vector<TaskOutput> run(const datasets::SampleBatch& batch, const torch::Tensor& x) override {
+    std::vector<TaskOutput> out(batch.samples.size());
+    for (int64_t begin = 0; begin < x.size(0); begin += o_.batch) {
+      const int64_t n = std::min(o_.batch, x.size(0) - begin);
+      const torch::Tensor feature_map = m_.net->features(x.narrow(0, begin, n)).feature_map;
+      const models::Captions c = decoder_->decode(feature_map, decode_);
+      const cv::Size grid(static_cast<int>(feature_map.size(3)), static_cast<int>(feature_map.size(2)));
+      for (int64_t r = 0; r < n; ++r) add_row(batch, begin + r, c, r, grid, out);
+    }
+    return out;
+  }
+
+ private:
+  void add_row(const datasets::SampleBatch& batch, int64_t row, const models::Captions& c, int64_t r, cv::Size grid,
+               std::vector<TaskOutput>& out) const {
+    const size_t sample = batch.sample_of[row];
+    const int frame = batch.frame_of[row];
+    const datasets::Sample& s = batch.samples[sample];
+    const torch::Tensor ids = c.ids[r], logprobs = c.logprobs[r].detach();
+    const auto id = ids.accessor<int64_t, 1>();
+    const auto lp = logprobs.accessor<float, 1>();
+    datasets::Tokens words;
+    std::vector<double> word_logprobs;  // of each word, then of <end>
+    double total = 0;
+    int64_t kept = 0;  // the words before <end>
+    for (int64_t t = 0; t < ids.size(0) && id[t] != datasets::Vocabulary::kPad; ++t) {
+      total += lp[t];
+      word_logprobs.push_back(lp[t]);
+      if (id[t] == datasets::Vocabulary::kEnd) break;
+      words.push_back(vocabulary_.word(id[t]));
+      ++kept;
+    }
+    nlohmann::json entry = {{"caption", datasets::join_tokens(words)}, {"tokens", words}, {"logprob", total},
+                            {"word_logprobs", word_logprobs}, {"score", c.score[r].item<double>()}};
+    TaskOutput& o = out[sample];
+    o.json["width"] = s.width;
+    o.json["height"] = s.height;
+    const bool multi = s.frames > 1;
+    if (multi) {
+      entry["frame"] = frame;
+      o.json["frames"].push_back(entry);
+    } else {
+      o.json.update(entry);
+    }
+    if (o_.attention && !words.empty())
+      add_word_panels(o, s.display[static_cast<size_t>(frame)], c.attention[r].narrow(0, 0, kept), words, grid,
+                      multi ? frame : -1);
+  }
+
+  // One panel per word: the image with the attention behind that word over it, scaled to its own peak.
+  void add_word_panels(TaskOutput& o, const cv::Mat& display, const torch::Tensor& attention,
+                       const datasets::Tokens& words, cv::Size grid, int frame) const {
+    std::vector<cv::Mat> maps;
+    for (int64_t t = 0; t < attention.size(0); ++t) {
+      const torch::Tensor a = attention[t].reshape({grid.height, grid.width});
+      maps.push_back(datasets::map_to_mat(a / a.max().clamp_min(1e-12)));
+    }
+    const std::string suffix = (frame >= 0 ? ".frame" + std::to_string(frame) : std::string()) + ".words.png";
+    o.files.push_back({suffix, [display, maps, words, t = transform_](const std::string& path) {
+                         std::vector<cv::Mat> panels;
+                         for (const cv::Mat& m : maps)
+                           panels.push_back(vision::overlay_heatmap(display, vision::map_to_image(m, display.size(), t)));
+                         vision::write_png(path, vision::titled_grid(panels, words, static_cast<int>(panels.size())));
+                       }});
+  }
+
+  CaptionOptions o_;
+  LoadedModel m_;
+  datasets::Vocabulary vocabulary_;
+  models::CaptionDecoderImpl* decoder_ = nullptr;  // m_.net's head
+  models::DecodeOptions decode_;
+  vision::EvalTransform transform_;
+};
+
+const std::vector<KeySpec>& section_schema() {
+  static const std::vector<KeySpec> schema = section_schema_with_model_keys(
+      "the shipped scenes captioner",
+      {{"beam", Kind::kInt, false, "beams per image (1: greedy)"},
+       {"max_words", Kind::kInt, false, "longest caption (0: the model's max_words)"},
+       {"length_alpha", Kind::kNumber, false, "beams ranked by sum log p / length^alpha (0: raw sum, 1: per word)"},
+       {"attention", Kind::kBool, false, "also write where the decoder looked for each word (<name>.words.png)"}});
+  return schema;
+}
+
+void check_options(const CaptionOptions& o, const std::function<void(bool, const std::string&, const std::string&)>& check) {
+  check(o.batch >= 1 && o.batch <= 4096, "batch", "must be in 1..4096");
+  check(o.beam >= 1 && o.beam <= 64, "beam", "must be in 1..64");
+  check(o.max_words >= 0 && o.max_words <= 512, "max_words", "must be in 0..512");
+  check(o.length_alpha >= 0 && o.length_alpha <= 4, "length_alpha", "must be in 0..4");
+}
+
+std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
+  CaptionOptions o;
+  const nlohmann::json& j = section.root;
+  take_model_keys(j, o.model, o.batch);
+  take(j, "beam", o.beam);
+  take(j, "max_words", o.max_words);
+  take(j, "length_alpha", o.length_alpha);
+  take(j, "attention", o.attention);
+  check_options(o, [&](bool ok, const std::string& key, const std::string& problem) {
+    if (!ok) throw ConfigError(section.where(key) + ": 'caption." + key + "' " + problem);
+  });
+  return make_caption_runner(o);
+}
+
+// A scenes folder's images and reference captions; the vocabulary is the model's when it has one (its
+// labels), else built from these captions (a training run's first load).
+datasets::LabeledImages load_data(const std::string& spec, const models::ModelCfg& cfg) {
+  datasets::CaptionSetOptions o;
+  o.channels = cfg.in_chans;
+  o.max_words = cfg.caption.max_words;
+  std::optional<datasets::Vocabulary> given;
+  if (!cfg.labels.empty()) given = datasets::Vocabulary::from_json(cfg.labels, "model '" + cfg.name + "' labels");
+  o.vocabulary = given ? &*given : nullptr;
+  o.min_word_count = cfg.caption.min_word_count;
+  datasets::CaptionSet set = datasets::load_caption_set(spec, o);
+  std::vector<std::string> words;
+  for (int64_t i = 0; i < set.vocabulary.size(); ++i) words.push_back(set.vocabulary.word(i));
+  return {set.images, set.references, words, set.source, {}};
+}
+
+std::unique_ptr<Metric> make_metric(const models::ModelCfg& cfg, const std::vector<std::string>& labels) {
+  return std::make_unique<CaptionMetric>(cfg, labels);
+}
+
+// What saliency explains for a caption when asked nothing else: the log-probability of the whole caption
+// (the sum over its words), so the map shows what the sentence as a whole rests on.
+models::ScoreFn caption_logprob() {
+  return [](const models::Forward& f) { return f.caption_logprobs.sum(1); };
+}
+
+}  // namespace
+
+std::unique_ptr<TaskRunner> make_caption_runner(const CaptionOptions& options) {
+  check_options(options, [](bool ok, const std::string& key, const std::string& problem) {
+    if (!ok) throw ConfigError("caption: " + key + " " + problem);
+  });
+  return std::make_unique<CaptionRunner>(options);
+}
+
+const TaskRow& caption_task() {
+  static const TaskRow row = {"caption",
+                              "captioning",
+                              "describe images in a sentence (beam search), with where the decoder looked per word",
+                              section_schema,
+                              runner_from_section,
+                              define_caption,
+                              load_data,
+                              /*targets_follow_pixels=*/false,
+                              make_metric,
+                              models::caption_loss,
+                              caption_logprob,
+                              /*classes_from_data=*/true};
+  return row;
+}
+
+}  // namespace attnvision::pipelines
