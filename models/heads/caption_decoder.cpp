@@ -68,11 +68,16 @@ Captions CaptionDecoderImpl::decode(const torch::Tensor& feature_map, const Deco
   // A finished caption continues with <pad> at no cost, so it keeps its score while it competes.
   torch::Tensor pad_only = torch::full({1, cfg_.num_classes}, neg_inf, float_opts);
   pad_only[0][kPad] = 0.0f;
+  // <pad> and <start> are never a next word in training, so their logits are untrained: no caption takes them.
+  // (Added, not written in place: the log-softmax's backward needs its output as it was.)
+  torch::Tensor never = torch::zeros({1, cfg_.num_classes}, float_opts);
+  never[0][kPad] = neg_inf;
+  never[0][kStart] = neg_inf;
   const torch::Tensor image_base = torch::arange(n, long_opts).unsqueeze(1) * k;
 
   for (int64_t t = 0; t <= o.max_words; ++t) {
     auto [logits, alpha] = step(state, words);
-    torch::Tensor logp = torch::log_softmax(logits.to(torch::kFloat32), 1);
+    torch::Tensor logp = torch::log_softmax(logits.to(torch::kFloat32), 1) + never;
     if (t == o.max_words) {  // the last word any caption gets is <end>
       torch::Tensor only_end = torch::full_like(logp, neg_inf);
       only_end.select(1, kEnd).copy_(logp.select(1, kEnd));

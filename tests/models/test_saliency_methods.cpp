@@ -314,7 +314,7 @@ class PixelsBackboneImpl : public BackboneImpl {
 
 class NoHeadImpl : public HeadImpl {
  public:
-  void forward(BackboneImpl&, Forward&) override {}
+  void forward(BackboneImpl&, Forward&, const ForwardRequest&) override {}
 };
 
 Network pixel_network() {

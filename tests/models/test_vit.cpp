@@ -201,7 +201,7 @@ TEST(Vit, RunsAtAnotherInputSize) {
   expect_close(f.logits, ref.at("logits_48"), "logits at 48x48");
   expect_close(f.pre_logits, ref.at("tokens_cls_48"), "class token at 48x48");
   // Non-square inputs work too: a 24 x 40 input is a 6 x 10 grid.
-  const Forward g = net->forward(torch::randn({1, 3, 24, 40}), {false, true});
+  const Forward g = net->forward(torch::randn({1, 3, 24, 40}), ForwardRequest::asking(/*activations=*/false, /*attention=*/true));
   EXPECT_EQ(g.feature_map.sizes(), (std::vector<int64_t>{1, 64, 6, 10}));
   EXPECT_EQ(g.attention.front().second.sizes(), (std::vector<int64_t>{1, 2, 61, 61}));
 }

@@ -20,18 +20,29 @@ const TaskRow& caption_task();
 
 namespace {
 
+models::CaptionDecoderImpl& decoder_of(const LoadedModel& m) {
+  auto* decoder = dynamic_cast<models::CaptionDecoderImpl*>(&m.net->head());
+  if (!decoder) throw ConfigError("caption: the model '" + m.cfg.name + "' has no caption decoder head");
+  return *decoder;
+}
+
+models::DecodeOptions decode_options(const CaptionOptions& o, const models::ModelCfg& cfg) {
+  models::DecodeOptions d;
+  d.beam = o.beam;
+  d.max_words = o.max_words > 0 ? o.max_words : cfg.caption.max_words;
+  d.length_alpha = o.length_alpha;
+  return d;
+}
+
+datasets::Vocabulary vocabulary_of(const LoadedModel& m) {
+  return datasets::Vocabulary::from_json(m.cfg.labels, "model '" + m.cfg.name + "' labels (its vocabulary)");
+}
+
 class CaptionRunner : public TaskRunner {
  public:
   explicit CaptionRunner(CaptionOptions o)
-      : o_(std::move(o)), m_(load_task_model(o_.model, caption_task())),
-        vocabulary_(datasets::Vocabulary::from_json(m_.cfg.labels, "the captioner's labels (its vocabulary)")) {
-    decoder_ = dynamic_cast<models::CaptionDecoderImpl*>(&m_.net->head());
-    if (!decoder_) throw ConfigError("caption: the model '" + m_.cfg.name + "' has no caption decoder head");
-    transform_ = datasets::eval_transform_for(m_.cfg);
-    decode_.beam = o_.beam;
-    decode_.max_words = o_.max_words > 0 ? o_.max_words : m_.cfg.caption.max_words;
-    decode_.length_alpha = o_.length_alpha;
-  }
+      : o_(std::move(o)), m_(load_task_model(o_.model, caption_task())), vocabulary_(vocabulary_of(m_)),
+        decoder_(&decoder_of(m_)), decode_(decode_options(o_, m_.cfg)), transform_(datasets::eval_transform_for(m_.cfg)) {}
 
   const LoadedModel& model() const override { return m_; }
   int64_t batch_size() const override { return o_.batch; }
@@ -169,6 +180,24 @@ models::ScoreFn caption_logprob() {
 }
 
 }  // namespace
+
+Captioner::Captioner(const CaptionOptions& options)
+    : m_(load_task_model(options.model, caption_task())), vocabulary_(vocabulary_of(m_)),
+      decode_(decode_options(options, m_.cfg)) {
+  decoder_of(m_);  // an error now rather than at the first batch
+}
+
+std::vector<datasets::Tokens> Captioner::caption(const torch::Tensor& x) {
+  const models::Captions c = decoder_of(m_).decode(m_.net->features(x).feature_map, decode_);
+  std::vector<datasets::Tokens> out;
+  const auto ids = c.ids.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < ids.size(0); ++i) {
+    std::vector<int64_t> row;
+    for (int64_t t = 0; t < ids.size(1); ++t) row.push_back(ids[i][t]);
+    out.push_back(vocabulary_.decode(row));
+  }
+  return out;
+}
 
 std::unique_ptr<TaskRunner> make_caption_runner(const CaptionOptions& options) {
   check_options(options, [](bool ok, const std::string& key, const std::string& problem) {

@@ -3,6 +3,8 @@
 // where the decoder looked for each word as a PNG. Shared by the task row (batch) and the `caption` subcommand.
 #pragma once
 
+#include "datasets/vocabulary.h"
+#include "models/heads/caption_decoder.h"
 #include "pipelines/tasks/task.h"
 
 #include <cstdint>
@@ -21,5 +23,19 @@ struct CaptionOptions {
 
 // Loads the network; an error when it is not a captioner.
 std::unique_ptr<TaskRunner> make_caption_runner(const CaptionOptions& options);
+
+// A captioner and how it decodes, for callers that hold preprocessed images already (eval-caption --data).
+class Captioner {
+ public:
+  explicit Captioner(const CaptionOptions& options);  // loads the network; an error when it is not a captioner
+  const LoadedModel& model() const { return m_; }
+  // The words of each image of `x` (N x C x H x W, normalised as the model expects), by beam search.
+  std::vector<datasets::Tokens> caption(const torch::Tensor& x);
+
+ private:
+  LoadedModel m_;
+  datasets::Vocabulary vocabulary_;
+  models::DecodeOptions decode_;
+};
 
 }  // namespace attnvision::pipelines

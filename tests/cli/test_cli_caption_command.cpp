@@ -1,0 +1,167 @@
+// Captioning end to end with the real binary: scenes from Debian's Fashion-MNIST, a tiny captioner trained by
+// `train` (its vocabulary travels in the checkpoint), then `caption` (text, JSON lines, per-word attention
+// strips, a COCO results file) and `eval-caption --data`: the same captions score the same either way.
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace attnvision {
+namespace {
+
+using testing::run_attnvision;
+using testing::ScratchDir;
+
+bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> rows;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+class CliCaption : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!have_fashion_mnist()) return;
+    dir_ = new ScratchDir;
+    const std::string d = dir_->path().string();
+    auto r = run_attnvision("synth scenes --out '" + d + "/train' --images 40 --seed 1 --split train");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_attnvision("synth scenes --out '" + d + "/test' --images 6 --seed 2 --split test");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_caption.yaml' " +
+                       "--set data.train='" + d + "/train' --set data.test='" + d + "/test' --set data.val_count=8 " +
+                       "--set batch_size=16 --set schedule.epochs=2 --set 'model.layers=[1, 1, 1, 1]' " +
+                       "--set 'model.channels=[8, 16, 16, 16]' --set model.stem_width=8 --set model.decoder_dim=32 " +
+                       "--set model.word_dim=16 --set model.attention_dim=16 --set model.max_words=8 " +
+                       "--set precision=fp32 --set output='" + d + "/run'");
+    train_ok_ = r.exit_code == 0;
+    train_err_ = r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  void SetUp() override {
+    if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+    ASSERT_TRUE(train_ok_) << train_err_;
+  }
+  static std::string path(const std::string& rel) { return (dir_->path() / rel).string(); }
+  static std::string weights() { return "--weights '" + path("run/best.safetensors") + "'"; }
+
+  static ScratchDir* dir_;
+  static bool train_ok_;
+  static std::string train_err_;
+};
+
+ScratchDir* CliCaption::dir_ = nullptr;
+bool CliCaption::train_ok_ = false;
+std::string CliCaption::train_err_;
+
+TEST_F(CliCaption, TrainingScoresCidErDAndTheCheckpointCarriesItsVocabulary) {
+  const nlohmann::json summary = nlohmann::json::parse(testing::read_text(path("run/config.json")));
+  const nlohmann::json labels = summary.at("model").at("labels");
+  ASSERT_GE(labels.size(), 5u);
+  EXPECT_EQ(labels[0], "<pad>");
+  EXPECT_EQ(labels[1], "<start>");
+  EXPECT_EQ(labels[2], "<end>");
+  EXPECT_EQ(labels[3], "<unk>");
+  EXPECT_EQ(summary.at("model").at("num_classes"), labels.size());
+  EXPECT_NE(train_err_.find("CIDEr-D"), std::string::npos) << train_err_;
+}
+
+TEST_F(CliCaption, PrintsPathTabCaptionAndJsonLinesWithTokensAndLogprob) {
+  const auto text = run_attnvision("caption '" + path("test/images") + "' " + weights() + " --beam 2");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  std::istringstream lines(text.out);
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    const size_t tab = line.find('\t');
+    ASSERT_NE(tab, std::string::npos) << line;
+    EXPECT_EQ(line.rfind(path("test/images") + "/", 0), 0u) << line;
+  }
+  EXPECT_EQ(n, 6);
+
+  const auto json = run_attnvision("caption '" + path("test/images") + "' " + weights() + " --beam 2 --json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const std::vector<nlohmann::json> rows = json_lines(json.out);
+  ASSERT_EQ(rows.size(), 6u);
+  std::istringstream again(text.out);
+  for (const nlohmann::json& row : rows) {
+    std::string line;
+    std::getline(again, line);
+    const std::string caption = row.at("caption");
+    EXPECT_EQ(line, row.at("path").get<std::string>() + "\t" + caption);  // the same captions both ways
+    std::string joined;
+    for (const auto& t : row.at("tokens")) joined += (joined.empty() ? "" : " ") + t.get<std::string>();
+    EXPECT_EQ(joined, caption);
+    double sum = 0;
+    for (const auto& lp : row.at("word_logprobs")) sum += lp.get<double>();
+    EXPECT_NEAR(row.at("logprob").get<double>(), sum, 1e-6);
+    EXPECT_LT(row.at("logprob").get<double>(), 0.0);
+    EXPECT_EQ(row.at("word_logprobs").size(), row.at("tokens").size() + 1);  // and <end>'s
+  }
+}
+
+TEST_F(CliCaption, AttentionDirHoldsAStripOfOnePanelPerWord) {
+  const std::string out = path("attention");
+  const auto r = run_attnvision("caption '" + path("test/images") + "' " + weights() + " --json --attention-dir '" + out + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const nlohmann::json& row : json_lines(r.out)) {
+    const std::string name = std::filesystem::path(row.at("path").get<std::string>()).filename().string();
+    const std::string strip = out + "/images/" + name + ".words.png";
+    const size_t words = row.at("tokens").size();
+    if (words == 0) {
+      EXPECT_FALSE(std::filesystem::exists(strip)) << strip;
+      continue;
+    }
+    const cv::Mat png = cv::imread(strip, cv::IMREAD_UNCHANGED);
+    ASSERT_FALSE(png.empty()) << strip;
+    EXPECT_EQ(png.cols, static_cast<int>(128 * words)) << strip;
+    EXPECT_GT(png.rows, 128) << "a title strip under the panels";
+  }
+}
+
+TEST_F(CliCaption, ResultsFileScoresAsEvalCaptionDataDoes) {
+  const std::string results = path("results.json");
+  const auto r = run_attnvision("caption '" + path("test/images") + "' " + weights() + " --beam 3 --coco-images '" +
+                                path("test/captions.json") + "' --results '" + results + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto from_file = run_attnvision("eval-caption --gt '" + path("test/captions.json") + "' --results '" + results + "' --json");
+  const auto in_one_go = run_attnvision("eval-caption --data '" + path("test") + "' " + weights() + " --beam 3 --json");
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  ASSERT_EQ(in_one_go.exit_code, 0) << in_one_go.err;
+  EXPECT_EQ(from_file.out, in_one_go.out);
+  EXPECT_EQ(nlohmann::json::parse(in_one_go.out).at("images"), 6);
+}
+
+TEST_F(CliCaption, AnUnreadableImageIsOneLineAndTheOthersGoOn) {
+  const std::string bad = path("bad");
+  std::filesystem::create_directories(bad);
+  std::filesystem::copy_file(path("test/images") + "/" + std::filesystem::directory_iterator(path("test/images"))->path().filename().string(),
+                             bad + "/good.png");
+  testing::write_text(bad + "/broken.png", "not a png at all");
+  const auto r = run_attnvision("caption '" + bad + "' " + weights());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(bad + "/broken.png"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find(bad + "/good.png\t"), std::string::npos) << r.out;
+}
+
+TEST_F(CliCaption, AModelThatIsNotACaptionerIsRefusedSayingWhatItIs) {
+  const auto r = run_attnvision("caption '" + path("test/images") + "' --weights '" + ATTNVISION_SOURCE_DIR +
+                                "/models/pretrained/fmnist_resnet.safetensors'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is built for classification, not captioning"), std::string::npos) << r.err;
+  const auto half = run_attnvision("caption '" + path("test/images") + "' " + weights() + " --results x.json");
+  EXPECT_EQ(half.exit_code, 1);
+  EXPECT_NE(half.err.find("--results and --coco-images go together"), std::string::npos) << half.err;
+}
+
+}  // namespace
+}  // namespace attnvision

@@ -1,0 +1,180 @@
+// The caption decoders (models/heads/show_attend_tell.cpp, transformer_decoder.cpp) and what they share
+// (caption_decoder.cpp): teacher forcing and incremental decoding compute the same words' probabilities,
+// beam search finds the best caption an exhaustive search finds, and the loss ignores padding and adds the
+// doubly stochastic regulariser as defined.
+#include "models/heads/caption_decoder.h"
+#include "models/registry.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace attnvision::models {
+namespace {
+
+constexpr int64_t kPad = 0, kStart = 1, kEnd = 2;
+
+// A tiny captioner on a tiny ResNet: 32x32 inputs give a 1x1 feature map, 64x64 a 2x2 one.
+ModelCfg tiny_captioner(const std::string& head, int64_t vocabulary, int64_t side = 64, int64_t max_words = 4) {
+  ModelCfg c;
+  c.name = "tiny_captioner";
+  c.arch = "resnet";
+  c.task = "captioning";
+  c.head = head;
+  c.resnet.layers = {1, 1, 1, 1};
+  c.resnet.channels = {8, 8, 16, 16};
+  c.resnet.stem_width = 8;
+  c.in_chans = 3;
+  c.input_size = {3, side, side};
+  c.num_classes = vocabulary;
+  c.caption.word_dim = 8;
+  c.caption.decoder_dim = 16;
+  c.caption.attention_dim = 8;
+  c.caption.decoder_layers = 2;
+  c.caption.decoder_heads = 2;
+  c.caption.max_words = max_words;
+  return c;
+}
+
+CaptionDecoderImpl& decoder_of(Network& net) { return dynamic_cast<CaptionDecoderImpl&>(net->head()); }
+
+// Teacher-forced log p of each word of `captions` (N x T, <end> then <pad>) given the image.
+torch::Tensor teacher_logprobs(Network& net, const torch::Tensor& x, const torch::Tensor& captions) {
+  const torch::Tensor start = torch::full({captions.size(0), 1}, kStart, torch::kLong);
+  ForwardRequest request;
+  request.targets = torch::cat({start, captions}, 1).unsqueeze(1);  // N x 1 x (T + 1)
+  const Forward f = net->forward(x, request);
+  const torch::Tensor logp = torch::log_softmax(f.word_logits, 2);
+  // word_logits covers the columns up to the longest caption; pad the rest (log p 0, as decode writes it).
+  const torch::Tensor picked = logp.gather(2, captions.narrow(1, 0, logp.size(1)).unsqueeze(2)).squeeze(2);
+  return torch::where(captions.narrow(1, 0, logp.size(1)).eq(kPad), torch::zeros_like(picked), picked);
+}
+
+class EveryDecoder : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(EveryDecoder, GreedyWordsAreTheArgmaxOfTeacherForcingOnThemAndTheirLogProbsAgree) {
+  torch::manual_seed(3);
+  Network net = build_model(tiny_captioner(GetParam(), 12));
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({3, 3, 64, 64});
+  const Captions greedy = decoder_of(net).decode(net->features(x).feature_map, {1, 4, 1.0});
+  ASSERT_EQ(greedy.ids.size(0), 3);
+  ASSERT_EQ(greedy.attention.size(2), 4);  // 2 x 2 cells
+  const torch::Tensor teacher = teacher_logprobs(net, x, greedy.ids);
+  EXPECT_TRUE(torch::allclose(teacher, greedy.logprobs.narrow(1, 0, teacher.size(1)), 1e-5, 1e-5))
+      << teacher << greedy.logprobs;
+  // Each attention row is a distribution over the cells.
+  const torch::Tensor words = greedy.ids.ne(kPad);
+  EXPECT_TRUE(torch::allclose(greedy.attention.sum(2).masked_select(words), torch::ones({words.sum().item<int64_t>()}), 1e-5));
+  // Greedy picks the most likely word at each step (<pad> and <start> are never words), up to max_words: the
+  // word after those is <end> whatever it scores.
+  const torch::Tensor start = torch::full({3, 1}, kStart, torch::kLong);
+  ForwardRequest request;
+  request.targets = torch::cat({start, greedy.ids}, 1).unsqueeze(1);
+  torch::Tensor logits = net->forward(x, request).word_logits.clone();
+  logits.select(2, kPad).fill_(-1e9);
+  logits.select(2, kStart).fill_(-1e9);
+  const torch::Tensor best = logits.argmax(2);
+  const int64_t t = std::min<int64_t>(best.size(1), 4);
+  EXPECT_TRUE(torch::equal(best.narrow(1, 0, t).masked_select(words.narrow(1, 0, t)), greedy.ids.narrow(1, 0, t).masked_select(words.narrow(1, 0, t))));
+}
+
+// Every caption of up to two words (then <end>) over the vocabulary's words, <end> and <unk>; scored by
+// teacher forcing, ranked by sum log p / length^alpha: what beam search must find when its beam holds them all.
+TEST_P(EveryDecoder, BeamSearchFindsTheExhaustiveSearchsBestCaption) {
+  torch::manual_seed(5);
+  const int64_t vocabulary = 7;  // <pad> <start> <end> <unk> and three words
+  Network net = build_model(tiny_captioner(GetParam(), vocabulary, 64, /*max_words=*/2));
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({2, 3, 64, 64});
+  std::vector<std::vector<int64_t>> candidates = {{kEnd}};
+  for (int64_t a = kEnd + 1; a < vocabulary; ++a) {
+    candidates.push_back({a, kEnd});
+    for (int64_t b = kEnd + 1; b < vocabulary; ++b) candidates.push_back({a, b, kEnd});
+  }
+  for (double alpha : {0.0, 1.0}) {
+    const Captions beam = decoder_of(net).decode(net->features(x).feature_map, {25, 2, alpha});
+    for (int64_t image = 0; image < 2; ++image) {
+      double best = -std::numeric_limits<double>::infinity();
+      std::vector<int64_t> best_caption;
+      for (const std::vector<int64_t>& c : candidates) {
+        torch::Tensor ids = torch::full({1, 3}, kPad, torch::kLong);
+        for (size_t k = 0; k < c.size(); ++k) ids[0][static_cast<int64_t>(k)] = c[k];
+        const double logp = teacher_logprobs(net, x.narrow(0, image, 1), ids).sum().item<double>();
+        const double score = logp / std::pow(static_cast<double>(c.size()), alpha);
+        if (score > best) best = score, best_caption = c;
+      }
+      EXPECT_NEAR(beam.score[image].item<double>(), best, 1e-4) << "alpha " << alpha << ", image " << image;
+      for (size_t k = 0; k < best_caption.size(); ++k)
+        EXPECT_EQ(beam.ids[image][static_cast<int64_t>(k)].item<int64_t>(), best_caption[k]) << "alpha " << alpha;
+    }
+  }
+}
+
+TEST_P(EveryDecoder, ACaptionStillOpenAtMaxWordsIsClosedWithEnd) {
+  torch::manual_seed(7);
+  Network net = build_model(tiny_captioner(GetParam(), 9, 64, /*max_words=*/3));
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const Captions c = decoder_of(net).decode(net->features(torch::randn({4, 3, 64, 64})).feature_map, {3, 3, 1.0});
+  ASSERT_LE(c.ids.size(1), 4);
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(c.ids[i].eq(kEnd).sum().item<int64_t>(), 1) << c.ids[i];
+}
+
+INSTANTIATE_TEST_SUITE_P(Decoders, EveryDecoder, ::testing::Values("show_attend_tell", "transformer", "mean_lstm"));
+
+TEST(CaptionLoss, PaddingAndMissingReferencesChangeNothing) {
+  torch::manual_seed(11);
+  const ModelCfg cfg = tiny_captioner("show_attend_tell", 10);
+  Network net = build_model(cfg);
+  net->eval();  // no dropout: the two passes see the same network
+  const torch::Tensor x = torch::randn({2, 3, 64, 64});
+  const torch::Tensor refs = torch::tensor({1, 4, 5, 2, 0, 1, 6, 2, 0, 0, 1, 7, 8, 9, 2, 1, 5, 2, 0, 0}, torch::kLong).reshape({2, 2, 5});
+  // One more all-padding reference per image, and two more padding columns.
+  torch::Tensor padded = torch::zeros({2, 3, 7}, torch::kLong);
+  padded.narrow(1, 0, 2).narrow(2, 0, 5).copy_(refs);
+  auto loss_of = [&](const torch::Tensor& r) {
+    ForwardRequest request;
+    request.targets = r;
+    return caption_loss(cfg, net->forward(x, request), r, 0.0).item<double>();
+  };
+  EXPECT_NEAR(loss_of(refs), loss_of(padded), 1e-6);
+}
+
+TEST(CaptionLoss, IsWordCrossEntropyPlusTheDoublyStochasticRegulariser) {
+  ModelCfg cfg = tiny_captioner("show_attend_tell", 5);
+  cfg.caption.attention_reg = 0.5;
+  // One image, one reference "<start> w <end>": two next words (w = 4, then <end>), three cells.
+  const torch::Tensor refs = torch::tensor({1, 4, 2}, torch::kLong).reshape({1, 1, 3});
+  Forward f;
+  f.word_logits = torch::zeros({1, 2, 5});
+  f.word_logits[0][0][4] = std::log(3.0);  // p(w) = 3 / 7
+  f.word_alphas = torch::tensor({0.5f, 0.25f, 0.25f, 0.1f, 0.1f, 0.8f}).reshape({1, 2, 3});
+  const double ce = -(std::log(3.0 / 7.0) + std::log(1.0 / 5.0)) / 2;
+  // Cells saw 0.6, 0.35 and 1.05 over the caption: (0.4^2 + 0.65^2 + 0.05^2) / 3.
+  const double reg = (0.16 + 0.4225 + 0.0025) / 3;
+  EXPECT_NEAR(caption_loss(cfg, f, refs, 0.0).item<double>(), ce + 0.5 * reg, 1e-6);
+  f.word_alphas = torch::Tensor();  // a decoder without the regulariser
+  EXPECT_NEAR(caption_loss(cfg, f, refs, 0.0).item<double>(), ce, 1e-6);
+}
+
+TEST(CaptionDecoders, AreChosenByHeadAndAnUnknownOneIsNamed) {
+  EXPECT_NO_THROW(build_model(tiny_captioner("transformer", 6)));
+  try {
+    build_model(tiny_captioner("gru", 6));
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no head 'gru' serves task 'captioning'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("show_attend_tell"), std::string::npos) << e.what();
+  }
+  ModelCfg tiny = tiny_captioner("show_attend_tell", 4);  // the specials only
+  EXPECT_THROW(tiny.validate(), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace attnvision::models
