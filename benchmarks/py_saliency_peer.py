@@ -43,7 +43,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -56,33 +55,11 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from py_train_peer import ResNet  # noqa: E402  (the timm-style ResNet with attnvision's names, CBAM included)
+from checkpoint_io import load_checkpoint  # noqa: E402
 
 # vision/dicom_window.cpp kPresets: (center, width) in HU.
 PRESETS = {"lung": (-600.0, 1500.0), "mediastinum": (50.0, 350.0), "bone": (400.0, 1800.0),
            "brain": (40.0, 80.0), "abdomen": (50.0, 400.0)}
-_ST_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "U8": "u1"}
-
-
-def load_checkpoint(path):
-    """(state dict, model config) from an attnvision .safetensors checkpoint."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {}) or {}
-    if "attnvision.model_cfg" not in meta:
-        sys.exit(f"py_saliency_peer: {path}: no attnvision.model_cfg in its __metadata__")
-    data = memoryview(raw)[8 + n:]
-    state = {}
-    for name, info in header.items():
-        if info["dtype"] not in _ST_DTYPES:
-            sys.exit(f"py_saliency_peer: {path}: {name}: dtype {info['dtype']} not supported")
-        b, e = info["data_offsets"]
-        arr = np.frombuffer(data[b:e], dtype=np.dtype(_ST_DTYPES[info["dtype"]])).reshape(info["shape"])
-        state[name] = torch.from_numpy(arr.copy())
-    return state, json.loads(meta["attnvision.model_cfg"])
-
-
 def fold_batchnorms(model):
     """Every (conv, BatchNorm) pair folded: conv weight * gamma / sqrt(var + eps), bias beta - mean * scale."""
     def fold(conv, bn):

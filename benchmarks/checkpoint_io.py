@@ -1,0 +1,32 @@
+"""Reads an attnvision checkpoint (.safetensors with the model config in its __metadata__) for the Python peers,
+with numpy alone (Debian has no python3-safetensors)."""
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+
+_ST_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "U8": "u1"}
+
+
+def load_checkpoint(path):
+    """(state dict of float32 / integer tensors, model config dict) from an attnvision .safetensors checkpoint;
+    float16 tensors (a shipped model stored small) come back as float32, as attnvision's loader widens them."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {}) or {}
+    if "attnvision.model_cfg" not in meta:
+        sys.exit(f"{path}: no attnvision.model_cfg in its __metadata__")
+    data = memoryview(raw)[8 + n:]
+    state = {}
+    for name, info in header.items():
+        if info["dtype"] not in _ST_DTYPES:
+            sys.exit(f"{path}: {name}: dtype {info['dtype']} not supported")
+        b, e = info["data_offsets"]
+        arr = np.frombuffer(data[b:e], dtype=np.dtype(_ST_DTYPES[info["dtype"]])).reshape(info["shape"])
+        t = torch.from_numpy(arr.copy())
+        state[name] = t.float() if t.dtype == torch.float16 else t
+    return state, json.loads(meta["attnvision.model_cfg"])

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""The Python peer of `attnvision caption`: the same captioner (an attnvision checkpoint), the same input and the
+same beam search, in plain PyTorch + OpenCV, for one or more images.
+
+    /usr/bin/python3 benchmarks/py_caption_peer.py IMAGE... --weights CKPT.safetensors [--beam 3] [--json]
+        [--threads T]
+
+Prints `path<TAB>caption` per image (or, with --json, {path, caption, tokens, logprob} per line), as
+`attnvision caption` does, so the two can be compared word for word; what it costs from a cold start is what
+benchmarks/caption_cold_start.py measures.
+
+Model: the checkpoint's __metadata__ "attnvision.model_cfg" (models/model_cfg.cpp): the ResNet encoder of
+benchmarks/py_train_peer.py (attnvision's names, SE / ECA / CBAM included) without its fc, and Show, Attend and
+Tell (models/heads/show_attend_tell.cpp) or its mean-pooled baseline with the same parameter names, weights
+loaded strictly, eval mode, float32. The vocabulary is the config's labels.
+Input (datasets/preprocess.cpp for an image of the model's own size, as the scenes are): RGB, x / 255, then
+(x - mean) / std per channel; another size is resized with cv2.INTER_LINEAR (not PIL-exact; the scenes need none).
+Beam search (models/heads/caption_decoder.cpp): beam 0 alone is live at the start; <pad> and <start> are never
+words; a finished caption continues with <pad> at no cost; the word after max_words is <end>; beams are ranked
+at the end by sum log p / length^alpha (length counting <end>).
+Needs Debian's python3-torch, python3-numpy, python3-opencv.
+"""
+import argparse
+import json
+import os
+import sys
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from checkpoint_io import load_checkpoint  # noqa: E402
+from py_train_peer import ResNet  # noqa: E402
+
+PAD, START, END = 0, 1, 2
+
+
+class Captioner(nn.Module):
+    """The encoder's modules and the decoder's at one root, named as attnvision's network names them."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        if cfg.get("head") not in ("show_attend_tell", "mean_lstm"):
+            sys.exit(f"py_caption_peer: decoder '{cfg.get('head')}' is not written here (show_attend_tell, mean_lstm)")
+        encoder = ResNet(dict(cfg, num_classes=1))
+        for name in ("conv1", "bn1", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(encoder, name))
+        c = cfg["captioning"]
+        a = cfg["resnet"]
+        features = a["channels"][3] * (4 if a["block"] == "bottleneck" else 1)
+        v, h = cfg["num_classes"], c["decoder_dim"]
+        self.attend = cfg["head"] == "show_attend_tell"
+        self.word_embed = nn.Embedding(v, c["word_dim"])
+        self.init_h = nn.Linear(features, h)
+        self.init_c = nn.Linear(features, h)
+        if self.attend:
+            self.att_cells = nn.Linear(features, c["attention_dim"])
+            self.att_state = nn.Linear(h, c["attention_dim"])
+            self.att_score = nn.Linear(c["attention_dim"], 1)
+            self.att_gate = nn.Linear(h, features)
+        self.lstm = nn.LSTMCell(c["word_dim"] + features, h)
+        self.word_out = nn.Linear(h, v)
+
+    def features(self, x):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def start(self, fmap):
+        cells = fmap.flatten(2).transpose(1, 2)
+        mean = cells.mean(1)
+        return [cells, self.att_cells(cells) if self.attend else mean, self.init_h(mean), self.init_c(mean)]
+
+    def step(self, s, words):
+        cells = s[0]
+        if self.attend:
+            e = self.att_score(torch.tanh(s[1] + self.att_state(s[2]).unsqueeze(1))).squeeze(2)
+            alpha = torch.softmax(e, 1)
+            context = torch.sigmoid(self.att_gate(s[2])) * (cells * alpha.unsqueeze(2)).sum(1)
+        else:
+            context = s[1]
+        s[2], s[3] = self.lstm(torch.cat([self.word_embed(words), context], 1), (s[2], s[3]))
+        return self.word_out(s[2])
+
+
+def beam_search(model, fmap, beam, max_words, alpha):
+    n, k, v = fmap.size(0), beam, model.word_out.out_features
+    state = model.start(fmap.repeat_interleave(k, 0))
+    words = torch.full((n * k,), START, dtype=torch.long)
+    score = torch.zeros(n, k)
+    score[:, 1:] = float("-inf")
+    finished = torch.zeros(n * k, dtype=torch.bool)
+    length = torch.zeros(n * k)
+    ids = torch.empty(n * k, 0, dtype=torch.long)
+    logprobs = torch.empty(n * k, 0)
+    pad_only = torch.full((1, v), float("-inf"))
+    pad_only[0, PAD] = 0.0
+    never = torch.zeros(1, v)
+    never[0, PAD] = never[0, START] = float("-inf")
+    base = torch.arange(n).unsqueeze(1) * k
+    for t in range(max_words + 1):
+        logp = torch.log_softmax(model.step(state, words), 1) + never
+        if t == max_words:
+            only_end = torch.full_like(logp, float("-inf"))
+            only_end[:, END] = logp[:, END]
+            logp = only_end
+        logp = torch.where(finished.unsqueeze(1), pad_only.expand_as(logp), logp)
+        best, index = (score.reshape(n * k, 1) + logp).reshape(n, -1).topk(k, 1)
+        origin = (base + torch.div(index, v, rounding_mode="floor")).flatten()
+        word = index.remainder(v).flatten()
+        state = [s.index_select(0, origin) for s in state]
+        was_finished = finished.index_select(0, origin)
+        ids = torch.cat([ids.index_select(0, origin), word.unsqueeze(1)], 1)
+        logprobs = torch.cat([logprobs.index_select(0, origin), logp.index_select(0, origin).gather(1, word.unsqueeze(1))], 1)
+        length = length.index_select(0, origin) + (~was_finished).float()
+        finished = was_finished | word.eq(END)
+        score, words = best, word
+        if bool(finished.all()):
+            break
+    ranked = score.reshape(n * k) / length.clamp_min(1.0).pow(alpha)
+    chosen = base.flatten() + ranked.reshape(n, k).argmax(1)
+    return ids.index_select(0, chosen), logprobs.index_select(0, chosen)
+
+
+def read_input(path, cfg):
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: cannot be read as an image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    _, h, w = cfg["input_size"]
+    if rgb.shape[:2] != (h, w):
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+    x = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(cfg["mean"]).view(-1, 1, 1)
+    std = torch.tensor(cfg["std"]).view(-1, 1, 1)
+    return (x - mean) / std
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("images", nargs="+")
+    ap.add_argument("--weights", required=True, help="attnvision captioner checkpoint (.safetensors)")
+    ap.add_argument("--beam", type=int, default=3)
+    ap.add_argument("--max-words", type=int, default=0, help="0: the model's own max_words")
+    ap.add_argument("--length-alpha", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    state, cfg = load_checkpoint(args.weights)
+    if cfg.get("task") != "captioning":
+        sys.exit(f"py_caption_peer: {args.weights}: the model is built for {cfg.get('task')}, not captioning")
+    model = Captioner(cfg)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    words = cfg["labels"]
+    max_words = args.max_words or cfg["captioning"]["max_words"]
+    failed = 0
+    with torch.inference_mode():
+        for path in args.images:
+            try:
+                x = read_input(path, cfg).unsqueeze(0)
+            except ValueError as e:
+                print(e, file=sys.stderr)
+                failed += 1
+                continue
+            ids, logprobs = beam_search(model, model.features(x), args.beam, max_words, args.length_alpha)
+            tokens = []
+            for i in ids[0].tolist():
+                if i in (END, PAD):
+                    break
+                tokens.append(words[i])
+            caption = " ".join(tokens)
+            if args.json:
+                print(json.dumps({"path": path, "caption": caption, "tokens": tokens,
+                                  "logprob": float(logprobs[0].sum())}))
+            else:
+                print(f"{path}\t{caption}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
