@@ -2,9 +2,7 @@
 // lines, optionally with where the decoder looked for each word (--attention-dir) and as a COCO caption
 // results file (--results, image ids from --coco-images), through the batch runner.
 #include "datasets/coco.h"
-#include "pipelines/batch/runner.h"
-#include "pipelines/commands/cli_options.h"
-#include "pipelines/report/progress.h"
+#include "pipelines/commands/task_command.h"
 #include "pipelines/tasks/caption/caption_task.h"
 
 #include <CLI/CLI.hpp>
@@ -19,26 +17,17 @@ namespace attnvision::pipelines {
 namespace {
 
 struct CaptionCommandOptions {
-  std::vector<std::string> paths;
+  InputOptions inputs;
   CaptionOptions task;
-  ThreadOptions threads;
-  int workers = 0;
-  int64_t max_pixels = 200'000'000;
-  bool json = false;
   std::string attention_dir;
   std::string coco_images;
   std::string results;
 };
 
 void print_result(const CaptionCommandOptions& o, const InputResult& r) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "%s\n", r.error.c_str());
-    if (o.json) std::printf("%s\n", nlohmann::json{{"path", r.input->path}, {"error", r.error}}.dump().c_str());
-    return;
-  }
   nlohmann::json row = {{"path", r.input->path}};
   row.update(r.outputs["caption"]);
-  if (o.json) {
+  if (o.inputs.json) {
     std::printf("%s\n", row.dump().c_str());
     return;
   }
@@ -48,15 +37,6 @@ void print_result(const CaptionCommandOptions& o, const InputResult& r) {
   }
   for (const nlohmann::json& f : row.value("frames", nlohmann::json::array()))
     std::printf("%s#frame%d\t%s\n", r.input->path.c_str(), f["frame"].get<int>(), f["caption"].get<std::string>().c_str());
-}
-
-// COCO image ids by bare file name, from a captions, instances or image-info file (only `images` is read).
-std::unordered_map<std::string, int64_t> image_ids_by_name(const std::string& path) {
-  std::unordered_map<std::string, int64_t> ids;
-  for (const datasets::CocoImage& im : datasets::read_coco_instances(path, datasets::CocoContent::kImagesOnly).images)
-    if (!ids.emplace(im.file_name, im.id).second)
-      throw ConfigError(path + ": file_name '" + im.file_name + "' is listed twice; inputs are matched by name");
-  return ids;
 }
 
 // The input's caption as a COCO result; false (and a line on stderr) when it has no image id or several frames.
@@ -83,42 +63,22 @@ int run_caption(CaptionCommandOptions o) {
   if (o.results.empty() != o.coco_images.empty())
     throw ConfigError("--results and --coco-images go together: the image ids of a results file come from the "
                       "COCO images list");
-  const auto ids = o.coco_images.empty() ? std::unordered_map<std::string, int64_t>{} : image_ids_by_name(o.coco_images);
+  const auto ids = o.coco_images.empty() ? std::unordered_map<std::string, int64_t>{} : coco_image_ids_by_name(o.coco_images);
   o.task.attention = !o.attention_dir.empty();
   std::unique_ptr<TaskRunner> task = make_caption_runner(o.task);
-  const models::ThreadPlan plan = apply_thread_options(o.threads, task->model_cfg().arch);
-  const vision::BatchInputScan scan = vision::scan_batch_inputs(o.paths);
-  size_t failed = 0;
-  for (const std::string& p : scan.missing) {
-    std::fprintf(stderr, "%s: no such file or folder\n", p.c_str());
-    if (o.json) std::printf("%s\n", nlohmann::json{{"path", p}, {"error", "no such file or folder"}}.dump().c_str());
-    ++failed;
-  }
-  if (scan.inputs.empty() && scan.missing.empty()) throw ConfigError("no images found in the given paths");
-
-  RunOptions ro;
-  ro.workers = o.workers;
-  ro.torch_threads = plan.torch_threads;
-  ro.decode.image.max_pixels = o.max_pixels;
-  ro.files_dir = o.attention_dir.empty() ? "." : o.attention_dir;
-  ro.task_subfolders = false;
   std::vector<datasets::CocoCaptionResult> results;
   size_t unmatched = 0;
-  Progress progress("caption", scan.inputs.size());
-  run_tasks(scan.inputs, {{&task_named("caption"), task.get()}}, ro, [&](const InputResult& r) {
-    print_result(o, r);
-    if (!r.ok()) ++failed;
-    else if (!o.results.empty() && !add_result(r, ids, o.coco_images, results)) ++unmatched;
-    std::fflush(stdout);
-    progress.advance(1, failed);
-  });
-  progress.finish();
+  const size_t failed = run_task_command("caption", *task, o.inputs, o.attention_dir.empty() ? "." : o.attention_dir,
+                                         "captioned", [&](const InputResult& r) {
+                                           if (!r.ok()) return true;
+                                           print_result(o, r);
+                                           if (!o.results.empty() && !add_result(r, ids, o.coco_images, results)) ++unmatched;
+                                           return false;
+                                         });
   if (!o.results.empty()) {
     datasets::write_caption_results(o.results, results);
     std::fprintf(stderr, "wrote %zu captions to %s\n", results.size(), o.results.c_str());
   }
-  const size_t total = scan.inputs.size() + scan.missing.size();
-  if (failed) std::fprintf(stderr, "%zu of %zu inputs failed\n", failed, total);
   if (unmatched) std::fprintf(stderr, "%zu inputs had no COCO image id\n", unmatched);
   return failed || unmatched ? 1 : 0;
 }
@@ -127,15 +87,14 @@ int run_caption(CaptionCommandOptions o) {
 
 CommandRun define_caption(CLI::App& app) {
   auto o = std::make_shared<CaptionCommandOptions>();
-  app.add_option("paths", o->paths,
-                 "image files, DICOM files and folders (folders are searched recursively: images by extension, "
-                 "DICOM by content)")
-      ->required();
+  add_input_options(app, o->inputs,
+                    "one JSON object per input: {path, width, height, caption, tokens, logprob (of the caption and "
+                    "its <end>), word_logprobs, score (the beam's ranking score)}, a multi-frame DICOM's per frame "
+                    "under `frames`, or {path, error}");
   add_model_options(app, o->task.model);
   app.get_option("--model")->description(
       "registered model name or a model YAML file; with neither --model nor --weights, the shipped scenes "
       "captioner (models/pretrained/scenes_captioner.safetensors)");
-  add_thread_options(app, o->threads);
   app.add_option("--beam", o->task.beam, "beams per image (1: greedy decoding)")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--max-words", o->task.max_words, "longest caption in words (0: the model's own max_words)")
       ->capture_default_str()
@@ -145,16 +104,6 @@ CommandRun define_caption(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 4.0));
   app.add_option("--batch,-b", o->task.batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
-  app.add_option("--workers", o->workers, "decode threads (0: the cores the model leaves free, at least 1)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 256));
-  app.add_option("--max-pixels", o->max_pixels, "refuse images with more pixels than this, before decoding")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  app.add_flag("--json", o->json,
-               "one JSON object per input: {path, width, height, caption, tokens, logprob (of the caption and its "
-               "<end>), word_logprobs, score (the beam's ranking score)}, a multi-frame DICOM's per frame under "
-               "`frames`, or {path, error}");
   app.add_option("--attention-dir", o->attention_dir,
                  "write per image a strip of overlays, one per word, showing where the decoder looked for it: "
                  "<dir>/<input path below its argument>.words.png");

@@ -2,9 +2,7 @@
 // optionally drawn (--out) and written as a COCO results file (--results, image ids from --coco-images), through
 // the batch runner (decode on worker threads while the model runs).
 #include "datasets/coco.h"
-#include "pipelines/batch/runner.h"
-#include "pipelines/commands/cli_options.h"
-#include "pipelines/report/progress.h"
+#include "pipelines/commands/task_command.h"
 #include "pipelines/tasks/detect/detect_task.h"
 
 #include <CLI/CLI.hpp>
@@ -19,12 +17,8 @@ namespace attnvision::pipelines {
 namespace {
 
 struct DetectCommandOptions {
-  std::vector<std::string> paths;
+  InputOptions inputs;
   DetectOptions task;
-  ThreadOptions threads;
-  int workers = 0;
-  int64_t max_pixels = 200'000'000;
-  bool json = false;
   std::string out_dir;
   std::string coco_images;
   std::string results;
@@ -40,16 +34,11 @@ void print_detections(const nlohmann::json& detections, const char* indent) {
 }
 
 void print_result(const DetectCommandOptions& o, const InputResult& r) {
-  if (!r.ok()) {
-    std::fprintf(stderr, "%s\n", r.error.c_str());
-    if (o.json) std::printf("%s\n", nlohmann::json{{"path", r.input->path}, {"error", r.error}}.dump().c_str());
-    return;
-  }
   nlohmann::json row = {{"path", r.input->path}};
   row.update(r.outputs["detect"]);
   row.erase("all_detections");  // for the results file only
   for (nlohmann::json& f : row.value("frames", nlohmann::json::array())) f.erase("all_detections");
-  if (o.json) {
+  if (o.inputs.json) {
     std::printf("%s\n", row.dump().c_str());
     return;
   }
@@ -59,15 +48,6 @@ void print_result(const DetectCommandOptions& o, const InputResult& r) {
     std::printf("  frame %d\n", f["frame"].get<int>());
     print_detections(f["detections"], "    ");
   }
-}
-
-// COCO image ids by bare file name, from an instances or image-info file.
-std::unordered_map<std::string, int64_t> image_ids_by_name(const std::string& path) {
-  std::unordered_map<std::string, int64_t> ids;
-  for (const datasets::CocoImage& im : datasets::read_coco_instances(path, datasets::CocoContent::kImagesOnly).images)
-    if (!ids.emplace(im.file_name, im.id).second)
-      throw ConfigError(path + ": file_name '" + im.file_name + "' is listed twice; inputs are matched by name");
-  return ids;
 }
 
 // The input's every decoded peak as COCO results; false (and a line on stderr) when it has no image id.
@@ -99,45 +79,23 @@ int run_detect(DetectCommandOptions o) {
   if (o.results.empty() != o.coco_images.empty())
     throw ConfigError("--results and --coco-images go together: the image ids of a results file come from the "
                       "COCO images list");
-  const auto ids = o.coco_images.empty() ? std::unordered_map<std::string, int64_t>{} : image_ids_by_name(o.coco_images);
+  const auto ids = o.coco_images.empty() ? std::unordered_map<std::string, int64_t>{} : coco_image_ids_by_name(o.coco_images);
   o.task.overlay = !o.out_dir.empty();
   o.task.all_detections = !o.results.empty();
   std::unique_ptr<TaskRunner> task = make_detect_runner(o.task);
-  const models::ThreadPlan plan = apply_thread_options(o.threads, task->model_cfg().arch);
-  const vision::BatchInputScan scan = vision::scan_batch_inputs(o.paths);
-  size_t failed = 0;
-  for (const std::string& p : scan.missing) {
-    std::fprintf(stderr, "%s: no such file or folder\n", p.c_str());
-    if (o.json) std::printf("%s\n", nlohmann::json{{"path", p}, {"error", "no such file or folder"}}.dump().c_str());
-    ++failed;
-  }
-  if (scan.inputs.empty() && scan.missing.empty()) throw ConfigError("no images found in the given paths");
-
-  RunOptions ro;
-  ro.workers = o.workers;
-  ro.torch_threads = plan.torch_threads;
-  ro.decode.image.max_pixels = o.max_pixels;
-  ro.files_dir = o.out_dir.empty() ? "." : o.out_dir;
-  ro.task_subfolders = false;
   std::vector<datasets::CocoResult> results;
   size_t unmatched = 0;
-  Progress progress("detect", scan.inputs.size());
-  run_tasks(scan.inputs, {{&task_named("detect"), task.get()}}, ro, [&](const InputResult& r) {
-    print_result(o, r);
-    if (!r.ok()) ++failed;
-    else if (!o.results.empty() && !add_results(r, ids, o.coco_images, results)) ++unmatched;
-    std::fflush(stdout);
-    progress.advance(1, failed);
-  });
-  progress.finish();
+  const size_t failed = run_task_command("detect", *task, o.inputs, o.out_dir.empty() ? "." : o.out_dir, "detected in",
+                                         [&](const InputResult& r) {
+                                           if (!r.ok()) return true;
+                                           print_result(o, r);
+                                           if (!o.results.empty() && !add_results(r, ids, o.coco_images, results)) ++unmatched;
+                                           return false;
+                                         });
   if (!o.results.empty()) {
     datasets::write_coco_results(o.results, results);
     std::fprintf(stderr, "wrote %zu detections to %s\n", results.size(), o.results.c_str());
   }
-  const size_t total = scan.inputs.size() + scan.missing.size();
-  std::fprintf(stderr, "detected in %zu images in %.2f s (%.2f images/s)\n", total - failed, progress.elapsed_s(),
-               (total - failed) / std::max(1e-9, progress.elapsed_s()));
-  if (failed) std::fprintf(stderr, "%zu of %zu inputs failed\n", failed, total);
   if (unmatched) std::fprintf(stderr, "%zu inputs had no COCO image id\n", unmatched);
   return failed || unmatched ? 1 : 0;
 }
@@ -146,15 +104,14 @@ int run_detect(DetectCommandOptions o) {
 
 CommandRun define_detect(CLI::App& app) {
   auto o = std::make_shared<DetectCommandOptions>();
-  app.add_option("paths", o->paths,
-                 "image files, DICOM files and folders (folders are searched recursively: images by extension, "
-                 "DICOM by content)")
-      ->required();
+  add_input_options(app, o->inputs,
+                    "one JSON object per input: {path, width, height, detections: [{bbox: [x, y, w, h], category_id, "
+                    "label, score}]} (a multi-frame DICOM: {path, width, height, frames: [{frame, detections}]}) or "
+                    "{path, error}");
   add_model_options(app, o->task.model);
   app.get_option("--model")->description(
       "registered model name or a model YAML file; with neither --model nor --weights, the shipped scenes "
       "detector (models/pretrained/scenes_detector.safetensors)");
-  add_thread_options(app, o->threads);
   app.add_option("--score-thresh", o->task.score_thresh, "print and draw detections scoring at least this")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
@@ -163,15 +120,6 @@ CommandRun define_detect(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--batch,-b", o->task.batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
-  app.add_option("--workers", o->workers, "decode threads (0: the cores the model leaves free, at least 1)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 256));
-  app.add_option("--max-pixels", o->max_pixels, "refuse images with more pixels than this, before decoding")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  app.add_flag("--json", o->json,
-               "one JSON object per input: {path, width, height, detections: [{bbox: [x, y, w, h], category_id, label, "
-               "score}]} (a multi-frame DICOM: {path, width, height, frames: [{frame, detections}]}) or {path, error}");
   app.add_option("--out", o->out_dir,
                  "write each input with its detections drawn as <out>/<input path below its argument>.boxes.png");
   app.add_option("--coco-images", o->coco_images,

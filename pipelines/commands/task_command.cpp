@@ -1,0 +1,74 @@
+#include "pipelines/commands/task_command.h"
+
+#include "datasets/coco.h"
+#include "pipelines/config.h"
+#include "pipelines/report/progress.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace attnvision::pipelines {
+
+void add_input_options(CLI::App& app, InputOptions& o, const std::string& json_help) {
+  app.add_option("paths", o.paths,
+                 "image files, DICOM files and folders (folders are searched recursively: images by extension, "
+                 "DICOM by content)")
+      ->required();
+  add_thread_options(app, o.threads);
+  app.add_option("--workers", o.workers, "decode threads (0: the cores the model leaves free, at least 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  app.add_option("--max-pixels", o.max_pixels, "refuse images with more pixels than this, before decoding")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_flag("--json", o.json, json_help);
+}
+
+void print_input_error(const InputOptions& o, const std::string& path, const std::string& error) {
+  std::fprintf(stderr, "%s\n", error.rfind(path, 0) == 0 ? error.c_str() : (path + ": " + error).c_str());
+  if (o.json) std::printf("%s\n", nlohmann::json{{"path", path}, {"error", error}}.dump().c_str());
+}
+
+size_t run_task_command(const char* task, TaskRunner& runner, const InputOptions& o, const std::string& files_dir,
+                        const char* verb, const std::function<bool(const InputResult&)>& handle) {
+  const models::ThreadPlan plan = apply_thread_options(o.threads, runner.model_cfg().arch);
+  const vision::BatchInputScan scan = vision::scan_batch_inputs(o.paths);
+  size_t failed = 0;
+  for (const std::string& p : scan.missing) {
+    print_input_error(o, p, "no such file or folder");
+    ++failed;
+  }
+  if (scan.inputs.empty() && scan.missing.empty()) throw ConfigError("no images found in the given paths");
+
+  RunOptions ro;
+  ro.workers = o.workers;
+  ro.torch_threads = plan.torch_threads;
+  ro.decode.image.max_pixels = o.max_pixels;
+  ro.files_dir = files_dir;
+  ro.task_subfolders = false;
+  Progress progress(task, scan.inputs.size());
+  run_tasks(scan.inputs, {{&task_named(task), &runner}}, ro, [&](const InputResult& r) {
+    if (!r.ok()) print_input_error(o, r.input->path, r.error);
+    if (handle(r)) ++failed;
+    std::fflush(stdout);
+    progress.advance(1, failed);
+  });
+  progress.finish();
+  const size_t total = scan.inputs.size() + scan.missing.size();
+  std::fprintf(stderr, "%s %zu images in %.2f s (%.2f images/s)\n", verb, total - failed, progress.elapsed_s(),
+               (total - failed) / std::max(1e-9, progress.elapsed_s()));
+  if (failed) std::fprintf(stderr, "%zu of %zu inputs failed\n", failed, total);
+  return failed;
+}
+
+std::unordered_map<std::string, int64_t> coco_image_ids_by_name(const std::string& path) {
+  std::unordered_map<std::string, int64_t> ids;
+  for (const datasets::CocoImage& im : datasets::read_coco_instances(path, datasets::CocoContent::kImagesOnly).images)
+    if (!ids.emplace(im.file_name, im.id).second)
+      throw ConfigError(path + ": file_name '" + im.file_name + "' is listed twice; inputs are matched by name");
+  return ids;
+}
+
+}  // namespace attnvision::pipelines
