@@ -4,6 +4,7 @@
 // doubly stochastic regulariser as defined.
 #include "models/heads/caption_decoder.h"
 #include "models/registry.h"
+#include "models/saliency/saliency.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -161,6 +162,24 @@ TEST(CaptionLoss, IsWordCrossEntropyPlusTheDoublyStochasticRegulariser) {
   EXPECT_NEAR(caption_loss(cfg, f, refs, 0.0).item<double>(), ce + 0.5 * reg, 1e-6);
   f.word_alphas = torch::Tensor();  // a decoder without the regulariser
   EXPECT_NEAR(caption_loss(cfg, f, refs, 0.0).item<double>(), ce, 1e-6);
+}
+
+// Saliency explains a word: Layer-CAM of one word's log-probability in the greedy caption is a map over the
+// encoder's last stage, and explaining another word gives another map.
+TEST(CaptionDecoders, LayerCamExplainsAWordOfTheGreedyCaption) {
+  torch::manual_seed(13);
+  Network net = build_model(tiny_captioner("show_attend_tell", 12, 128));
+  net->eval();
+  const torch::Tensor x = torch::randn({2, 3, 128, 128});
+  auto word = [](int64_t t) {
+    return ScoreFn([t](const Forward& f) { return f.caption_logprobs.select(1, t); });
+  };
+  const SaliencyResult first = explain(*net, x, "layercam", word(0));
+  const SaliencyResult second = explain(*net, x, "layercam", word(1));
+  ASSERT_EQ(first.raw.sizes(), (std::vector<int64_t>{2, 4, 4}));
+  EXPECT_GT(first.raw.sum().item<double>(), 0.0);
+  EXPECT_FALSE(torch::allclose(first.raw, second.raw));
+  EXPECT_TRUE(first.forward.caption_ids.defined());
 }
 
 TEST(CaptionDecoders, AreChosenByHeadAndAnUnknownOneIsNamed) {
