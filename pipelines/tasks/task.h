@@ -42,6 +42,11 @@ struct TaskOutput {
   std::vector<PendingFile> files;
 };
 
+// Puts one frame's `entry` into a sample's output with the sample's width and height: merged into the output
+// for a single-frame input, appended to its "frames" list (with "frame") for a multi-frame one. Returns the
+// frame's suffix for the files it gets: "" for a single frame, ".frameK" otherwise.
+std::string add_frame_entry(TaskOutput& out, const datasets::Sample& sample, int frame, nlohmann::json entry);
+
 // A task ready to run in a batch: its network loaded and its options read.
 class TaskRunner {
  public:

@@ -25,6 +25,18 @@ std::string known_tasks() {
 
 }  // namespace
 
+std::string add_frame_entry(TaskOutput& out, const datasets::Sample& sample, int frame, nlohmann::json entry) {
+  out.json["width"] = sample.width;
+  out.json["height"] = sample.height;
+  if (sample.frames <= 1) {
+    out.json.update(entry);
+    return "";
+  }
+  entry["frame"] = frame;
+  out.json["frames"].push_back(std::move(entry));
+  return ".frame" + std::to_string(frame);
+}
+
 const TaskRow& task_named(const std::string& name) {
   for (const TaskRow& row : task_table())
     if (name == row.name) return row;

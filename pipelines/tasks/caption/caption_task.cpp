@@ -83,30 +83,21 @@ class CaptionRunner : public TaskRunner {
     nlohmann::json entry = {{"caption", datasets::join_tokens(words)}, {"tokens", words}, {"logprob", total},
                             {"word_logprobs", word_logprobs}, {"score", c.score[r].item<double>()}};
     TaskOutput& o = out[sample];
-    o.json["width"] = s.width;
-    o.json["height"] = s.height;
-    const bool multi = s.frames > 1;
-    if (multi) {
-      entry["frame"] = frame;
-      o.json["frames"].push_back(entry);
-    } else {
-      o.json.update(entry);
-    }
+    const std::string frame_suffix = add_frame_entry(o, s, frame, std::move(entry));
     if (o_.attention && !words.empty())
       add_word_panels(o, s.display[static_cast<size_t>(frame)], c.attention[r].narrow(0, 0, kept), words, grid,
-                      multi ? frame : -1);
+                      frame_suffix);
   }
 
   // One panel per word: the image with the attention behind that word over it, scaled to its own peak.
   void add_word_panels(TaskOutput& o, const cv::Mat& display, const torch::Tensor& attention,
-                       const datasets::Tokens& words, cv::Size grid, int frame) const {
+                       const datasets::Tokens& words, cv::Size grid, const std::string& frame_suffix) const {
     std::vector<cv::Mat> maps;
     for (int64_t t = 0; t < attention.size(0); ++t) {
       const torch::Tensor a = attention[t].reshape({grid.height, grid.width});
       maps.push_back(datasets::map_to_mat(a / a.max().clamp_min(1e-12)));
     }
-    const std::string suffix = (frame >= 0 ? ".frame" + std::to_string(frame) : std::string()) + ".words.png";
-    o.files.push_back({suffix, [display, maps, words, t = transform_](const std::string& path) {
+    o.files.push_back({frame_suffix + ".words.png", [display, maps, words, t = transform_](const std::string& path) {
                          std::vector<cv::Mat> panels;
                          for (const cv::Mat& m : maps)
                            panels.push_back(vision::overlay_heatmap(display, vision::map_to_image(m, display.size(), t)));

@@ -74,16 +74,8 @@ class DetectRunner : public TaskRunner {
     nlohmann::json entry = {{"detections", to_json(kept, m_)}};
     if (o_.all_detections) entry["all_detections"] = to_json(all, m_);
     TaskOutput& o = out[sample];
-    o.json["width"] = s.width;
-    o.json["height"] = s.height;
-    const bool multi = s.frames > 1;
-    if (multi) {
-      entry["frame"] = frame;
-      o.json["frames"].push_back(entry);
-    } else {
-      o.json.update(entry);
-    }
-    if (o_.overlay) add_overlay(o, s.display[static_cast<size_t>(frame)], kept, multi ? frame : -1);
+    const std::string frame_suffix = add_frame_entry(o, s, frame, std::move(entry));
+    if (o_.overlay) add_overlay(o, s.display[static_cast<size_t>(frame)], kept, frame_suffix);
   }
 
   // Model-input pixels -> the image's: undo the eval transform's centre crop, then its resize; cut to the image.
@@ -121,12 +113,11 @@ class DetectRunner : public TaskRunner {
     return kept;
   }
 
-  void add_overlay(TaskOutput& o, const cv::Mat& display, const std::vector<Found>& found, int frame) const {
+  void add_overlay(TaskOutput& o, const cv::Mat& display, const std::vector<Found>& found, const std::string& frame_suffix) const {
     std::vector<vision::DrawnBox> drawn;
     for (const Found& d : found)
       drawn.push_back({d.box, static_cast<int>(d.class_index), m_.labels[static_cast<size_t>(d.class_index)], d.score});
-    const std::string suffix = (frame >= 0 ? ".frame" + std::to_string(frame) : std::string()) + ".boxes.png";
-    o.files.push_back({suffix, [display, drawn](const std::string& path) {
+    o.files.push_back({frame_suffix + ".boxes.png", [display, drawn](const std::string& path) {
                          vision::write_png(path, vision::overlay_boxes(display, drawn));
                        }});
   }
