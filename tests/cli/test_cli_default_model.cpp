@@ -50,6 +50,24 @@ TEST(DefaultModel, DetectorMapOnTheFirst200TestScenesStaysWithinTwoPointsOfTheRe
   EXPECT_NEAR(eval["AP50"].get<double>(), recorded.at("AP50").get<double>(), 0.02) << "the shipped detector moved";
 }
 
+TEST(DefaultModel, CaptionerCiderDOnTheFirst200TestScenesStaysNearTheRecordedFigure) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  std::ifstream in(std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/scenes_captioner.json");
+  ASSERT_TRUE(in) << "models/pretrained/scenes_captioner.json";
+  const auto recorded = nlohmann::json::parse(in).at("test_first_200_beam3");
+  ScratchDir dir;
+  // The first 200 of the card's 1,000 test scenes: a scene depends on (seed, split, index) only.
+  const auto synth = run_attnvision("synth scenes --out '" + (dir / "scenes") + "' --images 200 --seed 2 --split test");
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  // No --model and no --weights: the shipped captioner.
+  const auto r = run_attnvision("eval-caption --data '" + (dir / "scenes") + "' --beam 3 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto eval = nlohmann::json::parse(r.out);
+  EXPECT_EQ(eval["images"], 200);
+  EXPECT_NEAR(eval["CIDEr"].get<double>(), recorded.at("CIDEr").get<double>(), 0.1) << "the shipped captioner moved";
+  EXPECT_NEAR(eval["Bleu_4"].get<double>(), recorded.at("Bleu_4").get<double>(), 0.02) << "the shipped captioner moved";
+}
+
 TEST(DefaultModel, AnomalyAurocOnTheFirst10TestSeriesStaysWithinThreePointsOfTheRecordedFigure) {
   testing::ScratchDir dir;
   std::ifstream card(std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/phantom_anomaly.json");
