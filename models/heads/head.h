@@ -39,6 +39,6 @@ const std::vector<HeadRow>& head_table();
 // The row named `head` serving `task` (`head` empty: the task's first row); std::invalid_argument naming the
 // tasks some head serves, or the task's heads, otherwise.
 const HeadRow& head_for(const std::string& task, const std::string& head = "");
-std::vector<std::string> head_tasks();
+std::vector<std::string> head_tasks();  // the tasks some head serves, each once, in table order
 
 }  // namespace attnvision::models

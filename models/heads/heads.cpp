@@ -1,5 +1,6 @@
 #include "models/heads/head.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace attnvision::models {
@@ -38,7 +39,8 @@ const std::vector<HeadRow>& head_table() {
 
 std::vector<std::string> head_tasks() {
   std::vector<std::string> tasks;
-  for (const HeadRow& row : head_table()) tasks.emplace_back(row.task);
+  for (const HeadRow& row : head_table())
+    if (std::find(tasks.begin(), tasks.end(), row.task) == tasks.end()) tasks.emplace_back(row.task);
   return tasks;
 }
 
@@ -52,8 +54,7 @@ const HeadRow& head_for(const std::string& task, const std::string& head) {
   if (!heads.empty())
     throw std::invalid_argument("no head '" + head + "' serves task '" + task + "' (its heads: " + heads + ")");
   std::string known;
-  for (const std::string& t : head_tasks())
-    if (known.find(t) == std::string::npos) known += (known.empty() ? "" : ", ") + t;
+  for (const std::string& t : head_tasks()) known += (known.empty() ? "" : ", ") + t;
   throw std::invalid_argument("no head serves task '" + task + "' (tasks with a head: " + known + ")");
 }
 

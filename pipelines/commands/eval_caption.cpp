@@ -72,7 +72,8 @@ std::vector<datasets::CocoCaptionResult> caption_folder(const EvalCaptionOptions
 
 int run_eval_caption(EvalCaptionOptions o) {
   const int given = !o.results.empty() + o.oracle + !o.data.empty();
-  if (given != 1) throw ConfigError("eval-caption: give one of --results FILE, --oracle or --data SCENES_DIR");
+  if (given == 0) throw ConfigError("eval-caption: give one of --results FILE, --oracle or --data SCENES_DIR");
+  if (given > 1) throw ConfigError("eval-caption: --results, --oracle and --data each say what to score: give one, not both");
   if (!o.data.empty()) {
     if (!o.gt.empty()) throw ConfigError("eval-caption: --data scores against its own captions.json; leave out --gt");
     o.gt = (std::filesystem::path(o.data) / "captions.json").string();

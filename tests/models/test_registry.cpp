@@ -160,9 +160,12 @@ TEST(Registry, DetectorCategoryIdsDefaultToOneBasedAndAreChecked) {
 class EveryHead : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
-  const auto& [task, model] = GetParam();
+  const auto& [head, model] = GetParam();
   ModelCfg cfg = default_cfg(model);
-  cfg.task = task;
+  for (const HeadRow& row : head_table())
+    if (head == row.name) cfg.task = row.task;
+  cfg.head = head;
+  const std::string task = cfg.task;
   // An anomaly model is two-class with one input channel per CT window; the others take any class count.
   const bool anomaly = task == "anomaly";
   cfg.num_classes = anomaly ? 2 : 5;
@@ -187,6 +190,9 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
     EXPECT_EQ(f.heatmap.sizes(), (std::vector<int64_t>{1, 5, cells, cells}));
     EXPECT_EQ(f.box_size.sizes(), (std::vector<int64_t>{1, 2, cells, cells}));
     EXPECT_EQ(f.box_offset.sizes(), (std::vector<int64_t>{1, 2, cells, cells}));
+  } else if (task == "captioning") {  // eval mode: the greedy caption, word ids with the attention behind each
+    EXPECT_EQ(f.caption_ids.size(0), 1);
+    EXPECT_EQ(f.caption_attention.size(2), f.feature_map.size(2) * f.feature_map.size(3));
   } else {
     EXPECT_EQ(f.logits.sizes(), (std::vector<int64_t>{1, cfg.num_classes}));
   }
@@ -197,10 +203,14 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
   }
 }
 
-std::vector<std::string> head_tasks_list() { return head_tasks(); }
+std::vector<std::string> head_names() {
+  std::vector<std::string> names;
+  for (const HeadRow& row : head_table()) names.emplace_back(row.name);
+  return names;
+}
 
 INSTANTIATE_TEST_SUITE_P(Heads, EveryHead,
-                         ::testing::Combine(::testing::ValuesIn(head_tasks_list()),
+                         ::testing::Combine(::testing::ValuesIn(head_names()),
                                             ::testing::Values("resnet18", "vit_tiny_patch16_224")));
 
 }  // namespace

@@ -30,41 +30,50 @@ TEST_P(EveryTask, HasASubcommandAHeadALossAndAMetric) {
   models::ModelCfg cfg = models::default_cfg("resnet18");
   cfg.task = row.model_task;
   // An anomaly model is two-class (clean, lesion) with one input channel per CT window.
+  const bool captioning = row.model_task == std::string("captioning");
   if (row.model_task == std::string("anomaly")) {
     cfg.labels = {"clean", "lesion"};
     cfg.ct.windows = {"lung", "abdomen", "400,1800"};
+  } else if (captioning) {  // a captioner's labels are its vocabulary: the four specials, then words
+    cfg.labels = {"<pad>", "<start>", "<end>", "<unk>", "bag", "red"};
   } else {
     cfg.labels = {"a", "b", "c"};
   }
   cfg.num_classes = static_cast<int64_t>(cfg.labels.size());
   models::Network net = models::build_model(cfg);
   const torch::Tensor x = torch::randn({4, cfg.in_chans, 32, 32});
-  // The targets each task trains on: class indices, padded boxes [class, x, y, w, h] (class -1: none), or
-  // lesion masks on the input grid (two of the four slices with a lesion).
+  // The targets each task trains on: class indices, padded boxes [class, x, y, w, h] (class -1: none), lesion
+  // masks on the input grid (two of the four slices with a lesion), or reference captions as word ids.
   torch::Tensor masks = torch::zeros({4, 32, 32}, torch::kUInt8);
   masks[1].narrow(0, 3, 4).narrow(1, 20, 5).fill_(1);
   masks[3].narrow(0, 25, 2).narrow(1, 2, 2).fill_(1);
-  const torch::Tensor y = row.model_task == std::string("anomaly") ? masks
+  const torch::Tensor references =
+      torch::tensor({1, 5, 4, 2, 1, 4, 2, 0, 1, 3, 2, 0, 1, 5, 5, 2}, torch::kLong).view({4, 1, 4});
+  const torch::Tensor y = captioning ? references
+                          : row.model_task == std::string("anomaly") ? masks
                           : row.targets_follow_pixels
                               ? torch::tensor({0.f, 2.f, 3.f, 9.f, 12.f, 1.f, 20.f, 16.f, 8.f, 10.f, -1.f, -1.f, -1.f, -1.f,
                                                -1.f, 2.f, 0.f, 0.f, 31.f, 31.f, -1.f, -1.f, -1.f, -1.f, -1.f, 1.f, 5.f,
                                                5.f, 20.f, 20.f, 0.f, 1.f, 1.f, 4.f, 4.f, 2.f, 16.f, 0.f, 16.f, 30.f})
                                     .view({4, 2, 5})
                               : torch::tensor({int64_t{0}, int64_t{1}, cfg.num_classes - 1, int64_t{1}}, torch::kLong);
-  const models::Forward f = float32_forward(*net, x, models::Precision::kFloat32);
+  const models::Forward f = float32_forward(*net, x, models::Precision::kFloat32, y);
   const torch::Tensor loss = row.loss(cfg, f, y, 0.0);
   EXPECT_EQ(loss.dim(), 0);
   loss.backward();
   bool any_grad = false;
   for (const auto& p : net->parameters()) any_grad = any_grad || (p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
   EXPECT_TRUE(any_grad) << "the loss reaches the parameters";
+  // Evaluation's forward pass (eval mode: a decoder captions on its own) is what the metric scores.
+  net->eval();
+  const models::Forward evaluated = float32_forward(*net, x, models::Precision::kFloat32, y);
   const auto metric = row.make_metric(cfg, cfg.labels);
-  metric->add(f.detached(), y);
+  metric->add(evaluated.detached(), y);
   EXPECT_EQ(metric->count(), 4);
   EXPECT_GE(metric->score(), 0.0);
-  EXPECT_LE(metric->score(), 1.0);
+  EXPECT_LE(metric->score(), captioning ? 10.0 : 1.0);  // CIDEr-D runs to 10
   // The default saliency target is a differentiable score per image.
-  EXPECT_EQ(row.default_target()(f).sizes(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(row.default_target()(evaluated).sizes(), (std::vector<int64_t>{4}));
 }
 
 std::vector<std::string> task_names() {
