@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 namespace attnvision::pipelines {
 
@@ -63,12 +64,39 @@ size_t run_task_command(const char* task, TaskRunner& runner, const InputOptions
   return failed;
 }
 
-std::unordered_map<std::string, int64_t> coco_image_ids_by_name(const std::string& path) {
-  std::unordered_map<std::string, int64_t> ids;
-  for (const datasets::CocoImage& im : datasets::read_coco_instances(path, datasets::CocoContent::kImagesOnly).images)
-    if (!ids.emplace(im.file_name, im.id).second)
-      throw ConfigError(path + ": file_name '" + im.file_name + "' is listed twice; inputs are matched by name");
-  return ids;
+CocoImageIds::CocoImageIds(const std::string& coco_images, const std::string& results)
+    : coco_images_(coco_images), results_(results) {
+  if (results.empty() != coco_images.empty())
+    throw ConfigError("--results and --coco-images go together: the image ids of a results file come from the "
+                      "COCO images list");
+  if (coco_images.empty()) return;
+  for (const datasets::CocoImage& im : datasets::read_coco_instances(coco_images, datasets::CocoContent::kImagesOnly).images)
+    if (!ids_.emplace(im.file_name, im.id).second)
+      throw ConfigError(coco_images + ": file_name '" + im.file_name + "' is listed twice; inputs are matched by name");
+}
+
+std::optional<int64_t> CocoImageIds::of(const InputResult& r, const char* task, const char* key) {
+  const std::string name = std::filesystem::path(r.input->path).filename().string();
+  const auto id = ids_.find(name);
+  if (id == ids_.end()) {
+    std::fprintf(stderr, "%s: '%s' is not among the images of %s; left out of the results\n", r.input->path.c_str(),
+                 name.c_str(), coco_images_.c_str());
+    ++unmatched_;
+    return std::nullopt;
+  }
+  if (!r.outputs[task].contains(key)) {
+    std::fprintf(stderr, "%s: a multi-frame input is not one COCO image; left out of the results\n",
+                 r.input->path.c_str());
+    ++unmatched_;
+    return std::nullopt;
+  }
+  return id->second;
+}
+
+size_t CocoImageIds::report(size_t written, const char* what) const {
+  if (wanted()) std::fprintf(stderr, "wrote %zu %s to %s\n", written, what, results_.c_str());
+  if (unmatched_) std::fprintf(stderr, "%zu inputs had no COCO image id\n", unmatched_);
+  return unmatched_;
 }
 
 }  // namespace attnvision::pipelines

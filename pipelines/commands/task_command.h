@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,8 +39,24 @@ void print_input_error(const InputOptions& options, const std::string& path, con
 size_t run_task_command(const char* task, TaskRunner& runner, const InputOptions& options, const std::string& files_dir,
                         const char* verb, const std::function<bool(const InputResult&)>& handle);
 
-// COCO image ids by bare file name, from a COCO file's `images` (instances, captions or image info): how a
-// results file names the inputs. A file name listed twice is an error naming it.
-std::unordered_map<std::string, int64_t> coco_image_ids_by_name(const std::string& path);
+// What a command writing a COCO results file (--coco-images FILE --results FILE) needs: each input's image id,
+// matched by bare file name against the COCO file's `images` (instances, captions or image info).
+class CocoImageIds {
+ public:
+  // Both paths or neither (then nothing is matched); one without the other, or a file name the COCO file lists
+  // twice, is an error.
+  CocoImageIds(const std::string& coco_images, const std::string& results);
+  bool wanted() const { return !results_.empty(); }
+  // The image id of a successful input whose single-frame output (`task`'s) holds `key`; nothing, with a line
+  // on stderr and the input counted as unmatched, when its file name is not listed or it has several frames.
+  std::optional<int64_t> of(const InputResult& r, const char* task, const char* key);
+  // Closing line on stderr; the count of unmatched inputs.
+  size_t report(size_t written, const char* what) const;
+
+ private:
+  std::string coco_images_, results_;
+  std::unordered_map<std::string, int64_t> ids_;
+  size_t unmatched_ = 0;
+};
 
 }  // namespace attnvision::pipelines

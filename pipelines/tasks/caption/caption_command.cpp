@@ -8,9 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
-#include <unordered_map>
 
 namespace attnvision::pipelines {
 
@@ -39,47 +37,22 @@ void print_result(const CaptionCommandOptions& o, const InputResult& r) {
     std::printf("%s#frame%d\t%s\n", r.input->path.c_str(), f["frame"].get<int>(), f["caption"].get<std::string>().c_str());
 }
 
-// The input's caption as a COCO result; false (and a line on stderr) when it has no image id or several frames.
-bool add_result(const InputResult& r, const std::unordered_map<std::string, int64_t>& ids,
-                const std::string& coco_images, std::vector<datasets::CocoCaptionResult>& results) {
-  const std::string name = std::filesystem::path(r.input->path).filename().string();
-  const auto id = ids.find(name);
-  if (id == ids.end()) {
-    std::fprintf(stderr, "%s: '%s' is not among the images of %s; left out of the results\n", r.input->path.c_str(),
-                 name.c_str(), coco_images.c_str());
-    return false;
-  }
-  const nlohmann::json& out = r.outputs["caption"];
-  if (!out.contains("caption")) {
-    std::fprintf(stderr, "%s: a multi-frame input is not one COCO image; left out of the results\n",
-                 r.input->path.c_str());
-    return false;
-  }
-  results.push_back({id->second, out["caption"].get<std::string>()});
-  return true;
-}
-
 int run_caption(CaptionCommandOptions o) {
-  if (o.results.empty() != o.coco_images.empty())
-    throw ConfigError("--results and --coco-images go together: the image ids of a results file come from the "
-                      "COCO images list");
-  const auto ids = o.coco_images.empty() ? std::unordered_map<std::string, int64_t>{} : coco_image_ids_by_name(o.coco_images);
+  CocoImageIds ids(o.coco_images, o.results);
   o.task.attention = !o.attention_dir.empty();
   std::unique_ptr<TaskRunner> task = make_caption_runner(o.task);
   std::vector<datasets::CocoCaptionResult> results;
-  size_t unmatched = 0;
   const size_t failed = run_task_command("caption", *task, o.inputs, o.attention_dir.empty() ? "." : o.attention_dir,
                                          "captioned", [&](const InputResult& r) {
                                            if (!r.ok()) return true;
                                            print_result(o, r);
-                                           if (!o.results.empty() && !add_result(r, ids, o.coco_images, results)) ++unmatched;
+                                           if (!ids.wanted()) return false;
+                                           if (const auto id = ids.of(r, "caption", "caption"))
+                                             results.push_back({*id, r.outputs["caption"]["caption"].get<std::string>()});
                                            return false;
                                          });
-  if (!o.results.empty()) {
-    datasets::write_caption_results(o.results, results);
-    std::fprintf(stderr, "wrote %zu captions to %s\n", results.size(), o.results.c_str());
-  }
-  if (unmatched) std::fprintf(stderr, "%zu inputs had no COCO image id\n", unmatched);
+  if (ids.wanted()) datasets::write_caption_results(o.results, results);
+  const size_t unmatched = ids.report(results.size(), "captions");
   return failed || unmatched ? 1 : 0;
 }
 

@@ -8,9 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
-#include <unordered_map>
 
 namespace attnvision::pipelines {
 
@@ -50,53 +48,32 @@ void print_result(const DetectCommandOptions& o, const InputResult& r) {
   }
 }
 
-// The input's every decoded peak as COCO results; false (and a line on stderr) when it has no image id.
-bool add_results(const InputResult& r, const std::unordered_map<std::string, int64_t>& ids,
-                 const std::string& coco_images, std::vector<datasets::CocoResult>& results) {
-  const std::string name = std::filesystem::path(r.input->path).filename().string();
-  const auto id = ids.find(name);
-  if (id == ids.end()) {
-    std::fprintf(stderr, "%s: '%s' is not among the images of %s; left out of the results\n", r.input->path.c_str(),
-                 name.c_str(), coco_images.c_str());
-    return false;
-  }
-  const nlohmann::json& out = r.outputs["detect"];
-  if (!out.contains("all_detections")) {
-    std::fprintf(stderr, "%s: a multi-frame input is not one COCO image; left out of the results\n",
-                 r.input->path.c_str());
-    return false;
-  }
-  for (const nlohmann::json& d : out["all_detections"]) {
+// An input's every decoded peak as COCO results of image `id`.
+void add_results(const InputResult& r, int64_t id, std::vector<datasets::CocoResult>& results) {
+  for (const nlohmann::json& d : r.outputs["detect"]["all_detections"]) {
     const nlohmann::json& b = d["bbox"];
-    results.push_back({id->second, d["category_id"].get<int64_t>(),
+    results.push_back({id, d["category_id"].get<int64_t>(),
                        datasets::CocoBox{b[0].get<double>(), b[1].get<double>(), b[2].get<double>(), b[3].get<double>()},
                        d["score"].get<double>()});
   }
-  return true;
 }
 
 int run_detect(DetectCommandOptions o) {
-  if (o.results.empty() != o.coco_images.empty())
-    throw ConfigError("--results and --coco-images go together: the image ids of a results file come from the "
-                      "COCO images list");
-  const auto ids = o.coco_images.empty() ? std::unordered_map<std::string, int64_t>{} : coco_image_ids_by_name(o.coco_images);
+  CocoImageIds ids(o.coco_images, o.results);
   o.task.overlay = !o.out_dir.empty();
-  o.task.all_detections = !o.results.empty();
+  o.task.all_detections = ids.wanted();
   std::unique_ptr<TaskRunner> task = make_detect_runner(o.task);
   std::vector<datasets::CocoResult> results;
-  size_t unmatched = 0;
   const size_t failed = run_task_command("detect", *task, o.inputs, o.out_dir.empty() ? "." : o.out_dir, "detected in",
                                          [&](const InputResult& r) {
                                            if (!r.ok()) return true;
                                            print_result(o, r);
-                                           if (!o.results.empty() && !add_results(r, ids, o.coco_images, results)) ++unmatched;
+                                           if (!ids.wanted()) return false;
+                                           if (const auto id = ids.of(r, "detect", "all_detections")) add_results(r, *id, results);
                                            return false;
                                          });
-  if (!o.results.empty()) {
-    datasets::write_coco_results(o.results, results);
-    std::fprintf(stderr, "wrote %zu detections to %s\n", results.size(), o.results.c_str());
-  }
-  if (unmatched) std::fprintf(stderr, "%zu inputs had no COCO image id\n", unmatched);
+  if (ids.wanted()) datasets::write_coco_results(o.results, results);
+  const size_t unmatched = ids.report(results.size(), "detections");
   return failed || unmatched ? 1 : 0;
 }
 
