@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <array>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
+#include <vector>
 
 namespace attnvision::testing {
 
@@ -89,6 +91,23 @@ inline CommandResult run_attnvision(const std::string& args) {
   r.err = ss.str();
   std::filesystem::remove(err_file);
   return r;
+}
+
+// Whether Debian's dataset-fashion-mnist is installed: the tests that train on it, or make scenes from it, skip
+// without it.
+inline bool have_fashion_mnist() {
+  const std::filesystem::path dir = "/usr/share/datasets/fashion-mnist";
+  return std::filesystem::exists(dir / "train-labels-idx1-ubyte.gz") && std::filesystem::exists(dir / "t10k-labels-idx1-ubyte.gz");
+}
+
+// A command's stdout as JSON lines (blank lines skipped); throws when a line is not JSON: stdout must hold
+// JSON lines only.
+inline std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> rows;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
 }
 
 }  // namespace attnvision::testing

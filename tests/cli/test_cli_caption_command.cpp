@@ -13,19 +13,11 @@
 
 namespace attnvision {
 namespace {
+using testing::have_fashion_mnist;
+using testing::json_lines;
 
 using testing::run_attnvision;
 using testing::ScratchDir;
-
-bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
-
-std::vector<nlohmann::json> json_lines(const std::string& out) {
-  std::vector<nlohmann::json> rows;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
 
 class CliCaption : public ::testing::Test {
  protected:

@@ -9,13 +9,12 @@
 
 namespace attnvision {
 namespace {
+using testing::have_fashion_mnist;
 
 using testing::run_attnvision;
 using testing::ScratchDir;
 
 const std::string kShipped = std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/fmnist_resnet.safetensors";
-
-bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
 
 TEST(Convert, Float16CheckpointHalvesTheFileKeepsItsConfigAndScoresAsTheOriginal) {
   ScratchDir dir;

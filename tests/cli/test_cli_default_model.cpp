@@ -9,14 +9,13 @@
 
 namespace attnvision {
 namespace {
+using testing::have_fashion_mnist;
 
 using testing::run_attnvision;
 using testing::ScratchDir;
 
 const std::string kCard = std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/fmnist_resnet.json";
 const std::string kDetectorCard = std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/scenes_detector.json";
-
-bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
 
 TEST(DefaultModel, AccuracyOnTheFirst2000TestImagesStaysWithinAPointOfTheRecordedFigure) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";

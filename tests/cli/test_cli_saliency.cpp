@@ -17,6 +17,7 @@
 
 namespace attnvision {
 namespace {
+using testing::json_lines;
 
 namespace fs = std::filesystem;
 using testing::run_attnvision;
@@ -41,14 +42,6 @@ crop_pct: 1.0
 mean: [0.3, 0.3]
 std: [0.3, 0.3]
 )";
-
-std::vector<nlohmann::json> json_lines(const std::string& out) {
-  std::vector<nlohmann::json> rows;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));  // throws: stdout must be JSON lines only
-  return rows;
-}
 
 class SaliencyCli : public ::testing::Test {
  protected:

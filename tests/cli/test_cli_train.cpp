@@ -7,11 +7,10 @@
 
 namespace attnvision {
 namespace {
+using testing::have_fashion_mnist;
 
 using testing::run_attnvision;
 using testing::ScratchDir;
-
-bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"); }
 
 std::string tiny_train_args(const std::string& output) {
   return std::string("train '") + ATTNVISION_SOURCE_DIR +

@@ -9,12 +9,11 @@
 
 namespace attnvision::pipelines {
 namespace {
+using testing::have_fashion_mnist;
 
 using testing::ScratchDir;
 
 const std::string kRecipe = std::string(ATTNVISION_SOURCE_DIR) + "/configs/train/fmnist_resnet.yaml";
-
-bool have_fashion_mnist() { return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"); }
 
 // A run small enough for a unit test: 256 training images, a narrow net, 2 epochs of 8 steps.
 TrainCfg tiny_recipe(const std::string& output) {
