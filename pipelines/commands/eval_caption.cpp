@@ -41,11 +41,9 @@ std::vector<datasets::CocoCaptionResult> caption_folder(const EvalCaptionOptions
   Captioner captioner(o.captioner);
   apply_thread_options(o.threads, captioner.model().cfg.arch);
   const models::ModelCfg& cfg = captioner.model().cfg;
-  const datasets::Vocabulary vocabulary =
-      datasets::Vocabulary::from_json(cfg.labels, "model '" + cfg.name + "' labels (its vocabulary)");
   datasets::CaptionSetOptions so;
   so.channels = cfg.in_chans;
-  so.vocabulary = &vocabulary;
+  so.vocabulary = &captioner.vocabulary();
   const datasets::CaptionSet set = datasets::load_caption_set(o.data, so);
   if (set.images.size(2) != cfg.input_size[1] || set.images.size(3) != cfg.input_size[2])
     throw ConfigError(o.data + ": images are " + std::to_string(set.images.size(3)) + "x" +

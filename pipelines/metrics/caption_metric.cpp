@@ -20,8 +20,8 @@ std::vector<int64_t> row_ids(const torch::Tensor& row) {
 
 }  // namespace
 
-CaptionMetric::CaptionMetric(const models::ModelCfg& cfg, const std::vector<std::string>& labels)
-    : cfg_(cfg), vocabulary_(datasets::Vocabulary::from_json(labels, "the captioner's labels (its vocabulary)")),
+CaptionMetric::CaptionMetric(const models::ModelCfg& /*cfg*/, const std::vector<std::string>& labels)
+    : vocabulary_(datasets::Vocabulary::from_json(labels, "the captioner's labels (its vocabulary)")),
       counts_(torch::zeros({4}, torch::kFloat64)) {}
 
 void CaptionMetric::add(const models::Forward& f, const torch::Tensor& references) {

@@ -16,7 +16,7 @@ namespace attnvision::pipelines {
 
 class CaptionMetric : public Metric {
  public:
-  // For a captioner of `cfg` whose vocabulary is `labels` (word id = index).
+  // For a captioner whose vocabulary is `labels` (word id = index); `cfg` is the task table's common argument.
   CaptionMetric(const models::ModelCfg& cfg, const std::vector<std::string>& labels);
 
   // One batch: the network's outputs (word_logits when it was teacher-forced, caption_ids in eval mode) and
@@ -38,7 +38,6 @@ class CaptionMetric : public Metric {
   const CaptionScores& scores() const;  // computed once after the last add()
 
  private:
-  models::ModelCfg cfg_;
   datasets::Vocabulary vocabulary_;
   std::vector<CaptionPair> pairs_;
   torch::Tensor counts_;

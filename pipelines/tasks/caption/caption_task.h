@@ -29,6 +29,7 @@ class Captioner {
  public:
   explicit Captioner(const CaptionOptions& options);  // loads the network; an error when it is not a captioner
   const LoadedModel& model() const { return m_; }
+  const datasets::Vocabulary& vocabulary() const { return vocabulary_; }
   // The words of each image of `x` (N x C x H x W, normalised as the model expects), by beam search.
   std::vector<datasets::Tokens> caption(const torch::Tensor& x);
 
