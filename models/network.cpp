@@ -23,20 +23,35 @@ void NetworkImpl::adopt(torch::nn::Module& part) {
   for (const auto& b : part.named_buffers(/*recurse=*/false)) register_buffer(b.key(), b.value());
 }
 
-Forward NetworkImpl::features(const torch::Tensor& x, const ForwardRequest& request) {
+Forward NetworkImpl::trunk(const torch::Tensor& x, const ForwardRequest& request) {
   ForwardRequest asked = request;
   asked.stages = asked.stages || head_->needs().stages;
   return backbone_->forward_features(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, asked);
 }
 
-Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& request) {
-  Forward f = features(x, request);
-  head_->forward(*backbone_, f, request);
-  return f;
+Forward NetworkImpl::features(const torch::Tensor& x, const ForwardRequest& request) {
+  if (precision_ == Precision::kFloat32) return trunk(x, request);
+  const AutocastScope autocast(precision_);
+  return trunk(x, request).as_float32();
 }
 
-void NetworkImpl::prepare_for_inference() {
+Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& request) {
+  if (precision_ == Precision::kFloat32) {
+    Forward f = trunk(x, request);
+    head_->forward(*backbone_, f, request);
+    return f;
+  }
+  const AutocastScope autocast(precision_);
+  // The trunk's outputs go to float32 before the head reads them, so the float32 feature map and stages a
+  // caller gets are the ones the head's outputs depend on: saliency differentiates through them.
+  Forward f = trunk(x, request).as_float32();
+  head_->forward(*backbone_, f, request);
+  return f.as_float32();
+}
+
+void NetworkImpl::prepare_for_inference(Precision precision) {
   eval();
+  precision_ = precision;
   if (!folded_) backbone_->fold_batchnorm();
   folded_ = true;
   if (!backbone_->prefers_channels_last()) return;

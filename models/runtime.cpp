@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <sched.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -49,6 +50,23 @@ Precision parse_precision(const std::string& name) {
 }
 
 const char* to_string(Precision p) { return p == Precision::kBFloat16 ? "bf16" : "fp32"; }
+
+bool cpu_has_native_bf16() {
+  if (const char* off = std::getenv("ATTNVISION_NO_BF16"); off && *off && std::strcmp(off, "0") != 0) return false;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+}
+
+Precision inference_precision(Precision requested, std::string& note) {
+  note.clear();
+  if (requested != Precision::kBFloat16) return requested;
+  if (!cpu_has_native_bf16()) {
+    note = "precision bf16: this CPU has no AVX512-BF16; running in fp32";
+    return Precision::kFloat32;
+  }
+  note = "precision bf16: AVX512-BF16 found; convolutions and matrix products run in bfloat16 (oneDNN)";
+  return Precision::kBFloat16;
+}
 
 AutocastScope::AutocastScope(Precision p) : active_(p == Precision::kBFloat16) {
   if (!active_) return;

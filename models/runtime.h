@@ -19,6 +19,15 @@ enum class Precision {
 Precision parse_precision(const std::string& name);  // "fp32" | "bf16"; std::invalid_argument otherwise
 const char* to_string(Precision p);
 
+// Whether this CPU runs bfloat16 natively (AVX512-BF16: oneDNN's bf16 convolutions and matrix products).
+// Without it oneDNN emulates bf16 more slowly than float32 runs, so inference falls back to float32 there.
+// ATTNVISION_NO_BF16=1 answers false on any CPU (to run, or test, the fallback).
+bool cpu_has_native_bf16();
+
+// The precision inference runs in when `requested` is asked for: bf16 only where the CPU has it natively.
+// `note` gets the one line to tell the user (what was found and what runs), empty for fp32 as asked.
+Precision inference_precision(Precision requested, std::string& note);
+
 struct ThreadPlan {
   int torch_threads = 0;  // intra-op (convolutions, element-wise); 0: all cores
   int blas_threads = 0;   // OpenBLAS (Linear, matmul); 0: all cores
@@ -32,7 +41,7 @@ ThreadPlan apply_threads(ThreadPlan plan);
 // Training a CNN, OpenBLAS gets one thread: its only work is the small classifier, and its idle threads
 // spin against torch's (Fashion-MNIST ResNet, 2 cores: 12% more images/s than with OpenBLAS on both).
 // In bfloat16 every convolution and matrix product runs in oneDNN on torch's threads, so torch gets every
-// core and OpenBLAS one, whatever the architecture.
+// core and OpenBLAS one, whatever the architecture (training and inference alike).
 ThreadPlan default_threads(const char* arch, bool training = false, Precision precision = Precision::kFloat32);
 
 // Keeps freed tensor memory in the process instead of handing it back to the kernel, where glibc's malloc

@@ -4,6 +4,7 @@
 #include "models/weights/weights.h"
 #include "pipelines/labels.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 
@@ -152,8 +153,17 @@ LoadedModel load_model(const ModelChoice& given) {
   m.cfg = resolve(choice, choice.weights.empty() ? nullptr : &file);
   m.net = models::build_model(m.cfg);
   if (!choice.weights.empty()) models::load_state_dict(*m.net, file.tensors, choice.weights);
-  if (choice.prepare_for_inference) m.net->prepare_for_inference();
-  else m.net->eval();
+  if (choice.prepare_for_inference) {
+    std::string note;
+    m.precision = models::inference_precision(choice.precision, note);
+    // Said once per process: a batch loads one network per task.
+    static bool said = false;
+    if (!note.empty() && !said) std::fprintf(stderr, "%s\n", note.c_str());
+    said = said || !note.empty();
+    m.net->prepare_for_inference(m.precision);
+  } else {
+    m.net->eval();
+  }
   m.labels = label_names(m.cfg);
   return m;
 }

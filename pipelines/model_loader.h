@@ -4,6 +4,7 @@
 
 #include "models/network.h"
 #include "models/model_cfg.h"
+#include "models/runtime.h"
 #include "pipelines/config.h"
 
 #include <string>
@@ -20,6 +21,9 @@ struct ModelChoice {
   // Fold BatchNorm and pick inference layouts (NetworkImpl::prepare_for_inference); false keeps the
   // module in its trained form, as a checkpoint stores it (convert).
   bool prepare_for_inference = true;
+  // The precision asked for inference (--precision, a task section's `precision`); bf16 falls back to fp32,
+  // with a line on stderr, on a CPU without native bf16 (models::inference_precision).
+  models::Precision precision = models::Precision::kFloat32;
   // Whose shipped model runs when neither model nor weights is given: a ModelCfg task ("classification").
   std::string shipped_task = "classification";
 };
@@ -28,6 +32,7 @@ struct LoadedModel {
   models::ModelCfg cfg;
   models::Network net;
   std::vector<std::string> labels;  // num_classes names (indices as text when nothing better is known)
+  models::Precision precision = models::Precision::kFloat32;  // what the network runs in, after any fallback
 };
 
 // The model YAML schema: timm's constructor keys plus preprocessing and labels.

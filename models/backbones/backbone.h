@@ -9,6 +9,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <utility>
@@ -76,15 +77,29 @@ struct Forward {
   Forward narrow_batch(int64_t start, int64_t length) const {
     return map_tensors([=](const torch::Tensor& t) { return t.narrow(0, start, length); });
   }
+  // The feature map, tokens and every head output as float32 (a pass under bfloat16 autocast leaves bfloat16
+  // ones), the word ids as they are. The named lists (stages, activations, attention) keep the precision their
+  // ops ran in: they are what saliency differentiates with respect to, and a cast copy would be outside the
+  // graph; their readers cast what they read (models/saliency/).
+  Forward as_float32() const {
+    Forward f = *this;
+    for (torch::Tensor* t : outputs(f))
+      if (t->defined() && t->is_floating_point()) *t = t->to(torch::kFloat32);
+    return f;
+  }
 
  private:
-  // `fn` applied to every defined tensor: the one list of the fields, whatever is done to all of them.
+  // The single tensors, in one list whatever is done to all of them.
+  static std::array<torch::Tensor*, 13> outputs(Forward& f) {
+    return {&f.feature_map, &f.tokens,      &f.pre_logits,  &f.logits,    &f.anomaly_map,      &f.heatmap,
+            &f.box_size,    &f.box_offset,  &f.word_logits, &f.word_alphas, &f.caption_ids, &f.caption_logprobs,
+            &f.caption_attention};
+  }
+  // `fn` applied to every defined tensor, the named lists' too.
   template <typename Fn>
   Forward map_tensors(const Fn& fn) const {
     Forward f = *this;
-    for (torch::Tensor* t : {&f.feature_map, &f.tokens, &f.pre_logits, &f.logits, &f.anomaly_map, &f.heatmap, &f.box_size,
-                             &f.box_offset, &f.word_logits, &f.word_alphas, &f.caption_ids, &f.caption_logprobs,
-                             &f.caption_attention})
+    for (torch::Tensor* t : outputs(f))
       if (t->defined()) *t = fn(*t);
     for (NamedTensors* named : {&f.stages, &f.activations, &f.attention})
       for (auto& entry : *named) entry.second = fn(entry.second);

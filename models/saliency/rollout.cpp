@@ -68,14 +68,18 @@ torch::Tensor rollout_weights(const NamedTensors& attention, HeadFusion fusion, 
   check_layers(attention, grid_h, grid_w);
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> layers;
-  for (const auto& named : attention) layers.push_back(fuse_heads(named.second, fusion));
+  // Probabilities from a bf16 network come as they were computed; the product over layers runs in float32 at least.
+  for (const auto& named : attention)
+    layers.push_back(fuse_heads(named.second.scalar_type() == torch::kBFloat16 ? named.second.to(torch::kFloat32)
+                                                                                : named.second,
+                                fusion));
   return roll_out(layers, grid_h, grid_w);
 }
 
 torch::Tensor attention_rollout(const NamedTensors& attention, HeadFusion fusion, int64_t grid_h,
                                 int64_t grid_w) {
   const torch::Tensor raw = rollout_weights(attention, fusion, grid_h, grid_w);
-  return normalise_maps(raw).to(attention.front().second.scalar_type());
+  return normalise_maps(raw).to(torch::promote_types(attention.front().second.scalar_type(), torch::kFloat32));
 }
 
 torch::Tensor attention_rollout(NetworkImpl& net, const torch::Tensor& x, HeadFusion fusion) {
@@ -108,7 +112,8 @@ torch::Tensor grad_rollout_weights(NetworkImpl& net, const torch::Tensor& x, con
 
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> layers;
-  for (size_t i = 0; i < probs.size(); ++i) layers.push_back((grads[i] * probs[i].detach()).clamp_min(0).mean(1));
+  for (size_t i = 0; i < probs.size(); ++i)
+    layers.push_back((grads[i].to(torch::kFloat32) * probs[i].detach().to(torch::kFloat32)).clamp_min(0).mean(1));
   if (forward) *forward = f.detached();
   return roll_out(layers, h, w);
 }

@@ -70,7 +70,8 @@ StageGradient stage_gradient(const std::string& method, NetworkImpl& net, const 
         "saliency '" + method + "': the score does not depend on " +
         (stage.empty() ? std::string("the last feature map") : "stage '" + stage + "'") +
         " (a ViT's class logits read only its class token: use grad-rollout)");
-  return {activations.detach(), gradient, f.detached()};
+  // Under a bf16 network the stage is bfloat16 (models/network.h); the map is computed in float32.
+  return {activations.detach().to(torch::kFloat32), gradient.to(torch::kFloat32), f.detached()};
 }
 
 // Grad-CAM (Selvaraju et al. 2017): channels weighted by the spatial mean of the score's gradient, summed,
@@ -114,7 +115,7 @@ MethodOutput cbam_spatial(NetworkImpl& net, const torch::Tensor& x, const ScoreF
   Forward f = net.forward(x, ForwardRequest::asking(/*activations=*/false, /*attention=*/true));
   std::vector<torch::Tensor> gates;
   for (const auto& [name, t] : f.attention)
-    if (t.dim() == 4 && t.size(1) == 1) gates.push_back(t);
+    if (t.dim() == 4 && t.size(1) == 1) gates.push_back(t.to(torch::kFloat32));
   if (gates.empty()) throw std::invalid_argument("saliency 'cbam' needs a model with CBAM attention (attn: cbam)");
   const auto size = gates.front().sizes().slice(2).vec();
   torch::Tensor sum = torch::zeros({x.size(0), 1, size[0], size[1]});

@@ -44,6 +44,7 @@ std::vector<KeySpec> batch_schema() {
       {"workers", Kind::kInt, false, "decode threads (0: the cores the model leaves free, at least 1)"},
       {"max_pixels", Kind::kInt, false, "refuse images with more pixels than this, before decoding"},
       {"dicom_window", Kind::kString, false, "DICOM window: auto | lung | mediastinum | bone | brain | abdomen | minmax | C,W"},
+      {"precision", Kind::kString, false, "fp32 | bf16 for every task whose section sets none"},
   };
   for (const TaskRow& row : task_table()) {
     schema.push_back({row.name, Kind::kObject, false, row.summary});
@@ -103,10 +104,17 @@ int run_batch(const BatchOptions& o) {
   std::vector<TaskInRun> tasks;
   for (const std::string& name : cfg.tasks) {
     const TaskRow& row = task_named(name);
-    runners.push_back(row.make_runner(cfg.doc.subtree(name)));
+    ConfigDoc section = cfg.doc.subtree(name);
+    // The run's precision reaches every task that does not choose its own.
+    if (cfg.doc.root.contains("precision") && !section.root.contains("precision")) {
+      if (!section.root.is_object()) section.root = nlohmann::json::object();
+      section.root["precision"] = cfg.doc.root["precision"];
+      if (auto line = cfg.doc.lines.find("precision"); line != cfg.doc.lines.end()) section.lines["precision"] = line->second;
+    }
+    runners.push_back(row.make_runner(section));
     tasks.push_back({&row, runners.back().get()});
   }
-  const models::ThreadPlan plan = apply_thread_options(o.threads, runners.front()->model_cfg().arch);
+  const models::ThreadPlan plan = apply_thread_options(o.threads, runners.front()->model());
 
   fs::create_directories(o.out);
   const size_t stale = vision::remove_temporaries(o.out);

@@ -1,5 +1,6 @@
-// `attnvision bench`: forward-only throughput of a model on random input, next to this machine's
-// measured fp32 matmul peak, so images/s always comes with the GFLOP/s it achieves.
+// `attnvision bench`: forward-only throughput of a model on random input, next to this machine's measured
+// matmul peak in the same precision, so images/s always comes with the GFLOP/s it achieves, and the thread
+// plan and precision it ran with.
 #include "models/registry.h"
 #include "pipelines/commands/cli_options.h"
 #include "pipelines/commands/command.h"
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 namespace attnvision::pipelines {
@@ -29,10 +31,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Best of a few 2048^3 sgemms: what OpenBLAS reaches on this machine with the current thread setting.
-double matmul_peak_gflops() {
+// Best of a few 2048^3 matrix products in `precision`: float32 through OpenBLAS on every core (whatever the
+// model's plan gives OpenBLAS), bfloat16 through oneDNN on torch's threads. What one core pair can do here.
+double matmul_peak_gflops(models::Precision precision, const models::ThreadPlan& plan) {
   const int64_t n = 2048;
-  torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
+  const bool bf16 = precision == models::Precision::kBFloat16;
+  if (!bf16) models::apply_threads({plan.torch_threads, models::available_cores()});
+  const auto type = bf16 ? torch::kBFloat16 : torch::kFloat32;
+  torch::Tensor a = torch::randn({n, n}).to(type), b = torch::randn({n, n}).to(type);
   torch::mm(a, b);
   double best = 0;
   for (int i = 0; i < 3; ++i) {
@@ -40,14 +46,20 @@ double matmul_peak_gflops() {
     torch::mm(a, b);
     best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
   }
+  models::apply_threads(plan);
   return best;
+}
+
+std::string omp_wait_policy() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  return policy && *policy ? policy : "default";
 }
 
 int run_bench(BenchOptions o) {
   o.model.random_init = true;  // throughput does not depend on the weights' values
   LoadedModel m = load_model(o.model);
   if (o.size > 0) m.cfg.input_size = {m.cfg.in_chans, o.size, o.size};
-  apply_thread_options(o.threads, m.cfg.arch);
+  const models::ThreadPlan plan = apply_thread_options(o.threads, m);
   torch::InferenceMode guard;
   torch::Tensor x = torch::randn({o.batch, m.cfg.in_chans, m.cfg.input_size[1], m.cfg.input_size[2]});
   for (int i = 0; i < o.warmup; ++i) m.net->logits(x);
@@ -56,23 +68,33 @@ int run_bench(BenchOptions o) {
   const double s = seconds_since(t0);
   const double ips = o.batch * o.iters / s;
   const double gflops = models::forward_gflops(m.cfg) * ips;
-  const double peak = matmul_peak_gflops();
+  const double peak = matmul_peak_gflops(m.precision, plan);
+  const char* precision = models::to_string(m.precision);
   if (o.json) {
     std::printf("%s\n", nlohmann::json{{"model", m.cfg.name},
                                        {"batch", o.batch},
                                        {"input_size", m.cfg.input_size},
                                        {"iters", o.iters},
+                                       {"precision", precision},
+                                       {"precision_asked", models::to_string(o.model.precision)},
+                                       {"cpu_native_bf16", models::cpu_has_native_bf16()},
                                        {"images_per_s", ips},
                                        {"gflops_per_image", models::forward_gflops(m.cfg)},
                                        {"achieved_gflop_s", gflops},
                                        {"matmul_peak_gflop_s", peak},
-                                       {"torch_threads", at::get_num_threads()}}
+                                       {"matmul_peak_precision", precision},
+                                       {"torch_threads", plan.torch_threads},
+                                       {"blas_threads", plan.blas_threads},
+                                       {"workers", 0},
+                                       {"omp_wait_policy", omp_wait_policy()},
+                                       {"cores", models::available_cores()}}
                                 .dump()
                                 .c_str());
   } else {
-    std::printf("%s batch %ld at %ldx%ld: %.2f images/s, %.1f GFLOP/s (%.0f%% of the %.1f GFLOP/s matmul peak)\n",
-                m.cfg.name.c_str(), o.batch, m.cfg.input_size[1], m.cfg.input_size[2], ips, gflops, 100 * gflops / peak,
-                peak);
+    std::printf("%s batch %ld at %ldx%ld, %s: %.2f images/s, %.1f GFLOP/s (%.0f%% of the %.1f GFLOP/s %s matmul peak); "
+                "threads: torch %d, OpenBLAS %d, no decode workers\n",
+                m.cfg.name.c_str(), o.batch, m.cfg.input_size[1], m.cfg.input_size[2], precision, ips, gflops,
+                100 * gflops / peak, peak, precision, plan.torch_threads, plan.blas_threads);
   }
   return 0;
 }
@@ -87,7 +109,13 @@ CommandRun define_bench(CLI::App& app) {
   app.add_option("--iters", o->iters, "timed forwards")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--warmup", o->warmup, "untimed forwards first")->capture_default_str()->check(CLI::Range(0, 1000));
   app.add_option("--size", o->size, "square input size (0: the model's default)")->capture_default_str();
-  app.add_flag("--json", o->json, "print one JSON object");
+  app.add_flag("--json", o->json,
+               "print one JSON object: {model, batch, input_size, iters, precision, precision_asked, cpu_native_bf16, "
+               "images_per_s, gflops_per_image, achieved_gflop_s, matmul_peak_gflop_s, matmul_peak_precision, "
+               "torch_threads, blas_threads, workers (0: bench decodes nothing), omp_wait_policy, cores}");
+  app.footer("Without --weights the network is random (throughput does not depend on the weights). The matmul peak "
+             "is the best of three 2048x2048 products in the run's precision: fp32 through OpenBLAS on every core, "
+             "bf16 through oneDNN on torch's threads.");
   return [o] { return run_bench(*o); };
 }
 

@@ -8,8 +8,9 @@
 
 namespace attnvision::pipelines {
 
-// --model, --weights, --set, --labels, --random-init
-void add_model_options(CLI::App& app, ModelChoice& choice);
+// --model, --weights, --set, --labels, --random-init and, for a command that runs the network (`inference`),
+// --precision
+void add_model_options(CLI::App& app, ModelChoice& choice, bool inference = true);
 
 // --threads / --blas-threads (0 = the default plan for the model's architecture)
 struct ThreadOptions {
@@ -17,7 +18,8 @@ struct ThreadOptions {
   int blas_threads = 0;
 };
 void add_thread_options(CLI::App& app, ThreadOptions& threads);
-// Applies the options over the architecture's default plan; returns the plan as applied.
-models::ThreadPlan apply_thread_options(const ThreadOptions& threads, const std::string& arch);
+// Applies the options over the default plan for the model's architecture and precision; returns the plan as
+// applied.
+models::ThreadPlan apply_thread_options(const ThreadOptions& threads, const LoadedModel& model);
 
 }  // namespace attnvision::pipelines

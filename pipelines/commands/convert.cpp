@@ -45,7 +45,7 @@ int run_convert(const ConvertOptions& o) {
 
 CommandRun define_convert(CLI::App& app) {
   auto o = std::make_shared<ConvertOptions>();
-  add_model_options(app, o->model);
+  add_model_options(app, o->model, /*inference=*/false);
   app.add_option("--out,-o", o->out, "the checkpoint to write (safetensors with the model config in its metadata)")
       ->required();
   app.add_option("--dtype", o->dtype, "storage type of floating tensors")

@@ -39,7 +39,7 @@ struct EvalCaptionOptions {
 // Captions every image of a scenes folder (its captions.json's images, decoded whole into memory) as results.
 std::vector<datasets::CocoCaptionResult> caption_folder(const EvalCaptionOptions& o) {
   Captioner captioner(o.captioner);
-  apply_thread_options(o.threads, captioner.model().cfg.arch);
+  apply_thread_options(o.threads, captioner.model());
   const models::ModelCfg& cfg = captioner.model().cfg;
   datasets::CaptionSetOptions so;
   so.channels = cfg.in_chans;

@@ -41,7 +41,7 @@ struct EvalDetectOptions {
 // index i -> the i-th category by id (the order load_detection_set gives the classes).
 std::vector<datasets::CocoResult> detect_folder(const EvalDetectOptions& o) {
   const LoadedModel m = load_task_model(o.model, task_named("detect"));
-  apply_thread_options(o.threads, m.cfg.arch);
+  apply_thread_options(o.threads, m);
   const datasets::DetectionSet set = datasets::load_detection_set(o.data, m.cfg.in_chans);
   check_data_fits({set.images, set.boxes, set.classes, set.source, set.category_ids}, m.cfg);
   const std::vector<int64_t>& ids = m.cfg.detection.category_ids;

@@ -246,7 +246,7 @@ class Evaluation {
 
 int run_eval_saliency(const EvalSaliencyOptions& o) {
   const LoadedModel m = load_task_model(o.model, task_named("saliency"));
-  apply_thread_options(o.threads, m.cfg.arch);
+  apply_thread_options(o.threads, m);
   for (double level : o.region_levels)
     if (!(level > 0.0 && level < 1.0)) throw ConfigError("eval-saliency: --region-levels must lie in (0, 1)");
 

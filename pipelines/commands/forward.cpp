@@ -37,7 +37,7 @@ torch::Tensor pick_input(const models::TensorFile& file, const ForwardOptions& o
 
 int run_forward(const ForwardOptions& o) {
   LoadedModel m = load_model(o.model);
-  apply_thread_options(o.threads, m.cfg.arch);
+  apply_thread_options(o.threads, m);
   models::TensorFile in = models::read_weights(o.input);
   torch::Tensor x = pick_input(in, o).to(torch::kFloat32).contiguous();
   if (x.dim() == 3) x = x.unsqueeze(0);
@@ -49,7 +49,7 @@ int run_forward(const ForwardOptions& o) {
   std::map<std::string, torch::Tensor> out = {{"logits", f.logits}, {"features", f.pre_logits}};
   if (f.tokens.defined()) out["tokens"] = f.tokens;
   else out["last_feature_map"] = f.feature_map;
-  for (const auto& [name, t] : f.activations) out["activations." + name] = t;
+  for (const auto& [name, t] : f.activations) out["activations." + name] = t.to(torch::kFloat32);  // bf16 ran: widened
   models::write_safetensors(o.output, out, {{"model", m.cfg.name}});
   std::fprintf(stderr, "wrote %zu tensors to %s (logits %s)\n", out.size(), o.output.c_str(),
                c10::str(f.logits.sizes()).c_str());

@@ -34,7 +34,7 @@ void print_input_error(const InputOptions& o, const std::string& path, const std
 
 size_t run_task_command(const char* task, TaskRunner& runner, const InputOptions& o, const std::string& files_dir,
                         const char* verb, const std::function<bool(const InputResult&)>& handle) {
-  const models::ThreadPlan plan = apply_thread_options(o.threads, runner.model_cfg().arch);
+  const models::ThreadPlan plan = apply_thread_options(o.threads, runner.model());
   const vision::BatchInputScan scan = vision::scan_batch_inputs(o.paths);
   size_t failed = 0;
   for (const std::string& p : scan.missing) {

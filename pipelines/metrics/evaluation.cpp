@@ -21,17 +21,10 @@ void check_data_fits(const datasets::LabeledImages& d, const models::ModelCfg& m
 
 models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x, models::Precision precision,
                                 const torch::Tensor& targets) {
-  models::Forward f;
-  {
-    const models::AutocastScope autocast(precision);
-    models::ForwardRequest request;
-    request.targets = targets;
-    f = net.forward(x, request);
-  }
-  for (torch::Tensor* t : {&f.logits, &f.pre_logits, &f.anomaly_map, &f.heatmap, &f.box_size, &f.box_offset,
-                           &f.word_logits, &f.word_alphas, &f.caption_logprobs, &f.caption_attention})
-    if (t->defined()) *t = t->to(torch::kFloat32);
-  return f;
+  const models::AutocastScope autocast(precision);
+  models::ForwardRequest request;
+  request.targets = targets;
+  return net.forward(x, request).as_float32();
 }
 
 void evaluate(models::NetworkImpl& net, const models::ModelCfg& cfg, const datasets::LabeledImages& data,

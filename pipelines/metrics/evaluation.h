@@ -17,9 +17,9 @@ class DataParallel;
 // Throws std::invalid_argument naming the data when its image size or class count does not fit the model.
 void check_data_fits(const datasets::LabeledImages& data, const models::ModelCfg& cfg);
 
-// `net`'s forward pass for `x`, under autocast when `precision` is bf16, with the head's outputs (logits,
-// pre_logits, the detection maps, the word logits) as float32 whatever the precision: losses and metrics are
-// computed in float32. `targets` (the batch's) reach a head that learns from them in its forward pass.
+// `net`'s forward pass for `x`, under autocast when `precision` is bf16, with every floating output (the
+// head's logits, maps and word logits, the feature maps) as float32 whatever the precision: losses and metrics
+// are computed in float32. `targets` (the batch's) reach a head that learns from them in its forward pass.
 models::Forward float32_forward(models::NetworkImpl& net, const torch::Tensor& x, models::Precision precision,
                                 const torch::Tensor& targets = {});
 

@@ -91,11 +91,12 @@ struct TaskRow {
 
 const std::vector<TaskRow>& task_table();
 
-// The keys every task's batch config section starts with (model, weights, set, labels, random_init, batch),
+// The keys every task's batch config section starts with (model, weights, set, labels, random_init, batch,
+// precision),
 // then the task's own; `shipped` names the task's default model in the help text.
 std::vector<KeySpec> section_schema_with_model_keys(const std::string& shipped, std::vector<KeySpec> own);
 // Reads those shared keys of a validated section into `choice` and `batch`.
-void take_model_keys(const nlohmann::json& section, ModelChoice& choice, int64_t& batch);
+void take_model_keys(const ConfigDoc& section, ModelChoice& choice, int64_t& batch);
 // The network a task runs: the task's shipped model when neither a model nor weights is named, and an error
 // naming `task` when the network was built for another task (a detector handed to classify, say).
 LoadedModel load_task_model(ModelChoice choice, const TaskRow& task);

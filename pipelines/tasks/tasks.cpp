@@ -51,18 +51,27 @@ std::vector<KeySpec> section_schema_with_model_keys(const std::string& shipped, 
       {"labels", Kind::kString, false, "class names file, one per line"},
       {"random_init", Kind::kBool, false, "run untrained weights on purpose (benchmarks)"},
       {"batch", Kind::kInt, false, "images per forward pass"},
+      {"precision", Kind::kString, false, "fp32 | bf16 (bfloat16 through oneDNN where the CPU has AVX512-BF16)"},
   };
   for (KeySpec& k : own) schema.push_back(std::move(k));
   return schema;
 }
 
-void take_model_keys(const nlohmann::json& section, ModelChoice& choice, int64_t& batch) {
-  take(section, "model", choice.model);
-  take(section, "weights", choice.weights);
-  take(section, "set", choice.sets);
-  take(section, "labels", choice.labels_file);
-  take(section, "random_init", choice.random_init);
-  take(section, "batch", batch);
+void take_model_keys(const ConfigDoc& section, ModelChoice& choice, int64_t& batch) {
+  const nlohmann::json& j = section.root;
+  take(j, "model", choice.model);
+  take(j, "weights", choice.weights);
+  take(j, "set", choice.sets);
+  take(j, "labels", choice.labels_file);
+  take(j, "random_init", choice.random_init);
+  take(j, "batch", batch);
+  std::string precision = models::to_string(choice.precision);
+  take(j, "precision", precision);
+  try {
+    choice.precision = models::parse_precision(precision);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(section.where("precision") + ": " + e.what());
+  }
 }
 
 LoadedModel load_task_model(ModelChoice choice, const TaskRow& task) {

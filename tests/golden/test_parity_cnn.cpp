@@ -73,6 +73,9 @@ TEST_P(CnnParity, MatchesTimm) {
     expect_close(prepared.logits, expected.at("logits"), "logits, prepared for inference");
     expect_close(prepared.pre_logits, expected.at("features"), "features, prepared for inference");
     expect_close(prepared.feature_map, expected.at("last_feature_map"), "last_feature_map, prepared for inference");
+    // bf16 inference (autocast through oneDNN) stays near timm's float32 logits and keeps every top-1 class.
+    net->prepare_for_inference(models::Precision::kBFloat16);
+    testing::expect_bf16_logits_close(net->forward(input).logits, expected.at("logits"), GetParam() + " logits");
   }
 }
 

@@ -90,6 +90,9 @@ TEST(VitParity, MatchesTimmWithEveryIntermediate) {
     EXPECT_TRUE(fused.attention.empty() && fused.activations.empty());
     expect_close(fused.logits, expected.at("logits"), "fused logits");
     expect_close(fused.tokens, expected.at("tokens"), "fused tokens");
+
+    net->prepare_for_inference(Precision::kBFloat16);
+    testing::expect_bf16_logits_close(net->forward(input).logits, expected.at("logits"), std::string(kFixture) + " logits");
   }
 }
 

@@ -133,7 +133,7 @@ void check_options(const CaptionOptions& o, const std::function<void(bool, const
 std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   CaptionOptions o;
   const nlohmann::json& j = section.root;
-  take_model_keys(j, o.model, o.batch);
+  take_model_keys(section, o.model, o.batch);
   take(j, "beam", o.beam);
   take(j, "max_words", o.max_words);
   take(j, "length_alpha", o.length_alpha);

@@ -109,7 +109,7 @@ const std::vector<KeySpec>& section_schema() {
 std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   ClassifyOptions o;
   const nlohmann::json& j = section.root;
-  take_model_keys(j, o.model, o.batch);
+  take_model_keys(section, o.model, o.batch);
   take(j, "topk", o.topk);
   take(j, "saliency", o.saliency);
   take(j, "saliency_class", o.saliency_class);

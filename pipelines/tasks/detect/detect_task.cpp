@@ -139,7 +139,7 @@ const std::vector<KeySpec>& section_schema() {
 std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   DetectOptions o;
   const nlohmann::json& j = section.root;
-  take_model_keys(j, o.model, o.batch);
+  take_model_keys(section, o.model, o.batch);
   take(j, "score_thresh", o.score_thresh);
   take(j, "nms_iou", o.nms_iou);
   take(j, "overlay", o.overlay);

@@ -93,7 +93,7 @@ int run_saliency(SaliencyCommandOptions& o) {
     info.operating_threshold = cfg.ct.operating_threshold;
     report->set_info(info);
   }
-  const models::ThreadPlan plan = apply_thread_options(o.threads, task->model_cfg().arch);
+  const models::ThreadPlan plan = apply_thread_options(o.threads, task->model());
   vision::BatchInputScan scan = vision::scan_batch_inputs(o.paths);
   // A CT model reads DICOM: images found inside folders (masks, screenshots beside a series) are not inputs;
   // an image named on the command line still is, and is then reported as not a CT slice.

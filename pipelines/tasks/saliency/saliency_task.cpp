@@ -215,7 +215,7 @@ const std::vector<KeySpec>& section_schema() {
 std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   SaliencyTaskOptions o;
   const nlohmann::json& j = section.root;
-  take_model_keys(j, o.model, o.batch);
+  take_model_keys(section, o.model, o.batch);
   take(j, "methods", o.methods);
   if (o.batch < 1 || o.batch > 1024) throw ConfigError(section.where("batch") + ": 'saliency.batch' must be in 1..1024");
   return make_saliency_runner(o);
