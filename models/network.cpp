@@ -52,7 +52,10 @@ Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& reque
 void NetworkImpl::prepare_for_inference(Precision precision) {
   eval();
   precision_ = precision;
-  if (!folded_) backbone_->fold_batchnorm();
+  if (!folded_) {
+    backbone_->fold_batchnorm();
+    backbone_->pack_for_inference();
+  }
   folded_ = true;
   if (!backbone_->prefers_channels_last()) return;
   torch::NoGradGuard no_grad;

@@ -26,9 +26,8 @@ void keep_freed_memory() {
 
 ThreadPlan default_threads(const char* arch, bool training, Precision precision) {
   const int cores = available_cores();
-  if (precision == Precision::kBFloat16) return {cores, 1};
-  if (std::strcmp(arch, "vit") == 0) return {1, cores};
-  return {cores, training ? 1 : cores};
+  if (std::strcmp(arch, "vit") == 0 && training && precision == Precision::kFloat32) return {1, cores};
+  return {cores, 1};
 }
 
 ThreadPlan apply_threads(ThreadPlan plan) {

@@ -36,12 +36,14 @@ struct ThreadPlan {
 // Applies the plan; returns the plan as applied (zeros resolved). Safe to call more than once.
 ThreadPlan apply_threads(ThreadPlan plan);
 
-// The plan that measured fastest here for an architecture: CNNs use every core in torch; a ViT runs
-// torch on one thread and OpenBLAS on all (idle OpenMP threads spin and steal OpenBLAS's cores).
-// Training a CNN, OpenBLAS gets one thread: its only work is the small classifier, and its idle threads
-// spin against torch's (Fashion-MNIST ResNet, 2 cores: 12% more images/s than with OpenBLAS on both).
-// In bfloat16 every convolution and matrix product runs in oneDNN on torch's threads, so torch gets every
-// core and OpenBLAS one, whatever the architecture (training and inference alike).
+// The plan that measured fastest here (2-core AVX-512) for an architecture. Torch gets every core and
+// OpenBLAS one, except to train a ViT in float32: its Linear layers then run in OpenBLAS, on every core, and
+// torch runs on one thread (idle OpenMP threads spin and steal OpenBLAS's cores). Everywhere else OpenBLAS
+// has little or nothing to do and its idle threads would spin against torch's: inference convolutions run in
+// oneDNN (ResNet-50 at batch 1: 27.3 images/s with OpenBLAS on one thread, 22.9 on both), a ViT prepared for
+// inference runs its matrix products in oneDNN too (vit.cpp, PackableLinear), and in bfloat16 every
+// convolution and matrix product does. Training a CNN, OpenBLAS's only work is the small classifier
+// (Fashion-MNIST ResNet: 12% more images/s than with OpenBLAS on both cores).
 ThreadPlan default_threads(const char* arch, bool training = false, Precision precision = Precision::kFloat32);
 
 // Keeps freed tensor memory in the process instead of handing it back to the kernel, where glibc's malloc

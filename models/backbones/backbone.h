@@ -141,6 +141,9 @@ class BackboneImpl : public torch::nn::Module {
   // convolution before it (one pass over the activations instead of two). Families without such pairs
   // leave this alone. The parameters are no longer timm's afterwards: never train or save a folded network.
   virtual void fold_batchnorm() {}
+  // For inference only, after the weights are loaded: weights packed once into the layout of the kernels that
+  // run them fastest here (a ViT: its token GEMMs in oneDNN). Packed copies follow no later change of the weights.
+  virtual void pack_for_inference() {}
 };
 
 using Backbone = std::shared_ptr<BackboneImpl>;

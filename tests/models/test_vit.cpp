@@ -91,6 +91,15 @@ TEST(VitParity, MatchesTimmWithEveryIntermediate) {
     expect_close(fused.logits, expected.at("logits"), "fused logits");
     expect_close(fused.tokens, expected.at("tokens"), "fused tokens");
 
+    // Prepared for inference, the blocks' Linear layers run in oneDNN on packed weights and the attention head
+    // by head (no gradient recorded): the same outputs within the parity tolerance.
+    net->prepare_for_inference();
+    {
+      torch::InferenceMode inference;
+      const Forward packed = net->forward(input);
+      expect_close(packed.logits, expected.at("logits"), "packed logits");
+      expect_close(packed.tokens, expected.at("tokens"), "packed tokens");
+    }
     net->prepare_for_inference(Precision::kBFloat16);
     testing::expect_bf16_logits_close(net->forward(input).logits, expected.at("logits"), std::string(kFixture) + " logits");
   }
