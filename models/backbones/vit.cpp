@@ -140,8 +140,16 @@ class SelfAttentionImpl : public nn::Module {
     const torch::Tensor q = qkv_heads[0].view({b, t, head_dim_});
     const torch::Tensor k = qkv_heads[1].view({b, t, head_dim_});
     const torch::Tensor v = qkv_heads[2].view({b, t, head_dim_});
-    torch::Tensor scores = torch::empty({b, t, t}, q.options());  // q's dtype: bfloat16 under autocast
-    if (!torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled()) return attend_per_head(q, k, v, scores);
+    if (at::autocast::is_cpu_enabled()) {
+      // bfloat16: oneDNN's batched matmul. baddbmm's alpha/beta form ran about 4x slower here than scaling q
+      // first (96 heads of 197 x 64: 8.0 against 2.0 ms per product).
+      torch::Tensor scores = torch::bmm(q * scale_, k.transpose(1, 2));
+      if (scores.requires_grad()) scores = scores.softmax(-1);
+      else at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
+      return torch::bmm(scores, v);
+    }
+    torch::Tensor scores = torch::empty({b, t, t}, q.options());
+    if (!torch::GradMode::is_enabled()) return attend_per_head(q, k, v, scores);
     // beta 0: the uninitialised buffer is never read, only written.
     scores.baddbmm_(q, k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale_);
     if (scores.requires_grad()) {
