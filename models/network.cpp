@@ -42,8 +42,8 @@ Forward NetworkImpl::forward(const torch::Tensor& x, const ForwardRequest& reque
     return f;
   }
   const AutocastScope autocast(precision_);
-  // The trunk's outputs go to float32 before the head reads them, so the float32 feature map and stages a
-  // caller gets are the ones the head's outputs depend on: saliency differentiates through them.
+  // The feature map goes to float32 before the head reads it, so the float32 map a caller gets is the one the
+  // head's outputs depend on: saliency differentiates through it (the stages stay as computed, see as_float32).
   Forward f = trunk(x, request).as_float32();
   head_->forward(*backbone_, f, request);
   return f.as_float32();

@@ -20,7 +20,7 @@ Precision parse_precision(const std::string& name);  // "fp32" | "bf16"; std::in
 const char* to_string(Precision p);
 
 // Whether this CPU runs bfloat16 natively (AVX512-BF16: oneDNN's bf16 convolutions and matrix products).
-// Without it oneDNN emulates bf16 more slowly than float32 runs, so inference falls back to float32 there.
+// Without it oneDNN has no bf16 instructions to run them on, so inference stays in float32 there.
 // ATTNVISION_NO_BF16=1 answers false on any CPU (to run, or test, the fallback).
 bool cpu_has_native_bf16();
 
