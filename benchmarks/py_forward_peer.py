@@ -6,8 +6,8 @@ PyTorch, at every thread plan and layout PyTorch's CPU performance guide suggest
     /usr/bin/python3 benchmarks/py_forward_peer.py --model resnet50 --weights W.safetensors --batch 16 \
         [--precision fp32|bf16] [--iters 3] [--warmup 1] [--plans all|T,B,LAYOUT]
 
---write-weights makes the model with a fixed seed (timm's init; BatchNorm statistics and affines drawn at
-random so no branch is switched off) and saves its state dict under timm's names: `attnvision bench --model NAME
+--write-weights makes the model with a fixed seed (the ResNets with timm's init, then BatchNorm statistics and
+affines drawn at random so no branch is switched off; the ViT with PyTorch's default Linear init) and saves its state dict under timm's names: `attnvision bench --model NAME
 --weights W.safetensors` loads the same file, checking every tensor's name and shape against its own
 architecture, so both sides run one network.
 
