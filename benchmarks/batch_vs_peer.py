@@ -26,6 +26,8 @@ RSS (wait4) and the CPU other processes used meanwhile ("foreign", in cores; ~0 
 Reported: per-round figures, medians, attnvision / peer ratios (targets: resnet50 >= 1.15x tuned, resnet18
 >= 1.5x tuned), batch end to end as % of bench's forward-only images/s (target >= 85% for resnet50), and
 agreement of attnvision's manifest top-1/top-5 with the tuned peer's predictions.
+--fast: each round also runs `attnvision batch --decode fast` (JPEGs decoded at libjpeg's reduced scales, not
+Pillow-exact) and reports it as its own row, with its top-1 / top-5 agreement against the exact run's manifest.
 --rss: peak RSS of `attnvision batch` (resnet18) on 5,000 vs 1,000 small JPEGs (target: within 15%).
 --peer-only runs only the peer half (for when the binary lacks `batch`). Work files go under --work; each
 process's stdout/stderr under --work/logs. The peer needs Debian's python3-torch and python3-torchvision.
@@ -230,6 +232,18 @@ def agreement(manifest, peer_out):
     return a
 
 
+def manifest_vs_manifest(manifest_a, manifest_b):
+    """Top-1 / top-5 agreement of two attnvision manifests over the inputs both classified."""
+    def topk(path):
+        return {row["path"]: row["outputs"]["classify"]["topk"] for row in read_jsonl(path) if row.get("status") == "ok"}
+    a, b = topk(manifest_a), topk(manifest_b)
+    both = [k for k in a if k in b]
+    return dict(matched=len(both),
+                top1=sum(a[k][0]["index"] == b[k][0]["index"] for k in both),
+                top5=sum([t["index"] for t in a[k]] == [t["index"] for t in b[k]] for k in both),
+                max_dscore=max((abs(x["score"] - y["score"]) for k in both for x, y in zip(a[k], b[k])), default=0.0))
+
+
 def peer_vs_peer(out_a, out_b):
     a = {r["file"]: r for r in read_jsonl(out_a)}
     b = {r["file"]: r for r in read_jsonl(out_b)}
@@ -262,6 +276,8 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench_batch"))
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter for the peer (torch, torchvision, PIL)")
     ap.add_argument("--peer-only", action="store_true", help="skip the attnvision side (no batch, bench or --rss)")
+    ap.add_argument("--fast", action="store_true",
+                    help="also time `attnvision batch --decode fast` and its agreement with the exact decode")
     ap.add_argument("--rss", action="store_true",
                     help="also peak RSS of `attnvision batch` (resnet18) on --rss-large vs --rss-small small JPEGs")
     ap.add_argument("--rss-small", type=int, default=1000)
@@ -330,21 +346,22 @@ def main():
                 res["label"] = label
                 rec["peer_" + key] = res
 
-            def ours():
-                out_dir = os.path.join(args.work, f"out_{model}_r{r + 1}")
+            def ours(decode="exact"):
+                key = "ours" if decode == "exact" else "ours_" + decode
+                out_dir = os.path.join(args.work, f"out_{model}_{decode}_r{r + 1}")
                 shutil.rmtree(out_dir, ignore_errors=True)  # a rerun with the same --out would resume
                 cmd = [args.binary, "batch", images, "--out", out_dir, "--tasks", "classify",
                        "--set", f"classify.model={model}", "--set", f"classify.weights={w}",
-                       "--set", f"classify.batch={args.batch}", "--set", "classify.topk=5"]
+                       "--set", f"classify.batch={args.batch}", "--set", "classify.topk=5", "--decode", decode]
                 if first:
                     show_cmd(cmd)
-                res = run(cmd, f"ours_{model}_r{r + 1}", env=base_env)
+                res = run(cmd, f"{key}_{model}_r{r + 1}", env=base_env)
                 res["manifest"] = os.path.join(out_dir, "manifest.jsonl")
                 res["ips"] = args.n / res["wall"]
                 # Its own figure, like the peer's: the run's summary line, start-up and model load excluded.
                 m = re.search(r"ran (\d+) inputs in ([\d.]+) s \(([\d.]+) inputs/s\)", res["stderr"])
                 res["own_ips"] = float(m.group(3)) if m else None
-                rec["ours"] = res
+                rec[key] = res
 
             def bench():
                 cmd = [args.binary, "bench", "--model", model, "--batch", str(args.batch), "--iters",
@@ -358,10 +375,11 @@ def main():
                 rec["bench"] = res
 
             peers_in_order = [lambda run_=run_: peer(*run_) for run_ in PEER_RUNS]
+            ours_in_order = [ours] + ([lambda: ours("fast")] if args.fast else []) + [bench]
             if r % 2 == 0:
-                order = peers_in_order + ([ours, bench] if ours_on else [])
+                order = peers_in_order + (ours_in_order if ours_on else [])
             else:
-                order = ([bench, ours] if ours_on else []) + peers_in_order[::-1]
+                order = (ours_in_order[::-1] if ours_on else []) + peers_in_order[::-1]
             for step in order:
                 step()
             torch_version = rec["peer_tuned"]["summary"].get("torch")
@@ -396,6 +414,17 @@ def main():
                       f"{rec['ratio_asis']:.2f}; batch end to end = {100 * rec['e2e_of_fwd']:.0f}% of forward only "
                       f"({fmt(None if rec['own_of_fwd'] is None else 100 * rec['own_of_fwd'], '.0f', 0)}% start-up "
                       f"excluded)")
+                if args.fast:
+                    f_ = rec["ours_fast"]
+                    rec["fast_ratio_tuned"] = f_["ips"] / pt["ips"]
+                    rec["fast_e2e_of_fwd"] = f_["ips"] / b["images_per_s"]
+                    rec["fast_own_of_fwd"] = f_["own_ips"] / b["images_per_s"] if f_["own_ips"] else None
+                    print(f"    {'attnvision fast':17}{f_['wall']:8.2f} s = {f_['ips']:7.2f} images/s end to end (own "
+                          f"figure {fmt(f_['own_ips'], '.2f', 0)} images/s); cpu {f_['cpu']:.1f} s, peak RSS "
+                          f"{f_['maxrss_mib']:.0f} MiB, foreign {fmt(f_['foreign'], '.2f', 0)}; /best tuned peer "
+                          f"{rec['fast_ratio_tuned']:.2f}, {100 * rec['fast_e2e_of_fwd']:.0f}% of forward only "
+                          f"({fmt(None if rec['fast_own_of_fwd'] is None else 100 * rec['fast_own_of_fwd'], '.0f', 0)}%"
+                          f" start-up excluded)")
             rounds.append(rec)
         results[model] = rounds
 
@@ -408,6 +437,11 @@ def main():
                   f"{a['errors']} error), {a['matched']} matched of {a['peer_rows']} peer files "
                   f"({a['missing_in_ours']} missing in manifest); top-1 {a['top1']}/{a['matched']}, identical "
                   f"top-5 {a['top5']}/{a['matched']}, max |score diff| {a['max_dscore']:.2e}")
+            if args.fast:
+                f_ = manifest_vs_manifest(last["ours_fast"]["manifest"], last["ours"]["manifest"])
+                print(f"  agreement, --decode fast vs exact (last round): {f_['matched']} inputs; top-1 "
+                      f"{f_['top1']}/{f_['matched']}, identical top-5 {f_['top5']}/{f_['matched']}, max |score diff| "
+                      f"{f_['max_dscore']:.2e}")
 
     rss = None
     if args.rss and ours_on:
@@ -463,8 +497,16 @@ def main():
               f"{med(r['peer_asis']['summary']['images_per_s'] for r in rounds):8.2f}"
               f"{fmt(rt, '.2f', 11)}{t_r_s:>12}{fmt(ra, '.2f', 11)}{fmt(fwd, '.2f', 9)}"
               f"{('-' if pct is None else f'{100 * pct:.0f}%'):>8}{t_p_s:>11}")
+        if args.fast and ours_on:
+            f_ips = med(r["ours_fast"]["ips"] for r in rounds)
+            f_own = med(r["ours_fast"].get("own_ips") for r in rounds)
+            f_rt = med(r.get("fast_ratio_tuned") for r in rounds)
+            f_pct = med(r.get("fast_e2e_of_fwd") for r in rounds)
+            print(f"{'  fast':10}{fmt(f_ips, '.2f', 11)}{fmt(f_own, '.2f', 8)}{'':38}{fmt(f_rt, '.2f', 11)}{'':23}"
+                  f"{fmt(fwd, '.2f', 9)}{('-' if f_pct is None else f'{100 * f_pct:.0f}%'):>8}")
     print("(own): each side's in-loop figure, start-up and model load excluded; peer best: the fastest tuned peer run "
-          "(NCHW, channels-last, tcmalloc channels-last), per round; e2e/fwd: attnvision end to end over bench's forward-only rate")
+          "(NCHW, channels-last, tcmalloc channels-last), per round; e2e/fwd: attnvision end to end over bench's forward-only rate"
+          + ("; fast: attnvision batch --decode fast (not Pillow-exact)" if args.fast else ""))
     if rss:
         print(f"peak RSS attnvision batch resnet18: {rss[args.rss_small]['maxrss_mib']:.0f} MiB ({args.rss_small} "
               f"images) -> {rss[args.rss_large]['maxrss_mib']:.0f} MiB ({args.rss_large}), ratio {rss['ratio']:.3f} "

@@ -11,19 +11,45 @@
 namespace attnvision::datasets {
 namespace {
 
-// The frames a model sees: an image as decoded; a DICOM object's frames through the window to 8 bits. With
-// `ct`, a DICOM object's modality values are kept there too (for a CT preprocessing).
-std::vector<cv::Mat> decode_frames(Sample& s, const DecodeOptions& o, std::optional<vision::DicomFrames>* ct) {
+// The frames a model sees, and the sample's size: an image as decoded (reduced when `reduce_to` is not empty);
+// a DICOM object's frames through the window to 8 bits. With `ct`, a DICOM object's modality values are kept
+// there too (for a CT preprocessing).
+std::vector<cv::Mat> decode_frames(Sample& s, const DecodeOptions& o, cv::Size reduce_to,
+                                   std::optional<vision::DicomFrames>* ct) {
+  std::vector<cv::Mat> frames;
   if (s.input.kind == vision::InputKind::kDicom) {
     vision::DicomFrames dicom = vision::read_dicom(s.input.path, o.dicom);
-    std::vector<cv::Mat> frames = vision::window_to_8bit(dicom, vision::resolve_window(o.dicom_window, dicom));
+    frames = vision::window_to_8bit(dicom, vision::resolve_window(o.dicom_window, dicom));
     s.dicom = dicom.info;
     if (o.keep_modality && !dicom.info.color()) s.modality = dicom.frames;  // shares the pixels: no copy
     if (ct) *ct = std::move(dicom);
-    return frames;
+  } else {
+    if (ct) throw std::runtime_error("not a DICOM CT slice (the model reads Hounsfield units)");
+    cv::Size full;
+    frames.push_back(vision::read_image_reduced(s.input.path, reduce_to, &full, o.image));
+    s.width = full.width;
+    s.height = full.height;
   }
-  if (ct) throw std::runtime_error("not a DICOM CT slice (the model reads Hounsfield units)");
-  return {vision::read_image(s.input.path, o.image)};
+  if (frames.empty()) throw std::runtime_error("no frames");
+  if (!s.width) {
+    s.width = frames.front().cols;
+    s.height = frames.front().rows;
+  }
+  s.frames = static_cast<int>(frames.size());
+  return frames;
+}
+
+// The size a fast JPEG decode may reduce to: every transform must still shrink from it. Empty (no reduction)
+// unless asked for and the pixels are not kept.
+cv::Size jpeg_reduction(const std::vector<Preprocess>& preprocesses, const DecodeOptions& o) {
+  if (!o.fast_jpeg || o.keep_display) return cv::Size();
+  cv::Size at_least(1, 1);
+  for (const Preprocess& p : preprocesses) {
+    if (p.ct) return cv::Size();
+    const cv::Size need = vision::eval_min_source_size(p.image);
+    at_least = cv::Size(std::max(at_least.width, need.width), std::max(at_least.height, need.height));
+  }
+  return at_least;
 }
 
 // One CT slice on the model grid into row `index` of `batch`, normalised as training normalises.
@@ -48,6 +74,7 @@ SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
   SampleBatch batch;
   const auto first_ct = std::find_if(preprocesses.begin(), preprocesses.end(), [](const Preprocess& p) { return p.ct.has_value(); });
   const bool needs_ct = first_ct != preprocesses.end();
+  const cv::Size reduce_to = jpeg_reduction(preprocesses, options);
   std::vector<std::vector<cv::Mat>> frames(inputs.size());
   std::vector<std::optional<vision::DicomFrames>> hu(inputs.size());
   std::vector<size_t> sample_of;
@@ -56,11 +83,7 @@ SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
     Sample s;
     s.input = inputs[i];
     try {
-      frames[i] = decode_frames(s, options, needs_ct ? &hu[i] : nullptr);
-      if (frames[i].empty()) throw std::runtime_error("no frames");
-      s.width = frames[i].front().cols;
-      s.height = frames[i].front().rows;
-      s.frames = static_cast<int>(frames[i].size());
+      frames[i] = decode_frames(s, options, reduce_to, needs_ct ? &hu[i] : nullptr);
       for (int f = 0; f < s.frames; ++f) sample_of.push_back(i), frame_of.push_back(f);
     } catch (const std::exception& e) {
       s.error = error_line(s.input.path, e.what());

@@ -236,6 +236,7 @@ struct Header {
   uint64_t height = 0;
   int orientation = 1;
   bool tiff_unassociated_alpha = false;  // ExtraSamples = 2: libtiff's RGBA path premultiplies it
+  int jpeg_components = 0;               // JPEG: 1 gray, 3 YCbCr / RGB, 4 CMYK / YCCK
 };
 
 // `full`: also check that the whole file is structurally complete (read_image holds all bytes in memory
@@ -305,6 +306,7 @@ Header parse_jpeg(const ParseContext& c) {
       if (seg_len < 6) throw FormatError("JPEG frame header is too short");
       h.height = r.u16be(seg + 1, "JPEG frame header");
       h.width = r.u16be(seg + 3, "JPEG frame header");
+      h.jpeg_components = r.u8(seg + 5, "JPEG frame header");
       have_sof = true;
       if (h.height == 0) throw FormatError("JPEG declares height 0 (DNL marker), which is not supported");
       size_known(c, h);
@@ -773,13 +775,42 @@ cv::Mat to_rgb_order(cv::Mat m) {
   }
 }
 
-cv::Mat decode(const std::vector<uint8_t>& data, const Header& h, const ImageReadOptions& options) {
+// libjpeg's DCT-domain scale for a JPEG whose result (oriented when the options say so) must stay at least
+// `at_least` in both sides, by Pillow's Image.draft rule: the largest d of 8, 4 and 2 with floor(side / d) >=
+// at_least on both sides, else 1. Always 1 for other formats, for CMYK / YCCK JPEGs (their conversion stays on
+// the exact path) and for an empty `at_least`.
+int jpeg_scale_denominator(const Header& h, cv::Size at_least, const ImageReadOptions& options) {
+  if (h.format != Format::kJpeg || at_least.width <= 0 || at_least.height <= 0) return 1;
+  if (h.jpeg_components != 1 && h.jpeg_components != 3) return 1;
+  if (options.apply_exif_orientation && orientation_swaps_axes(h.orientation))
+    at_least = cv::Size(at_least.height, at_least.width);
+  for (const uint64_t d : {8u, 4u, 2u})
+    if (h.width / d >= static_cast<uint64_t>(at_least.width) && h.height / d >= static_cast<uint64_t>(at_least.height))
+      return static_cast<int>(d);
+  return 1;
+}
+
+// imdecode's flags for a JPEG decoded at 1 / `denominator` of its size (the orientation is ours to apply).
+int reduced_jpeg_flags(const Header& h, int denominator) {
+  const bool gray = h.jpeg_components == 1;
+  int flags = 0;
+  switch (denominator) {
+    case 2: flags = gray ? cv::IMREAD_REDUCED_GRAYSCALE_2 : cv::IMREAD_REDUCED_COLOR_2; break;
+    case 4: flags = gray ? cv::IMREAD_REDUCED_GRAYSCALE_4 : cv::IMREAD_REDUCED_COLOR_4; break;
+    case 8: flags = gray ? cv::IMREAD_REDUCED_GRAYSCALE_8 : cv::IMREAD_REDUCED_COLOR_8; break;
+    default: throw std::logic_error("reduced_jpeg_flags: denominator " + std::to_string(denominator));
+  }
+  return flags | cv::IMREAD_IGNORE_ORIENTATION;
+}
+
+// `denominator` > 1 (JPEG only): libjpeg decodes at that fraction of the size, ceil(side / denominator).
+cv::Mat decode(const std::vector<uint8_t>& data, const Header& h, const ImageReadOptions& options, int denominator = 1) {
   quiet_opencv_logging();
   // imdecode never writes to its input; the Mat only wraps our buffer.
   const cv::Mat buf(1, static_cast<int>(data.size()), CV_8UC1, const_cast<uint8_t*>(data.data()));
   cv::Mat m;
   try {
-    m = cv::imdecode(buf, cv::IMREAD_UNCHANGED);
+    m = cv::imdecode(buf, denominator == 1 ? cv::IMREAD_UNCHANGED : reduced_jpeg_flags(h, denominator));
   } catch (const cv::Exception& e) {
     throw FormatError(std::string("cannot decode ") + format_name(h.format) + " data: " + one_line(e.err));
   }
@@ -793,13 +824,14 @@ cv::Mat decode(const std::vector<uint8_t>& data, const Header& h, const ImageRea
   }
   // OpenCV's TIFF reader applies the orientation itself; the other readers leave it to us.
   const bool decoder_oriented = h.format == Format::kTiff;
-  cv::Size expected(static_cast<int>(h.width), static_cast<int>(h.height));
+  const uint64_t d = static_cast<uint64_t>(denominator);
+  cv::Size expected(static_cast<int>((h.width + d - 1) / d), static_cast<int>((h.height + d - 1) / d));
   if (decoder_oriented && orientation_swaps_axes(h.orientation))
     expected = cv::Size(expected.height, expected.width);
   if (m.size() != expected) {
     throw FormatError("decoded size " + std::to_string(m.cols) + " x " + std::to_string(m.rows) +
                       " differs from the header's " + std::to_string(h.width) + " x " +
-                      std::to_string(h.height));
+                      std::to_string(h.height) + (d > 1 ? " at 1/" + std::to_string(d) + " scale" : ""));
   }
   cv::Mat out = to_rgb_order(m);
   if (h.format == Format::kTiff && h.tiff_unassociated_alpha && out.type() == CV_8UC4)
@@ -815,11 +847,21 @@ cv::Mat decode(const std::vector<uint8_t>& data, const Header& h, const ImageRea
 }  // namespace
 
 cv::Mat read_image(const std::string& path, const ImageReadOptions& options) {
+  return read_image_reduced(path, cv::Size(), nullptr, options);
+}
+
+cv::Mat read_image_reduced(const std::string& path, cv::Size at_least, cv::Size* full_size,
+                           const ImageReadOptions& options) {
   const std::vector<uint8_t> data = read_whole_file(path, options.max_file_bytes);
   try {
     const MemoryReader reader(data.data(), data.size());
     const Header h = parse_header(ParseContext{reader, true, data.data(), options.max_pixels});
-    return decode(data, h, options);
+    if (full_size) {
+      const cv::Size stored(static_cast<int>(h.width), static_cast<int>(h.height));
+      *full_size = options.apply_exif_orientation && orientation_swaps_axes(h.orientation)
+                       ? cv::Size(stored.height, stored.width) : stored;
+    }
+    return decode(data, h, options, jpeg_scale_denominator(h, at_least, options));
   } catch (const FormatError& e) {
     fail(path, e.what());
   } catch (const std::bad_alloc&) {

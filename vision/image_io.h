@@ -51,6 +51,15 @@ struct ImageReadOptions {
 // applied by OpenCV itself and undone when apply_exif_orientation is false.
 cv::Mat read_image(const std::string& path, const ImageReadOptions& options = {});
 
+// read_image with libjpeg's DCT-domain downscaling, for a caller that shrinks the image anyway: a JPEG is
+// decoded at 1/2, 1/4 or 1/8 of its size (each side rounded up), the smallest scale whose sides, rounded down,
+// still hold `at_least` (after EXIF orientation). That is Pillow's Image.draft(mode, at_least) and gives its
+// pixels exactly; it is not a full decode followed by a resize, so a model input made from it differs from the
+// exact path's by a few levels. Other formats, CMYK JPEGs, JPEGs too small to reduce and an empty `at_least`
+// come back exactly as read_image gives them. `full_size`, when given, gets the size read_image would return.
+cv::Mat read_image_reduced(const std::string& path, cv::Size at_least, cv::Size* full_size,
+                           const ImageReadOptions& options = {});
+
 // What the header says, without decoding pixels.
 struct ImageInfo {
   std::string format;    // "JPEG", "PNG", "TIFF", "BMP", "WebP", "PNM"

@@ -523,6 +523,12 @@ void apply_eval_transform(const cv::Mat& image, const EvalTransform& t, float* d
   }
 }
 
+cv::Size eval_min_source_size(const EvalTransform& t) {
+  // A 1 x 1 image's resize: (s, s) for a square input (both sides scale to the short side's s), the fixed size
+  // otherwise.
+  return eval_resize_size(cv::Size(1, 1), t);
+}
+
 cv::Mat resize_like_pil(const cv::Mat& image, cv::Size size, const std::string& interpolation) {
   check_resizable(image, size);
   const Filter filter = parse_filter(interpolation);

@@ -49,6 +49,11 @@ struct EvalTransform {
 // to channels, a zero std, non-positive sizes or crop_pct, an unknown interpolation).
 void apply_eval_transform(const cv::Mat& image, const EvalTransform& t, float* dst);
 
+// The smallest image the transform's resize (step 2) still shrinks or keeps, as the size to ask a reduced JPEG
+// decode for (vision::read_image_reduced, Pillow's Image.draft): (s, s) for a square input, s = the short side
+// the resize gives; the fixed resize size otherwise.
+cv::Size eval_min_source_size(const EvalTransform& t);
+
 // The size the image is resized to before the centre crop (step 2 above).
 cv::Size eval_resize_size(cv::Size image_size, const EvalTransform& t);
 // The crop window in the resized image's coordinates (step 3); it may reach outside when crop_pct > 1.

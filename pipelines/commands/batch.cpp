@@ -5,6 +5,7 @@
 #include "pipelines/batch/runner.h"
 #include "pipelines/commands/cli_options.h"
 #include "pipelines/commands/command.h"
+#include "pipelines/commands/task_command.h"
 #include "pipelines/report/progress.h"
 #include "pipelines/tasks/task.h"
 #include "vision/files/atomic_write.h"
@@ -26,6 +27,7 @@ struct BatchOptions {
   std::vector<std::string> tasks;
   std::vector<std::string> sets;
   ThreadOptions threads;
+  std::string decode;  // --decode, over the config's `decode`
   bool quiet = false;
   bool retry_errors = false;
 };
@@ -45,6 +47,7 @@ std::vector<KeySpec> batch_schema() {
       {"max_pixels", Kind::kInt, false, "refuse images with more pixels than this, before decoding"},
       {"dicom_window", Kind::kString, false, "DICOM window: auto | lung | mediastinum | bone | brain | abdomen | minmax | C,W"},
       {"precision", Kind::kString, false, "fp32 | bf16 for every task whose section sets none"},
+      {"decode", Kind::kString, false, "exact | fast: how JPEGs are decoded (attnvision batch --help)"},
   };
   for (const TaskRow& row : task_table()) {
     schema.push_back({row.name, Kind::kObject, false, row.summary});
@@ -60,6 +63,7 @@ struct Config {
   int workers = 0;
   int64_t max_pixels = 200'000'000;
   std::string dicom_window = "auto";
+  std::string decode = "exact";
 };
 
 Config load_config(const BatchOptions& o) {
@@ -70,12 +74,19 @@ Config load_config(const BatchOptions& o) {
     c.doc.root["tasks"] = o.tasks;
     c.doc.lines["tasks"] = 0;
   }
+  if (!o.decode.empty()) {
+    c.doc.root["decode"] = o.decode;
+    c.doc.lines["decode"] = 0;
+  }
   validate(c.doc, batch_schema());
   const nlohmann::json& j = c.doc.root;
   take(j, "tasks", c.tasks);
   take(j, "workers", c.workers);
   take(j, "max_pixels", c.max_pixels);
   take(j, "dicom_window", c.dicom_window);
+  take(j, "decode", c.decode);
+  if (c.decode != "exact" && c.decode != "fast")
+    throw ConfigError(c.doc.where("decode") + ": 'decode' must be exact or fast, not '" + c.decode + "'");
   if (c.tasks.empty()) throw ConfigError(c.doc.where("tasks") + ": 'tasks' names no task");
   for (const std::string& t : c.tasks) {
     try {
@@ -145,6 +156,7 @@ int run_batch(const BatchOptions& o) {
   ro.torch_threads = plan.torch_threads;
   ro.decode.image.max_pixels = cfg.max_pixels;
   ro.decode.dicom_window = cfg.dicom_window;
+  ro.decode.fast_jpeg = cfg.decode == "fast";
   ro.files_dir = o.out;
   ro.files_relative_to = o.out;
   Progress progress("batch", pending.size(), o.quiet ? Progress::Mode::kSilent : Progress::Mode::kAuto);
@@ -177,6 +189,8 @@ CommandRun define_batch(CLI::App& app) {
   app.add_option("--tasks", o->tasks, "tasks to run, overriding the config's list (comma-separated)")->delimiter(',');
   app.add_option("--set", o->sets, "override a config key, e.g. --set classify.weights=FILE (repeatable)");
   add_thread_options(app, o->threads);
+  app.add_option("--decode", o->decode, std::string(kDecodeHelp) + " (overrides the config's `decode`)")
+      ->check(CLI::IsMember({"exact", "fast"}));
   app.add_flag("--quiet,-q", o->quiet, "no progress and no summary on stderr (errors still reach the manifest)");
   app.add_flag("--retry-errors", o->retry_errors, "run again the inputs whose manifest row is an error");
   std::string tasks;

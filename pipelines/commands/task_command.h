@@ -23,10 +23,15 @@ struct InputOptions {
   ThreadOptions threads;
   int workers = 0;
   int64_t max_pixels = 200'000'000;
+  std::string decode = "exact";  // exact | fast (see kDecodeHelp)
   bool json = false;
 };
 
-// The positional paths, --threads / --blas-threads, --workers, --max-pixels and --json (described by json_help).
+// --decode's help, shared by every command that decodes images.
+extern const char* const kDecodeHelp;
+
+// The positional paths, --threads / --blas-threads, --workers, --max-pixels, --decode and --json (described by
+// json_help).
 void add_input_options(CLI::App& app, InputOptions& options, const std::string& json_help);
 
 // Prints a failed input: its error line on stderr and, with --json, {path, error} on stdout.

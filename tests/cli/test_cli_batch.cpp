@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -237,6 +238,45 @@ TEST(CliBatch, KilledAtSeveralMomentsAndRestartedFinishesExactlyOnce) {
   expect_clean_outputs(out, rows);
 }
 
+TEST(CliBatch, FastDecodeAgreesWithTheExactDecodeOnLargeJpegs) {
+  ScratchDir dir;
+  const fs::path in = dir.path() / "in";
+  fs::create_directories(in);
+  // Smooth pictures with a few shapes, large enough for libjpeg's 1/2 .. 1/8 scales.
+  cv::RNG rng(11);
+  for (int i = 0; i < 6; ++i) {
+    cv::Mat img(240 + 40 * i, 320, CV_8UC3);
+    for (int y = 0; y < img.rows; ++y)
+      for (int x = 0; x < img.cols; ++x)
+        img.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uint8_t>(x * 255 / img.cols), static_cast<uint8_t>(y * 255 / img.rows),
+                                            static_cast<uint8_t>(40 * i));
+    for (int k = 0; k < 4; ++k) {
+      const cv::Point c(rng.uniform(40, 280), rng.uniform(40, 200));
+      cv::circle(img, c, rng.uniform(15, 60), cv::Scalar(rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255)), -1);
+    }
+    cv::imwrite((in / ("photo_" + std::to_string(i) + ".jpg")).string(), img);
+  }
+  const std::string base = "batch " + quoted(in) + " --tasks classify --set classify.topk=3 --out ";
+  auto exact = run_attnvision(base + quoted(dir / "exact"));
+  ASSERT_EQ(exact.exit_code, 0) << exact.err;
+  auto fast = run_attnvision(base + quoted(dir / "fast") + " --decode fast");
+  ASSERT_EQ(fast.exit_code, 0) << fast.err;
+  const auto want = by_path(manifest_rows(dir / "exact"));
+  const auto got = by_path(manifest_rows(dir / "fast"));
+  ASSERT_EQ(got.size(), 6u);
+  double max_diff = 0;
+  for (const auto& [path, row] : want) {
+    const nlohmann::json& w = row["outputs"]["classify"]["topk"];
+    const nlohmann::json& g = got.at(path)["outputs"]["classify"]["topk"];
+    EXPECT_EQ(g[0]["index"], w[0]["index"]) << path;
+    for (const nlohmann::json& wk : w)
+      for (const nlohmann::json& gk : g)
+        if (gk["index"] == wk["index"]) max_diff = std::max(max_diff, std::abs(gk["score"].get<double>() - wk["score"].get<double>()));
+  }
+  EXPECT_GT(max_diff, 0.0) << "the fast decode gave the model exactly the exact path's inputs: nothing was reduced";
+  EXPECT_LT(max_diff, 0.1);
+}
+
 TEST(CliBatch, ConfigErrorsNameTheKey) {
   ScratchDir dir;
   make_images(dir.path() / "in", 2);
@@ -251,6 +291,10 @@ TEST(CliBatch, ConfigErrorsNameTheKey) {
   r = run_attnvision(base + " --config " + quoted(dir / "bad.yaml"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("bad.yaml:3"), std::string::npos) << "the line of the key: " << r.err;
+  testing::write_text(dir / "bad_decode.yaml", "tasks: [classify]\ndecode: sloppy\n");
+  r = run_attnvision(base + " --config " + quoted(dir / "bad_decode.yaml"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("bad_decode.yaml:2: 'decode' must be exact or fast"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir.path() / "out" / "manifest.jsonl")) << "nothing runs on a bad config";
 }
 

@@ -2,6 +2,7 @@
 // or decoded, EXIF orientation, and hostile input (tests/data/vision/make_refs.py makes the files).
 #include "vision/image_io.h"
 
+#include "vision/exif.h"
 #include "vision/vision_test_data.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <sstream>
 #include <string>
 
 namespace av = attnvision::vision;
@@ -169,6 +171,63 @@ TEST(ReadImage, ExifOrientationIsApplied) {
   EXPECT_EQ(differing_bytes(av::read_image(data_path("exif_g16_6.tif")),
                             read_raw("exif_g16_6.u16", 12, 8, CV_16UC1)),
             0);
+}
+
+TEST(ReadImageReduced, GivesPillowsDraftDecodeExactly) {
+  const std::vector<uint8_t> bytes = read_bytes(data_path("draft_refs.txt"));
+  std::istringstream manifest(std::string(bytes.begin(), bytes.end()));
+  av::ImageReadOptions stored;  // Pillow's draft knows no EXIF: compare in the stored orientation
+  stored.apply_exif_orientation = false;
+  int cases = 0;
+  for (std::string input, ref; manifest >> input;) {
+    cv::Size at_least;
+    manifest >> at_least.width >> at_least.height >> ref;
+    cv::Size full;
+    const cv::Mat got = av::read_image_reduced(data_path(input), at_least, &full, stored);
+    const cv::Mat want = av::read_image(data_path(ref));
+    EXPECT_EQ(got.size(), want.size()) << input << " at least " << at_least;
+    EXPECT_EQ(got.type(), want.type()) << input;
+    EXPECT_EQ(differing_bytes(got, want), 0) << input << " at least " << at_least;
+    EXPECT_EQ(full, av::read_image(data_path(input), stored).size()) << input;
+    ++cases;
+  }
+  EXPECT_EQ(cases, 6);
+  // The 1/2, 1/4 and 1/8 cases are all there, and a request as large as the image reads it in full.
+  EXPECT_EQ(av::read_image_reduced(data_path("photo_97x61.jpg"), {24, 24}, nullptr).size(), cv::Size(49, 31));
+  EXPECT_EQ(av::read_image_reduced(data_path("photo_97x61.jpg"), {12, 12}, nullptr).size(), cv::Size(25, 16));
+  EXPECT_EQ(av::read_image_reduced(data_path("photo_50x83.jpg"), {6, 10}, nullptr).size(), cv::Size(7, 11));
+  EXPECT_EQ(differing_bytes(av::read_image_reduced(data_path("photo_97x61.jpg"), {49, 31}, nullptr),
+                            av::read_image(data_path("photo_97x61.jpg"))),
+            0);
+}
+
+TEST(ReadImageReduced, AppliesTheOrientationAfterReducing) {
+  // exif_6.jpg is stored 12 x 8 and shown 8 x 12: "at least 3 x 2" as shown is 2 x 3 as stored, which 1/2
+  // keeps (6 x 4 stored) and 1/4 does not (3 x 2).
+  cv::Size full;
+  const cv::Mat shown = av::read_image_reduced(data_path("exif_6.jpg"), {3, 2}, &full);
+  EXPECT_EQ(full, cv::Size(8, 12));
+  EXPECT_EQ(differing_bytes(shown, av::apply_exif_orientation(av::read_image(data_path("exif_6.jpg.draft_2x3.pil.png")), 6)),
+            0);
+}
+
+TEST(ReadImageReduced, LeavesOtherFormatsAndEmptyRequestsExact) {
+  for (const char* name : {"fmt_rgb.png", "fmt_rgb.bmp", "fmt_rgb.tif", "fmt_rgb.webp", "fmt_g16.pgm", "rgba_40x30.png"}) {
+    cv::Size full;
+    const cv::Mat got = av::read_image_reduced(data_path(name), {1, 1}, &full);
+    EXPECT_EQ(differing_bytes(got, av::read_image(data_path(name))), 0) << name;
+    EXPECT_EQ(full, got.size()) << name;
+  }
+  EXPECT_EQ(differing_bytes(av::read_image_reduced(data_path("photo_97x61.jpg"), {}, nullptr),
+                            av::read_image(data_path("photo_97x61.jpg"))),
+            0);
+  // Errors are read_image's: one line naming the file.
+  try {
+    av::read_image_reduced(data_path("missing.jpg"), {8, 8}, nullptr);
+    FAIL() << "no error for a missing file";
+  } catch (const av::ImageError& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.jpg"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ReadImageSize, ReadsTheHeaderOfEveryFormat) {

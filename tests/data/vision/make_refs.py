@@ -17,6 +17,9 @@ Written here (all tiny):
   fmt_*                               one small picture in every format and mode read_image supports, with
                                       the expected pixels as raw arrays (fmt_*.u8 / .u16, row-major HWC)
   exif_*                              EXIF orientation inputs and their displayed pixels
+  draft_refs.txt / *.draft_WxH.pil.png  Pillow's Image.draft(mode, (W, H)) decodes of the JPEGs (reduced reads),
+                                      one manifest line per case: input W H ref; eval_*_draft_*.f32 the
+                                      peer's preprocess of a drafted decode
   bomb_100000x100000.png              a complete, valid PNG whose IHDR declares 100000 x 100000
   float.tif, anim.webp                valid files read_image refuses (float samples, animation)
 """
@@ -288,6 +291,32 @@ def make_eval_refs(make_image, peer):
     open(out("eval_refs.txt"), "w").write("\n".join(lines) + "\n")
 
 
+def make_draft_refs(peer):
+    # Pillow's Image.draft: libjpeg decodes at the largest scale 1/d (d in 8, 4, 2) with floor(side / d) >= the
+    # requested side, each side then ceil(side / d). read_image_reduced must give these pixels exactly, and the
+    # batch decoder's fast path must give the peer's preprocess of them.
+    lines = []
+    for inp, req_w, req_h in (("photo_97x61.jpg", 24, 24), ("photo_97x61.jpg", 12, 12), ("photo_50x83.jpg", 6, 10),
+                              ("gray_64x48.jpg", 16, 12), ("photo_97x61.jpg", 49, 31), ("exif_6.jpg", 2, 3)):
+        im = Image.open(out(inp))
+        im.draft(im.mode, (req_w, req_h))
+        ref = f"{inp}.draft_{req_w}x{req_h}.pil.png"
+        im.convert(im.mode).save(out(ref))  # stored orientation: Pillow's draft knows no EXIF
+        lines.append(f"{inp} {req_w} {req_h} {ref}")
+    open(out("draft_refs.txt"), "w").write("\n".join(lines) + "\n")
+    # The eval transform of the batch decoder's fast path for a 24 x 24 input at crop 0.875: draft to the resize's
+    # 27 x 27, then exactly the peer's steps on that picture.
+    mean = np.asarray([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 1, 3)
+    std = np.asarray([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 1, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        im = Image.open(out("photo_97x61.jpg"))
+        im.draft("RGB", (27, 27))
+        drafted = os.path.join(tmp, "drafted.png")
+        im.convert("RGB").save(drafted)
+        arr, _ = peer.preprocess(drafted, 24, 0.875, FILTERS["bilinear"], mean, std)
+        write_f32("eval_photo_97x61_draft_bilinear_24_0.875.f32", arr)
+
+
 def make_bomb():
     # A complete PNG (valid CRCs, IDAT, IEND) claiming 100000 x 100000 gray pixels: its few bytes of zlib
     # data would inflate to 10 GB. Only the header check stands between it and the allocator.
@@ -318,6 +347,7 @@ def main():
     make_format_files(make_image)
     make_exif_files(make_image)
     make_eval_refs(make_image, peer)
+    make_draft_refs(peer)
     make_bomb()
     make_unsupported()
     total = sum(os.path.getsize(out(f)) for f in os.listdir(HERE) if f != "make_refs.py")
