@@ -63,7 +63,7 @@ LabeledImages load_fashion_mnist(const std::string& spec) {
   if (top >= static_cast<int64_t>(classes.size()))
     throw std::runtime_error(labels_path + ": label " + std::to_string(top) + " is not a class (0..9)");
   // N x 28 x 28 -> N x 1 x 28 x 28 is a view of the same contiguous storage.
-  return {images.unsqueeze(1), labels.to(torch::kLong), classes, spec};
+  return {images.unsqueeze(1), labels.to(torch::kLong), classes, spec, {}};
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ LabeledImages load_image_folder(const std::string& root, const ImageFolderOption
   if (skipped > 0)
     std::cerr << "warning: " << root << ": skipped " << skipped << " of " << n << " image files\n";
   const int64_t loaded = static_cast<int64_t>(labels.size());
-  return {images.narrow(0, 0, loaded), long_tensor(labels), std::move(listing.classes), root};
+  return {images.narrow(0, 0, loaded), long_tensor(labels), std::move(listing.classes), root, {}};
 }
 
 // Per class, how many of its rows go to validation: val_count split in proportion to the class sizes,

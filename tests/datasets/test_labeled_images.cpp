@@ -263,7 +263,7 @@ ad::LabeledImages numbered_set(const std::vector<int64_t>& labels) {
     images[i][0][0][0] = i & 255;
     images[i][0][0][1] = i >> 8;
   }
-  return {images, torch::tensor(labels, torch::kLong), {"a", "b", "c"}, "numbered"};
+  return {images, torch::tensor(labels, torch::kLong), {"a", "b", "c"}, "numbered", {}};
 }
 
 std::vector<int64_t> row_numbers(const ad::LabeledImages& set) {
