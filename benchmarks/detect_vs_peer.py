@@ -5,8 +5,8 @@
 
 attnvision: `attnvision bench` on ResNet-18 + the CenterNet head (task detection, head width 64, stride 4, random
 init). Peer: benchmarks/py_detect_peer.py, the same network on torchvision's resnet18, run in every
-configuration PyTorch's CPU performance guide suggests for inference (NCHW or channels-last, BatchNorm folded or
-not), with tcmalloc preloaded as attnvision links it and torch threads = the machine's cores; its best
+configuration PyTorch offers for CPU inference (NCHW or channels-last, BatchNorm folded or not, or
+torch.jit.optimize_for_inference), with tcmalloc preloaded as attnvision links it and torch threads = the machine's cores; its best
 configuration per round is the one compared. The sides alternate for --rounds rounds; the table shows the
 medians and the ratio attnvision / best peer (the issue's target: at least 1.2).
 """
@@ -21,7 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 PEER_CONFIGS = [("NCHW", []), ("channels-last", ["--channels-last"]), ("folded", ["--fold"]),
-                ("folded channels-last", ["--fold", "--channels-last"])]
+                ("folded channels-last", ["--fold", "--channels-last"]), ("TorchScript optimized", ["--jit"]),
+                ("TorchScript optimized, channels-last", ["--jit", "--channels-last"])]
 
 
 def run_json(cmd, env=None):

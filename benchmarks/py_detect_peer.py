@@ -4,10 +4,11 @@
 JSON line: images_per_s and the settings it ran with.
 
     /usr/bin/python3 benchmarks/py_detect_peer.py --arch resnet18 --size 128 --batch 32 --iters 10 \
-        --threads 2 [--channels-last] [--fold]
+        --threads 2 [--channels-last] [--fold] [--jit]
 
 --channels-last: model and inputs in channels-last (PyTorch's CPU guide for CNNs); --fold: BatchNorms folded
-into the convolutions (torch.fx.experimental.optimization.fuse), as attnvision prepares its networks.
+into the convolutions (torch.fx.experimental.optimization.fuse), as attnvision prepares its networks; --jit:
+torch.jit.optimize_for_inference on the traced model (frozen, conv-BN folded, weights prepacked for oneDNN).
 """
 import argparse
 import json
@@ -72,6 +73,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--fold", action="store_true")
+    ap.add_argument("--jit", action="store_true")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -84,6 +86,9 @@ def main():
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
+    if args.jit:
+        with torch.no_grad():
+            model = torch.jit.optimize_for_inference(torch.jit.trace(model, x))
     with torch.inference_mode():
         for _ in range(args.warmup):
             model(x)
@@ -93,7 +98,8 @@ def main():
         seconds = time.perf_counter() - start
     print(json.dumps({"images_per_s": args.batch * args.iters / seconds, "arch": args.arch, "size": args.size,
                       "batch": args.batch, "threads": torch.get_num_threads(),
-                      "channels_last": args.channels_last, "fold": args.fold, "torch": torch.__version__}))
+                      "channels_last": args.channels_last, "fold": args.fold, "jit": args.jit,
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

@@ -41,16 +41,17 @@ void fold_batchnorm_into(nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl& bn) {
   conv.bias = shift + bn.bias - bn.running_mean * scale;
 }
 
-// A convolution whose weights oneDNN reordered once into its blocked layout, for the blocked inference path
-// (ResNetImpl::forward_blocked). PyTorch's own convolution reorders a plain weight on every call: on a forward at
-// batch 1 that reorder weighs as much as the arithmetic.
+// A convolution whose weights oneDNN reordered once into its blocked layout, in float32 or bfloat16, for the
+// blocked inference path (ResNetImpl::forward_blocked). PyTorch's own convolution reorders a plain weight on
+// every call (and under bf16 autocast casts it first): on a forward at batch 1 that weighs as much as the
+// arithmetic.
 struct PackedConv {
   torch::Tensor weight;  // an MKLDNN (opaque, blocked) tensor
   torch::Tensor bias;    // dense, or undefined
   std::vector<int64_t> padding, stride, dilation;
   int64_t groups = 1;
 
-  explicit PackedConv(const nn::Conv2dImpl& c) {
+  PackedConv(const nn::Conv2dImpl& c, torch::ScalarType dtype) {
     const auto& o = c.options;
     const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
     if (!pad) throw std::logic_error("resnet: a convolution without explicit padding cannot be packed");
@@ -59,14 +60,21 @@ struct PackedConv {
     dilation = {(*o.dilation())[0], (*o.dilation())[1]};
     groups = o.groups();
     torch::NoGradGuard no_grad;
-    weight = at::mkldnn_reorder_conv2d_weight(c.weight.detach().contiguous().to_mkldnn(), padding, stride, dilation, groups);
-    if (c.bias.defined()) bias = c.bias.detach().contiguous();
+    weight = at::mkldnn_reorder_conv2d_weight(c.weight.detach().contiguous().to_mkldnn(dtype), padding, stride,
+                                              dilation, groups);
+    if (c.bias.defined()) bias = c.bias.detach().to(dtype).contiguous();
   }
   // x and the result are MKLDNN tensors.
   torch::Tensor operator()(const torch::Tensor& x) const {
     return at::mkldnn_convolution(x, weight, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt,
                                   padding, stride, dilation, groups);
   }
+};
+
+// A block's convolutions packed in one dtype.
+struct BlockPacks {
+  std::vector<PackedConv> convs;
+  std::optional<PackedConv> downsample;
 };
 
 // Both block types: a stack of conv/bn pairs, attention after the last bn, then the residual add.
@@ -115,31 +123,33 @@ class BlockImpl : public nn::Module {
     return (y + shortcut).relu_();  // not +=: y may be a recorded activation
   }
 
-  // The same block on MKLDNN tensors, after pack(): attention, which oneDNN does not run, goes through a dense
-  // copy and back.
+  // The same block on MKLDNN tensors of x's dtype, after pack(dtype): attention, which oneDNN does not run, goes
+  // through a dense copy and back.
   torch::Tensor forward_blocked(const torch::Tensor& x) {
+    const BlockPacks& packs = x.scalar_type() == torch::kBFloat16 ? bf16_ : fp32_;
     torch::Tensor y = x;
-    for (size_t i = 0; i < packed_.size(); ++i) {
-      y = packed_[i](y);
-      if (i + 1 < packed_.size()) y.relu_();
+    for (size_t i = 0; i < packs.convs.size(); ++i) {
+      y = packs.convs[i](y);
+      if (i + 1 < packs.convs.size()) y.relu_();
     }
-    if (attn_) y = attn_->forward(y.to_dense()).to_mkldnn();
+    if (attn_) y = attn_->forward(y.to_dense()).to_mkldnn(x.scalar_type());  // autocast may widen it
     torch::Tensor shortcut = x;
     if (downsample_) {
       // The folded path is [AvgPool | Identity,] conv: the pool runs on the MKLDNN tensor as it is.
       for (size_t i = 0; i + 1 < downsample_->size(); ++i)
         if (auto pool = std::dynamic_pointer_cast<nn::AvgPool2dImpl>(downsample_->ptr(i))) shortcut = pool->forward(shortcut);
-      shortcut = (*packed_downsample_)(shortcut);
+      shortcut = (*packs.downsample)(shortcut);
     }
     return (y + shortcut).relu_();
   }
 
-  // After fold_batchnorm: every convolution packed for forward_blocked.
-  void pack() {
-    packed_.clear();
-    for (const nn::Conv2d& c : convs_) packed_.emplace_back(*c);
+  // After fold_batchnorm: every convolution packed in `dtype` (float32 or bfloat16) for forward_blocked.
+  void pack(torch::ScalarType dtype) {
+    BlockPacks& packs = dtype == torch::kBFloat16 ? bf16_ : fp32_;
+    packs.convs.clear();
+    for (const nn::Conv2d& c : convs_) packs.convs.emplace_back(*c, dtype);
     if (downsample_)
-      packed_downsample_.emplace(*std::dynamic_pointer_cast<nn::Conv2dImpl>(downsample_->ptr(downsample_->size() - 1)));
+      packs.downsample.emplace(*std::dynamic_pointer_cast<nn::Conv2dImpl>(downsample_->ptr(downsample_->size() - 1)), dtype);
   }
 
   void zero_init_last_bn() { nn::init::zeros_(bns_.back()->weight); }
@@ -175,8 +185,7 @@ class BlockImpl : public nn::Module {
   Attention attn_;
   nn::Sequential downsample_{nullptr};
   bool folded_ = false;  // BatchNorms folded into the convolutions (fold_batchnorm)
-  std::vector<PackedConv> packed_;                 // pack(): convs_ for forward_blocked
-  std::optional<PackedConv> packed_downsample_;    // pack(): the downsample's conv
+  BlockPacks fp32_, bf16_;  // pack(): the convolutions for forward_blocked, per dtype
 };
 TORCH_MODULE(Block);
 
@@ -302,24 +311,28 @@ class ResNetImpl : public BackboneImpl {
   // reorders plain weights into that layout on every call, which at batch 1 costs about as much as the
   // arithmetic. Measured with `attnvision bench` (2026-12-04, 2 cores, fp32), blocked against channels-last:
   // batch 1 at 224 px ResNet-50 38.8 / 31.3 images/s, SE-ResNet-50 34.2 / 29.0, CBAM-ResNet-50 29.5 / 25.1,
-  // ResNet-18 85.2 / 76.4; batch 4 ResNet-50 43.3 / 41.9 but SE-ResNet-50 38.1 / 39.2; batch 16 channels-last
+  // ResNet-18 85.2 / 76.4 (in bf16, where autocast also casts every weight on every call: ResNet-50 67.0 /
+  // 38.6, SE 41.9 / 33.3, CBAM 32.7 / 29.1); batch 4 ResNet-50 43.3 / 41.9 but SE-ResNet-50 38.1 / 39.2; batch 16 channels-last
   // wins (channels-last against blocked: ResNet-50 43.7 / 42.9, ResNet-18 110.7 / 102.8, SE 40.6 / 37.0:
-  // oneDNN's NHWC kernels, and no dense round trips for the attention). Hence blocked up to kBlockedMaxPixels stem-output pixels per forward
-  // (batch 2 at 224 px). Only where nothing needs the stages' insides: no gradient, no autocast, float32, no
-  // recorded activations or attention maps.
+  // oneDNN's NHWC kernels, and no dense round trips for the attention). Hence blocked up to kBlockedMaxPixels
+  // stem-output pixels per forward (batch 2 at 224 px). Only where nothing needs the stages' insides: no gradient,
+  // no recorded activations or attention maps; float32 without autocast, or bfloat16 under bf16 autocast.
   static constexpr int64_t kBlockedMaxPixels = 2 * 56 * 56;
   bool runs_blocked(const torch::Tensor& x, const ForwardRequest& request) const {
-    return blocked_allowed_ && x.size(0) * x.size(2) * x.size(3) <= kBlockedMaxPixels &&
-           !torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled() && x.scalar_type() == torch::kFloat32 &&
-           !request.activations && !request.attention;
+    const bool fp32 = x.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled();
+    const bool bf16 = x.scalar_type() == torch::kBFloat16 && at::autocast::is_cpu_enabled() &&
+                      at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16;
+    return blocked_allowed_ && (fp32 || bf16) && x.size(0) * x.size(2) * x.size(3) <= kBlockedMaxPixels &&
+           !torch::GradMode::is_enabled() && !request.activations && !request.attention;
   }
 
   // The stages on MKLDNN tensors from the stem's (dense) output, into `f`: a stage's output comes back dense
   // (NCHW) where the request or the feature map needs it.
   Forward forward_blocked(const torch::Tensor& stem_out, const ForwardRequest& request, Forward f) {
-    std::call_once(packed_, [&] {
+    const torch::ScalarType dtype = stem_out.scalar_type();
+    std::call_once(dtype == torch::kBFloat16 ? packed_bf16_ : packed_fp32_, [&] {
       for (auto& stage : stages_)
-        for (size_t b = 0; b < stage->size(); ++b) stage->ptr<BlockImpl>(b)->pack();
+        for (size_t b = 0; b < stage->size(); ++b) stage->ptr<BlockImpl>(b)->pack(dtype);
     });
     torch::Tensor y = stem_out.contiguous().to_mkldnn();
     for (size_t s = 0; s < stages_.size(); ++s) {
@@ -350,7 +363,7 @@ class ResNetImpl : public BackboneImpl {
   bool stem_pool_ = true;
   bool folded_ = false;
   bool blocked_allowed_ = false;  // pack_for_inference: small forwards may take the blocked path
-  std::once_flag packed_;         // the blocks' packed weights exist
+  std::once_flag packed_fp32_, packed_bf16_;  // the blocks' packed weights exist, per dtype
   std::string global_pool_;
   std::vector<nn::ModuleList> stages_;
   std::vector<FeatureInfo> info_;
