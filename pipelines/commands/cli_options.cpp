@@ -17,7 +17,7 @@ void add_model_options(CLI::App& app, ModelChoice& c, bool inference) {
   if (!inference) return;
   app.add_option_function<std::string>(
          "--precision", [&c](const std::string& p) { c.precision = models::parse_precision(p); },
-         "fp32 (default) or bf16: convolutions and matrix products in bfloat16 through oneDNN, 1.3-2.1x the fp32 "
+         "fp32 (default) or bf16: convolutions and matrix products in bfloat16 through oneDNN, 1.1-2.0x the fp32 "
          "images/s measured here on CPUs with AVX512-BF16 (elsewhere fp32, said on stderr)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
 }
