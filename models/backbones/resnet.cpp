@@ -309,14 +309,15 @@ class ResNetImpl : public BackboneImpl {
  private:
   // Small forwards run their stages in oneDNN's blocked layout on weights packed once: PyTorch's convolution
   // reorders plain weights into that layout on every call, which at batch 1 costs about as much as the
-  // arithmetic. Measured with `attnvision bench` (2026-12-04, 2 cores, fp32), blocked against channels-last:
+  // arithmetic. Measured with `attnvision bench` (2026-12-04, 2 cores), blocked against channels-last, fp32:
   // batch 1 at 224 px ResNet-50 38.8 / 31.3 images/s, SE-ResNet-50 34.2 / 29.0, CBAM-ResNet-50 29.5 / 25.1,
-  // ResNet-18 85.2 / 76.4 (in bf16, where autocast also casts every weight on every call: ResNet-50 67.0 /
-  // 38.6, SE 41.9 / 33.3, CBAM 32.7 / 29.1); batch 4 ResNet-50 43.3 / 41.9 but SE-ResNet-50 38.1 / 39.2; batch 16 channels-last
-  // wins (channels-last against blocked: ResNet-50 43.7 / 42.9, ResNet-18 110.7 / 102.8, SE 40.6 / 37.0:
-  // oneDNN's NHWC kernels, and no dense round trips for the attention). Hence blocked up to kBlockedMaxPixels
-  // stem-output pixels per forward (batch 2 at 224 px). Only where nothing needs the stages' insides: no gradient,
-  // no recorded activations or attention maps; float32 without autocast, or bfloat16 under bf16 autocast.
+  // ResNet-18 85.2 / 76.4; bf16, where autocast also casts every weight on every call, batch 1: ResNet-50
+  // 67.0 / 38.6, SE 41.9 / 33.3, CBAM 32.7 / 29.1; fp32 batch 4: ResNet-50 43.3 / 41.9 but SE-ResNet-50
+  // 38.1 / 39.2. At batch 16 channels-last wins (channels-last against blocked: ResNet-50 43.7 / 42.9,
+  // ResNet-18 110.7 / 102.8, SE 40.6 / 37.0: oneDNN's NHWC kernels, and no dense round trips for the
+  // attention). Hence blocked up to kBlockedMaxPixels stem-output pixels per forward (batch 2 at 224 px). Only
+  // where nothing needs the stages' insides: no gradient, no recorded activations or attention maps; float32
+  // without autocast, or bfloat16 under bf16 autocast.
   static constexpr int64_t kBlockedMaxPixels = 2 * 56 * 56;
   bool runs_blocked(const torch::Tensor& x, const ForwardRequest& request) const {
     const bool fp32 = x.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled();
