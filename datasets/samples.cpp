@@ -13,13 +13,14 @@ namespace {
 
 // The frames a model sees, and the sample's size: an image as decoded (reduced when `reduce_to` is not empty);
 // a DICOM object's frames through the window to 8 bits. With `ct`, a DICOM object's modality values are kept
-// there too (for a CT preprocessing).
-std::vector<cv::Mat> decode_frames(Sample& s, const DecodeOptions& o, cv::Size reduce_to,
+// there too (for a CT preprocessing); without `windowed`, nothing reads 8-bit frames (every preprocessing is
+// CT and no display is kept), and the frames are the modality values themselves, for their count and size.
+std::vector<cv::Mat> decode_frames(Sample& s, const DecodeOptions& o, cv::Size reduce_to, bool windowed,
                                    std::optional<vision::DicomFrames>* ct) {
   std::vector<cv::Mat> frames;
   if (s.input.kind == vision::InputKind::kDicom) {
     vision::DicomFrames dicom = vision::read_dicom(s.input.path, o.dicom);
-    frames = vision::window_to_8bit(dicom, vision::resolve_window(o.dicom_window, dicom));
+    frames = windowed ? vision::window_to_8bit(dicom, vision::resolve_window(o.dicom_window, dicom)) : dicom.frames;
     s.dicom = dicom.info;
     if (o.keep_modality && !dicom.info.color()) s.modality = dicom.frames;  // shares the pixels: no copy
     if (ct) *ct = std::move(dicom);
@@ -75,6 +76,8 @@ SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
   const auto first_ct = std::find_if(preprocesses.begin(), preprocesses.end(), [](const Preprocess& p) { return p.ct.has_value(); });
   const bool needs_ct = first_ct != preprocesses.end();
   const cv::Size reduce_to = jpeg_reduction(preprocesses, options);
+  const bool windowed = options.keep_display || std::any_of(preprocesses.begin(), preprocesses.end(),
+                                                            [](const Preprocess& p) { return !p.ct.has_value(); });
   std::vector<std::vector<cv::Mat>> frames(inputs.size());
   std::vector<std::optional<vision::DicomFrames>> hu(inputs.size());
   std::vector<size_t> sample_of;
@@ -83,7 +86,7 @@ SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
     Sample s;
     s.input = inputs[i];
     try {
-      frames[i] = decode_frames(s, options, reduce_to, needs_ct ? &hu[i] : nullptr);
+      frames[i] = decode_frames(s, options, reduce_to, windowed, needs_ct ? &hu[i] : nullptr);
       for (int f = 0; f < s.frames; ++f) sample_of.push_back(i), frame_of.push_back(f);
     } catch (const std::exception& e) {
       s.error = error_line(s.input.path, e.what());
