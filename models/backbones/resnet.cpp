@@ -152,6 +152,8 @@ class BlockImpl : public nn::Module {
       packs.downsample.emplace(*std::dynamic_pointer_cast<nn::Conv2dImpl>(downsample_->ptr(downsample_->size() - 1)), dtype);
   }
 
+  bool has_attention() const { return static_cast<bool>(attn_); }
+
   void zero_init_last_bn() { nn::init::zeros_(bns_.back()->weight); }
 
   void fold_batchnorm() {
@@ -304,6 +306,9 @@ class ResNetImpl : public BackboneImpl {
   void pack_for_inference() override {
     if (!folded_) throw std::logic_error("resnet: pack_for_inference before fold_batchnorm");
     blocked_allowed_ = true;
+    has_attention_ = false;
+    for (auto& stage : stages_)
+      for (size_t b = 0; b < stage->size(); ++b) has_attention_ = has_attention_ || stage->ptr<BlockImpl>(b)->has_attention();
   }
 
  private:
@@ -315,15 +320,23 @@ class ResNetImpl : public BackboneImpl {
   // 67.0 / 38.6, SE 41.9 / 33.3, CBAM 32.7 / 29.1; fp32 batch 4: ResNet-50 43.3 / 41.9 but SE-ResNet-50
   // 38.1 / 39.2. At batch 16 channels-last wins (channels-last against blocked: ResNet-50 43.7 / 42.9,
   // ResNet-18 110.7 / 102.8, SE 40.6 / 37.0: oneDNN's NHWC kernels, and no dense round trips for the
-  // attention). Hence blocked up to kBlockedMaxPixels stem-output pixels per forward (batch 2 at 224 px). Only
-  // where nothing needs the stages' insides: no gradient, no recorded activations or attention maps; float32
-  // without autocast, or bfloat16 under bf16 autocast.
+  // attention). Hence blocked up to kBlockedMaxPixels stem-output pixels per forward (batch 2 at 224 px), and
+  // beyond for small images (below). Only where nothing needs the stages' insides: no gradient, no recorded
+  // activations or attention maps; float32 without autocast, or bfloat16 under bf16 autocast.
+  // Small images keep the blocked layout ahead at any batch when no attention needs dense round trips: at
+  // 128 px (32 x 32 after the stem), fp32, blocked against channels-last: ResNet-18 batch 32 312.7 / 284.4,
+  // ResNet-50 batch 16 124.8 / 117.2, ResNet-18 + CenterNet batch 32 243.7 / 235.3; but the ECA scenes detector
+  // at batch 32 421.0 / 477.1, and ResNet-18 at 160 px batch 8 191.2 / 188.4 (level).
   static constexpr int64_t kBlockedMaxPixels = 2 * 56 * 56;
+  static constexpr int64_t kBlockedMaxImagePixelsWithoutAttention = 32 * 32;
   bool runs_blocked(const torch::Tensor& x, const ForwardRequest& request) const {
     const bool fp32 = x.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled();
     const bool bf16 = x.scalar_type() == torch::kBFloat16 && at::autocast::is_cpu_enabled() &&
                       at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16;
-    return blocked_allowed_ && (fp32 || bf16) && x.size(0) * x.size(2) * x.size(3) <= kBlockedMaxPixels &&
+    const int64_t image_pixels = x.size(2) * x.size(3);
+    const bool small = x.size(0) * image_pixels <= kBlockedMaxPixels ||
+                       (!has_attention_ && image_pixels <= kBlockedMaxImagePixelsWithoutAttention);
+    return blocked_allowed_ && (fp32 || bf16) && small &&
            !torch::GradMode::is_enabled() && !request.activations && !request.attention;
   }
 
@@ -364,6 +377,7 @@ class ResNetImpl : public BackboneImpl {
   bool stem_pool_ = true;
   bool folded_ = false;
   bool blocked_allowed_ = false;  // pack_for_inference: small forwards may take the blocked path
+  bool has_attention_ = false;    // some block has an attention module (dense round trips on the blocked path)
   std::once_flag packed_fp32_, packed_bf16_;  // the blocks' packed weights exist, per dtype
   std::string global_pool_;
   std::vector<nn::ModuleList> stages_;
