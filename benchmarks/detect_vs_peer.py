@@ -6,8 +6,8 @@
 attnvision: `attnvision bench` on ResNet-18 + the CenterNet head (task detection, head width 64, stride 4, random
 init). Peer: benchmarks/py_detect_peer.py, the same network on torchvision's resnet18, run in every
 configuration PyTorch offers for CPU inference (NCHW or channels-last, BatchNorm folded or not, or
-torch.jit.optimize_for_inference), with tcmalloc preloaded as attnvision links it and torch threads = the machine's cores; its best
-configuration per round is the one compared. The sides alternate for --rounds rounds; the table shows the
+torch.jit.optimize_for_inference), with tcmalloc preloaded as attnvision links it and torch threads = the
+machine's cores; its best configuration per round is the one compared. The sides alternate for --rounds rounds; the table shows the
 medians and the ratio attnvision / best peer (the issue's target: at least 1.2).
 """
 import argparse

@@ -33,6 +33,7 @@ allocator tuned (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, as benchmarks/
 Prints one JSON line: the best plan's images/s and every plan's figure.
 """
 import argparse
+import copy
 import ctypes
 import json
 import os
@@ -149,7 +150,6 @@ def set_threads(torch_threads, blas_threads):
 
 def prepared(model, x, layout, cnn):
     """(callable, input) for one layout; the model itself is left as it is."""
-    import copy
     if layout in ("nchw", "cl"):
         fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
         return model.to(memory_format=fmt), x.contiguous(memory_format=fmt)

@@ -779,14 +779,20 @@ cv::Mat to_rgb_order(cv::Mat m) {
 // `at_least` in both sides, by Pillow's Image.draft rule: the largest d of 8, 4 and 2 with floor(side / d) >=
 // at_least on both sides, else 1. Always 1 for other formats, for CMYK / YCCK JPEGs (their conversion stays on
 // the exact path) and for an empty `at_least`.
+// The size read_image returns for this header: the stored size, its sides swapped when the options apply an
+// EXIF orientation that turns the picture by 90 degrees.
+cv::Size returned_size(const Header& h, const ImageReadOptions& options) {
+  const cv::Size stored(static_cast<int>(h.width), static_cast<int>(h.height));
+  return options.apply_exif_orientation && orientation_swaps_axes(h.orientation) ? cv::Size(stored.height, stored.width)
+                                                                                 : stored;
+}
+
 int jpeg_scale_denominator(const Header& h, cv::Size at_least, const ImageReadOptions& options) {
   if (h.format != Format::kJpeg || at_least.width <= 0 || at_least.height <= 0) return 1;
   if (h.jpeg_components != 1 && h.jpeg_components != 3) return 1;
-  if (options.apply_exif_orientation && orientation_swaps_axes(h.orientation))
-    at_least = cv::Size(at_least.height, at_least.width);
-  for (const uint64_t d : {8u, 4u, 2u})
-    if (h.width / d >= static_cast<uint64_t>(at_least.width) && h.height / d >= static_cast<uint64_t>(at_least.height))
-      return static_cast<int>(d);
+  const cv::Size shown = returned_size(h, options);
+  for (const int d : {8, 4, 2})
+    if (shown.width / d >= at_least.width && shown.height / d >= at_least.height) return d;
   return 1;
 }
 
@@ -856,11 +862,7 @@ cv::Mat read_image_reduced(const std::string& path, cv::Size at_least, cv::Size*
   try {
     const MemoryReader reader(data.data(), data.size());
     const Header h = parse_header(ParseContext{reader, true, data.data(), options.max_pixels});
-    if (full_size) {
-      const cv::Size stored(static_cast<int>(h.width), static_cast<int>(h.height));
-      *full_size = options.apply_exif_orientation && orientation_swaps_axes(h.orientation)
-                       ? cv::Size(stored.height, stored.width) : stored;
-    }
+    if (full_size) *full_size = returned_size(h, options);
     return decode(data, h, options, jpeg_scale_denominator(h, at_least, options));
   } catch (const FormatError& e) {
     fail(path, e.what());
