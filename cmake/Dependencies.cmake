@@ -13,6 +13,14 @@ target_link_libraries(attnvision_torch INTERFACE ${TORCH_LIBRARIES} ${CMAKE_DL_L
 target_include_directories(attnvision_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 target_compile_options(attnvision_torch INTERFACE ${TORCH_CXX_FLAGS})
 
+# oneDNN, the library LibTorch itself runs its CPU convolutions and matrix products on (Debian's libdnnl2, the
+# same build): models/kernels/ calls its primitives directly where ATen cannot fuse or keep the weights packed.
+find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp REQUIRED)
+find_library(DNNL_LIBRARY dnnl REQUIRED)
+add_library(attnvision_onednn INTERFACE)
+target_link_libraries(attnvision_onednn INTERFACE ${DNNL_LIBRARY})
+target_include_directories(attnvision_onednn SYSTEM INTERFACE ${DNNL_INCLUDE_DIR})
+
 add_library(attnvision_opencv INTERFACE)
 target_link_libraries(attnvision_opencv INTERFACE ${OpenCV_LIBS})
 target_include_directories(attnvision_opencv SYSTEM INTERFACE ${OpenCV_INCLUDE_DIRS})

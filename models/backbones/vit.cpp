@@ -1,9 +1,10 @@
 #include "models/backbones/vit.h"
 
+#include "models/kernels/packed_linear.h"
+
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/_softmax.h>
 #include <ATen/Parallel.h>
-#include <ATen/ops/mkldnn_linear.h>
 #include <torch/autograd.h>
 #include <torch/nn/functional/upsampling.h>
 #include <torch/nn/init.h>
@@ -13,6 +14,8 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -37,38 +40,65 @@ void trunc_normal_(const torch::Tensor& t, double std, double a = -2.0, double b
 
 nn::LayerNorm layer_norm(int64_t dim) { return nn::LayerNorm(nn::LayerNormOptions({dim}).eps(1e-6)); }
 
-// A Linear that, once packed for inference, runs through oneDNN's fp32 inner product instead of OpenBLAS's
-// sgemm. On this 2-core AVX-512 machine the ViT's token GEMMs (at batch 16, 3152 tokens x 384 x 1152/1536, and
-// back) ran at 350-390 GFLOP/s in oneDNN against 160-190 in OpenBLAS, and oneDNN works on torch's own
-// threads, so the GELU and softmax between the GEMMs get both cores too (OpenBLAS's idle threads would spin
-// against them). Packing stores the weight as a oneDNN tensor, once. The packed path is taken only where no
-// gradient is recorded and autocast is off: saliency's explicit path and bf16 keep torch's own Linear.
+// A Linear (with timm's GELU after it, for fc1) that, once packed for inference, runs on oneDNN's matmul
+// primitive through models/kernels/packed_linear.h: the weight reordered once per precision, the GELU fused
+// into the product, and a residual added in place (add_to). On this 2-core AVX-512 machine the token GEMMs ran
+// at 426-445 GFLOP/s there in float32, against 372-412 in the inner product ATen's mkldnn_linear calls (with
+// a copy into and out of oneDNN's tensors on every call) and 160-190 in OpenBLAS, which Debian's PyTorch uses
+// for a plain float32 Linear; oneDNN works on torch's own threads, so the softmax and norms between the
+// products get both cores too. The packed path is taken only where no gradient is recorded, in float32
+// without autocast or in bfloat16 under bf16 autocast (whose weights are then packed once instead of cast on
+// every call); saliency's explicit path and training keep torch's own Linear.
 class PackableLinear {
  public:
-  explicit PackableLinear(nn::Linear linear) : linear_(std::move(linear)) {}
+  PackableLinear(nn::Linear linear, LinearEpilogue epilogue) : linear_(std::move(linear)), epilogue_(epilogue) {}
 
-  void pack() {
-    torch::NoGradGuard no_grad;
-    packed_ = linear_->weight.detach().contiguous().to_mkldnn();
-  }
+  void allow_packing() { packing_allowed_ = true; }
 
   torch::Tensor operator()(const torch::Tensor& x) {
-    if (!packed_.defined() || torch::GradMode::is_enabled() || at::autocast::is_cpu_enabled() ||
-        x.scalar_type() != torch::kFloat32)
-      return linear_->forward(x);
-    const int64_t in = x.size(-1);
-    std::vector<int64_t> out_shape = x.sizes().vec();
-    out_shape.back() = packed_.size(0);
-    const c10::optional<torch::Tensor> bias =
-        linear_->bias.defined() ? c10::optional<torch::Tensor>(linear_->bias) : c10::nullopt;
-    return at::mkldnn_linear(x.reshape({-1, in}).to_mkldnn(), packed_, bias).to_dense().view(out_shape);
+    if (const PackedLinear* packed = packed_for(x)) return (*packed)(x);
+    const torch::Tensor y = linear_->forward(x);
+    return epilogue_ == LinearEpilogue::kGelu ? torch::gelu(y) : y;
+  }
+
+  // residual + this(x); in place on the residual, fused into the product, where the packed path runs and the
+  // caller lets it (`in_place`: nothing else holds the residual) on a contiguous float32 residual.
+  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x, bool in_place) {
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = linear_->weight.size(0);
+    const PackedLinear* packed = in_place ? packed_for(x) : nullptr;
+    if (!packed || epilogue_ != LinearEpilogue::kNone || residual.scalar_type() != torch::kFloat32 ||
+        !residual.is_contiguous() || residual.sizes().vec() != shape)
+      return residual + (*this)(x);
+    packed->accumulate_into(residual, x);
+    return residual;
   }
 
  private:
-  nn::Linear linear_;
-  torch::Tensor packed_;
-};
+  // The packed layer for x's precision, packed on first use; null where torch's Linear runs.
+  const PackedLinear* packed_for(const torch::Tensor& x) {
+    if (!packing_allowed_ || torch::GradMode::is_enabled()) return nullptr;
+    torch::ScalarType dtype;
+    if (at::autocast::is_cpu_enabled()) {
+      if (at::autocast::get_autocast_cpu_dtype() != torch::kBFloat16) return nullptr;
+      dtype = torch::kBFloat16;
+    } else if (x.scalar_type() == torch::kFloat32) {
+      dtype = torch::kFloat32;
+    } else {
+      return nullptr;
+    }
+    auto& [once, packed] = dtype == torch::kBFloat16 ? bf16_ : fp32_;
+    std::call_once(once, [&] {
+      packed = std::make_unique<PackedLinear>(linear_->weight, linear_->bias, dtype, epilogue_);
+    });
+    return packed.get();
+  }
 
+  nn::Linear linear_;
+  LinearEpilogue epilogue_;
+  bool packing_allowed_ = false;
+  std::pair<std::once_flag, std::unique_ptr<PackedLinear>> fp32_, bf16_;
+};
 
 class PatchEmbedImpl : public nn::Module {
  public:
@@ -83,9 +113,13 @@ class MlpImpl : public nn::Module {
  public:
   MlpImpl(int64_t dim, int64_t hidden)
       : fc1(register_module("fc1", nn::Linear(dim, hidden))), fc2(register_module("fc2", nn::Linear(hidden, dim))),
-        run_fc1_(fc1), run_fc2_(fc2) {}
-  torch::Tensor forward(const torch::Tensor& x) { return run_fc2_(torch::gelu(run_fc1_(x))); }
-  void pack() { run_fc1_.pack(), run_fc2_.pack(); }
+        run_fc1_(fc1, LinearEpilogue::kGelu), run_fc2_(fc2, LinearEpilogue::kNone) {}
+  torch::Tensor forward(const torch::Tensor& x) { return run_fc2_(run_fc1_(x)); }
+  // residual + forward(x), in place where PackableLinear::add_to can.
+  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x, bool in_place) {
+    return run_fc2_.add_to(std::move(residual), run_fc1_(x), in_place);
+  }
+  void pack() { run_fc1_.allow_packing(), run_fc2_.allow_packing(); }
   nn::Linear fc1, fc2;
 
  private:
@@ -100,23 +134,32 @@ class SelfAttentionImpl : public nn::Module {
   SelfAttentionImpl(int64_t dim, int64_t heads, bool qkv_bias)
       : qkv(register_module("qkv", nn::Linear(nn::LinearOptions(dim, 3 * dim).bias(qkv_bias)))),
         proj(register_module("proj", nn::Linear(dim, dim))),
-        run_qkv_(qkv),
-        run_proj_(proj),
+        run_qkv_(qkv, LinearEpilogue::kNone),
+        run_proj_(proj, LinearEpilogue::kNone),
         heads_(heads),
         head_dim_(dim / heads),
         scale_(1.0 / std::sqrt(static_cast<double>(dim / heads))) {}
 
   // `probs` receives the N x heads x T x T softmax probabilities on the explicit path.
   torch::Tensor forward(const torch::Tensor& x, AttentionPath path, torch::Tensor* probs) {
-    const int64_t n = x.size(0), t = x.size(1), d = x.size(2);
-    torch::Tensor y = path == AttentionPath::kExplicit ? explicit_attention(x, probs) : fused_attention(x);
-    return run_proj_(y.view({n, heads_, t, head_dim_}).transpose(1, 2).reshape({n, t, d}));
+    return run_proj_(attend(x, path, probs));
   }
-  void pack() { run_qkv_.pack(), run_proj_.pack(); }
+  // residual + forward(x), in place where PackableLinear::add_to can.
+  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x, AttentionPath path, bool in_place) {
+    return run_proj_.add_to(std::move(residual), attend(x, path, nullptr), in_place);
+  }
+  void pack() { run_qkv_.allow_packing(), run_proj_.allow_packing(); }
 
   nn::Linear qkv, proj;
 
  private:
+  // The heads' outputs side by side, N x T x dim: what proj reads.
+  torch::Tensor attend(const torch::Tensor& x, AttentionPath path, torch::Tensor* probs) {
+    const int64_t n = x.size(0), t = x.size(1), d = x.size(2);
+    const torch::Tensor y = path == AttentionPath::kExplicit ? explicit_attention(x, probs) : fused_attention(x);
+    return y.view({n, heads_, t, head_dim_}).transpose(1, 2).reshape({n, t, d});
+  }
+
   // timm's formulation, step by step; the probabilities are a tensor of their own so that saliency can
   // read them and take gradients with respect to them. Returns N x heads x T x head_dim.
   torch::Tensor explicit_attention(const torch::Tensor& x, torch::Tensor* probs) {
@@ -194,7 +237,15 @@ class BlockImpl : public nn::Module {
     mlp = register_module("mlp", Mlp(dim, static_cast<int64_t>(dim * mlp_ratio)));
   }
 
+  // `x` is the residual stream, which nothing but this forward holds once it is handed over.
   torch::Tensor forward(torch::Tensor x, AttentionPath path, ForwardRecorder& rec, const std::string& name) {
+    if (!rec.request.activations && !rec.request.attention) {
+      // Nothing reads the block's insides: each residual add may happen in place, fused into its product.
+      const torch::Tensor h = norm1->forward(x);
+      x = attn->add_to(std::move(x), h, path, /*in_place=*/true);
+      const torch::Tensor h2 = norm2->forward(x);
+      return mlp->add_to(std::move(x), h2, /*in_place=*/true);
+    }
     const torch::Tensor h = norm1->forward(x);
     rec.activation(name + ".norm1", h);
     torch::Tensor probs;
