@@ -1,5 +1,6 @@
 #include "models/backbones/vit.h"
 
+#include "models/kernels/head_attention.h"
 #include "models/kernels/packed_linear.h"
 
 #include <ATen/autocast_mode.h>
@@ -156,6 +157,9 @@ class SelfAttentionImpl : public nn::Module {
   // The heads' outputs side by side, N x T x dim: what proj reads.
   torch::Tensor attend(const torch::Tensor& x, AttentionPath path, torch::Tensor* probs) {
     const int64_t n = x.size(0), t = x.size(1), d = x.size(2);
+    if (path == AttentionPath::kFused && !torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled() &&
+        x.scalar_type() == torch::kFloat32)
+      return attend_heads(run_qkv_(x).contiguous(), heads_, scale_);
     const torch::Tensor y = path == AttentionPath::kExplicit ? explicit_attention(x, probs) : fused_attention(x);
     return y.view({n, heads_, t, head_dim_}).transpose(1, 2).reshape({n, t, d});
   }
@@ -175,7 +179,9 @@ class SelfAttentionImpl : public nn::Module {
   // The same arithmetic with as few passes and multi-MB allocations as possible (each fresh buffer is paid
   // in page faults, which measured as large as the attention GEMMs themselves here): one contiguous copy of
   // q, k, v as (N*heads) x T x head_dim, the scale folded into the q k^T GEMM's alpha, the softmax in place
-  // of the scores when no gradient is recorded. See the timing test in tests/models/test_vit.cpp.
+  // of the scores when no gradient is recorded. Training and bf16 come here; float32 inference goes to
+  // attend_heads (models/kernels/), which needs no copies at all. See the timing test in
+  // tests/models/test_vit.cpp.
   torch::Tensor fused_attention(const torch::Tensor& x) {
     const int64_t n = x.size(0), t = x.size(1), b = n * heads_;
     const torch::Tensor qkv_heads =
@@ -192,7 +198,6 @@ class SelfAttentionImpl : public nn::Module {
       return torch::bmm(scores, v);
     }
     torch::Tensor scores = torch::empty({b, t, t}, q.options());
-    if (!torch::GradMode::is_enabled()) return attend_per_head(q, k, v, scores);
     // beta 0: the uninitialised buffer is never read, only written.
     scores.baddbmm_(q, k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale_);
     if (scores.requires_grad()) {
@@ -201,25 +206,6 @@ class SelfAttentionImpl : public nn::Module {
       at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
     }
     return torch::bmm(scores, v);
-  }
-
-  // Inference in float32: each (image, head) pair start to finish on one thread, the pairs spread over torch's
-  // threads, so one head's T x T scores stay in cache from the q k^T product through the softmax to the
-  // product with v. torch's bmm runs its batch one GEMM after another, each on OpenBLAS's threads (one, in
-  // the inference plan). ViT-S/16 went from 25.3 to 26.0 images/s at batch 16, 19.1 to 19.6 at batch 1.
-  torch::Tensor attend_per_head(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                torch::Tensor& scores) const {
-    torch::Tensor out = torch::empty_like(q);
-    at::parallel_for(0, q.size(0), 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        torch::Tensor s = scores[i];
-        at::addmm_out(s, s, q[i], k[i].t(), /*beta=*/0.0, /*alpha=*/scale_);
-        at::_softmax_out(s, s, -1, /*half_to_float=*/false);
-        torch::Tensor o = out[i];
-        at::mm_out(o, s, v[i]);
-      }
-    });
-    return out;
   }
 
   PackableLinear run_qkv_, run_proj_;
