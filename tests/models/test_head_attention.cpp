@@ -37,6 +37,7 @@ TEST(HeadAttention, RejectsWhatItCannotRun) {
   EXPECT_THROW(attend_heads(torch::randn({2, 5, 12}).transpose(0, 1), 2, 1.0), std::invalid_argument);
   EXPECT_THROW(attend_heads(torch::randn({2, 5, 13}), 2, 1.0), std::invalid_argument);
   EXPECT_THROW(attend_heads(torch::randn({2, 5, 12}, torch::kFloat64), 2, 1.0), std::invalid_argument);
+  EXPECT_THROW(attend_heads(torch::randn({2, 5, 12}), 0, 1.0), std::invalid_argument);
   EXPECT_THROW(attend_heads(torch::randn({5, 12}), 2, 1.0), std::invalid_argument);
 }
 
