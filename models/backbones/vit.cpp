@@ -62,12 +62,12 @@ class PackableLinear {
     return epilogue_ == LinearEpilogue::kGelu ? torch::gelu(y) : y;
   }
 
-  // residual + this(x); in place on the residual, fused into the product, where the packed path runs and the
-  // caller lets it (`in_place`: nothing else holds the residual) on a contiguous float32 residual.
-  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x, bool in_place) {
+  // residual + this(x). Where the packed path runs and the residual is contiguous float32, the sum is made in
+  // place on the residual, fused into the product: the caller hands over a residual nothing else holds.
+  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x) {
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = linear_->weight.size(0);
-    const PackedLinear* packed = in_place ? packed_for(x) : nullptr;
+    const PackedLinear* packed = packed_for(x);
     if (!packed || epilogue_ != LinearEpilogue::kNone || residual.scalar_type() != torch::kFloat32 ||
         !residual.is_contiguous() || residual.sizes().vec() != shape)
       return residual + (*this)(x);
@@ -117,8 +117,8 @@ class MlpImpl : public nn::Module {
         run_fc1_(fc1, LinearEpilogue::kGelu), run_fc2_(fc2, LinearEpilogue::kNone) {}
   torch::Tensor forward(const torch::Tensor& x) { return run_fc2_(run_fc1_(x)); }
   // residual + forward(x), in place where PackableLinear::add_to can.
-  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x, bool in_place) {
-    return run_fc2_.add_to(std::move(residual), run_fc1_(x), in_place);
+  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x) {
+    return run_fc2_.add_to(std::move(residual), run_fc1_(x));
   }
   void pack() { run_fc1_.allow_packing(), run_fc2_.allow_packing(); }
   nn::Linear fc1, fc2;
@@ -146,8 +146,8 @@ class SelfAttentionImpl : public nn::Module {
     return run_proj_(attend(x, path, probs));
   }
   // residual + forward(x), in place where PackableLinear::add_to can.
-  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x, AttentionPath path, bool in_place) {
-    return run_proj_.add_to(std::move(residual), attend(x, path, nullptr), in_place);
+  torch::Tensor add_to(torch::Tensor residual, const torch::Tensor& x, AttentionPath path) {
+    return run_proj_.add_to(std::move(residual), attend(x, path, nullptr));
   }
   void pack() { run_qkv_.allow_packing(), run_proj_.allow_packing(); }
 
@@ -231,9 +231,9 @@ class BlockImpl : public nn::Module {
     if (!rec.request.activations && !rec.request.attention) {
       // Nothing reads the block's insides: each residual add may happen in place, fused into its product.
       const torch::Tensor h = norm1->forward(x);
-      x = attn->add_to(std::move(x), h, path, /*in_place=*/true);
+      x = attn->add_to(std::move(x), h, path);
       const torch::Tensor h2 = norm2->forward(x);
-      return mlp->add_to(std::move(x), h2, /*in_place=*/true);
+      return mlp->add_to(std::move(x), h2);
     }
     const torch::Tensor h = norm1->forward(x);
     rec.activation(name + ".norm1", h);

@@ -1,8 +1,9 @@
 #include "models/kernels/head_attention.h"
 
+#include "models/kernels/onednn.h"
+
 #include <ATen/Parallel.h>
 #include <ATen/ops/_softmax.h>
-#include <oneapi/dnnl/dnnl.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -15,11 +16,7 @@ namespace attnvision::models {
 namespace {
 
 using dt = dnnl::memory::data_type;
-
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+using onednn::cpu_engine;
 
 // The two products of one (image, head) pair for a token count, head width and model width. Their memory
 // descriptors carry the strides of the qkv output (a row of 3 * width) and of the heads' output (a row of
@@ -53,8 +50,7 @@ const HeadProducts& head_products(int64_t tokens, int64_t head_dim, int64_t widt
   const dnnl::matmul::primitive_desc weighted_pd(dnnl::matmul::desc(p.s, p.v, p.out), plain, cpu_engine());
   p.scores = dnnl::matmul(scores_pd);
   p.weighted = dnnl::matmul(weighted_pd);
-  p.scratchpad_bytes = std::max<size_t>({scores_pd.scratchpad_desc().get_size(),
-                                         weighted_pd.scratchpad_desc().get_size(), 1});
+  p.scratchpad_bytes = std::max(scores_pd.scratchpad_desc().get_size(), weighted_pd.scratchpad_desc().get_size());
   return cache.emplace(key, std::move(p)).first->second;
 }
 
@@ -75,9 +71,7 @@ torch::Tensor attend_heads(const torch::Tensor& qkv, int64_t heads, double scale
     const dnnl::engine& engine = cpu_engine();
     dnnl::stream stream(engine);
     torch::Tensor scores = torch::empty({tokens, tokens}, qkv.options());
-    torch::Tensor scratch = torch::empty({static_cast<int64_t>(p.scratchpad_bytes)}, torch::kUInt8);
-    const dnnl::memory scratchpad({{static_cast<int64_t>(p.scratchpad_bytes)}, dt::u8, dnnl::memory::format_tag::a},
-                                  engine, scratch.data_ptr());
+    const onednn::Scratchpad scratchpad(p.scratchpad_bytes);
     const dnnl::memory s(p.s, engine, scores.data_ptr());
     for (int64_t i = begin; i < end; ++i) {
       const int64_t image = i / heads, head = i % heads;
@@ -85,11 +79,11 @@ torch::Tensor attend_heads(const torch::Tensor& qkv, int64_t heads, double scale
       const dnnl::memory q(p.q, engine, base), k_t(p.k_t, engine, base + width), v(p.v, engine, base + 2 * width);
       const dnnl::memory o(p.out, engine, out_data + image * tokens * width + head * head_dim);
       p.scores.execute(stream, {{DNNL_ARG_SRC, q}, {DNNL_ARG_WEIGHTS, k_t}, {DNNL_ARG_DST, s},
-                                {DNNL_ARG_SCRATCHPAD, scratchpad}});
+                                {DNNL_ARG_SCRATCHPAD, scratchpad.memory}});
       stream.wait();
       at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
       p.weighted.execute(stream, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o},
-                                  {DNNL_ARG_SCRATCHPAD, scratchpad}});
+                                  {DNNL_ARG_SCRATCHPAD, scratchpad.memory}});
       stream.wait();
     }
   });

@@ -1,6 +1,7 @@
 #include "models/kernels/packed_linear.h"
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "models/kernels/onednn.h"
+
 #include <torch/torch.h>
 
 #include <map>
@@ -15,11 +16,7 @@ namespace {
 
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
-
-const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
+using onednn::cpu_engine;
 
 dt to_dnnl(torch::ScalarType type) {
   if (type == torch::kFloat32) return dt::f32;
@@ -56,6 +53,8 @@ struct PackedLinear::Impl {
   torch::Tensor bias;  // float32, 1 x out; undefined without one
   dnnl::memory packed;
   mutable std::mutex mutex;
+  // One primitive per row count and output seen: a batch run sees two row counts (its batch and the last,
+  // shorter one), an image of another size one more.
   mutable std::map<Key, Entry> entries;
 
   dnnl::matmul::primitive_desc describe(const Key& key, const dnnl::memory::desc& weights) const {
@@ -103,13 +102,11 @@ struct PackedLinear::Impl {
     const dnnl::engine& engine = cpu_engine();
     const dnnl::memory src({{key.rows, in}, to_dnnl(dtype), tag::ab}, engine, x.data_ptr());
     const dnnl::memory dst({{key.rows, out}, key.out, tag::ab}, engine, y.data_ptr());
-    const torch::Tensor scratch = torch::empty({static_cast<int64_t>(e.scratchpad_bytes)}, torch::kUInt8);
-    const dnnl::memory scratchpad({{static_cast<int64_t>(e.scratchpad_bytes)}, dt::u8, tag::a}, engine,
-                                  scratch.data_ptr());
+    const onednn::Scratchpad scratchpad(e.scratchpad_bytes);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src},
                                                {DNNL_ARG_WEIGHTS, e.weights},
                                                {DNNL_ARG_DST, dst},
-                                               {DNNL_ARG_SCRATCHPAD, scratchpad}};
+                                               {DNNL_ARG_SCRATCHPAD, scratchpad.memory}};
     if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out}, dt::f32, tag::ab}, engine, bias.data_ptr()));
     dnnl::stream stream(engine);
     e.matmul.execute(stream, args);
