@@ -23,7 +23,7 @@ using onednn::cpu_engine;
 // width), so that one primitive pair serves every head at its own offset.
 struct HeadProducts {
   dnnl::matmul scores;   // T x head_dim times (T x head_dim)^T, scaled
-  dnnl::matmul weighted; // T x T times T x head_dim
+  dnnl::matmul weighted;  // T x T times T x head_dim
   dnnl::memory::desc q, k_t, s, v, out;
   size_t scratchpad_bytes;
 };
