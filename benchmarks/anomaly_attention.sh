@@ -58,14 +58,15 @@ for name, label in names.items():
         if open(os.path.join(out, name + ".budget")).read().strip() != budget:
             continue
         summary = json.load(open(os.path.join(out, name + ".json")))
-        params = json.load(open(os.path.join(out, name, "summary.json")))["parameters"]
+        run = json.load(open(os.path.join(out, name, "summary.json")))  # train_seconds: every epoch, resumed or not
+        params = run["parameters"]
         methods = json.load(open(os.path.join(out, name + ".saliency.json")))["methods"]
         bench = json.load(open(os.path.join(out, name + ".bench.json")))
     except (OSError, ValueError, KeyError):
         continue  # not run (or not finished) at this budget
     best = max(methods, key=lambda m: methods[m]["pointing_game"])
     b = methods[best]
-    print(f"| {label} | {params / 1e6:.2f}M | {summary['train_seconds'] / 60:.1f} | {summary['test_accuracy']:.3f} | {best} | "
+    print(f"| {label} | {params / 1e6:.2f}M | {run['train_seconds'] / 60:.1f} | {summary['test_accuracy']:.3f} | {best} | "
           f"{100 * b['pointing_game']:.1f}% | {100 * b['sensitivity']:.1f}% | {b['false_regions_per_slice']:.2f} | "
           f"{bench['images_per_s']:.1f} |")
 PY
