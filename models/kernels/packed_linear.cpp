@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 namespace attnvision::models {
 namespace {
@@ -95,6 +96,15 @@ struct PackedLinear::Impl {
     return entries.emplace(key, std::move(e)).first->second;
   }
 
+  // x (..., in) as the rows x in matrix the product reads, in the packed dtype; the output's shape in `shape`.
+  torch::Tensor rows_of(const torch::Tensor& x, std::vector<int64_t>& shape) const {
+    if (x.dim() < 1 || x.size(-1) != in)
+      throw std::invalid_argument("packed linear: expects inputs of " + std::to_string(in) + " features");
+    shape = x.sizes().vec();
+    shape.back() = out;
+    return x.to(dtype).reshape({-1, in}).contiguous();
+  }
+
   // y (rows x out, contiguous, of `key.out`) = epilogue(x W^T + b) [+ y when accumulating].
   void run(const torch::Tensor& x, const torch::Tensor& y, bool accumulate) const {
     const Key key{x.size(0), to_dnnl(y.scalar_type()), accumulate};
@@ -107,7 +117,8 @@ struct PackedLinear::Impl {
                                                {DNNL_ARG_WEIGHTS, e.weights},
                                                {DNNL_ARG_DST, dst},
                                                {DNNL_ARG_SCRATCHPAD, scratchpad.memory}};
-    if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out}, dt::f32, tag::ab}, engine, bias.data_ptr()));
+    if (bias.defined())
+      args.emplace(DNNL_ARG_BIAS, dnnl::memory({{1, out}, dt::f32, tag::ab}, engine, bias.data_ptr()));
     dnnl::stream stream(engine);
     e.matmul.execute(stream, args);
     stream.wait();
@@ -134,7 +145,8 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
   const dnnl::engine& engine = cpu_engine();
   dnnl::memory plain({{m.in, m.out}, to_dnnl(dtype), tag::ba}, engine, w.data_ptr());
   const Impl::Key key{kPackingRows, to_dnnl(dtype), false};
-  const dnnl::matmul::primitive_desc pd = m.describe(key, dnnl::memory::desc({m.in, m.out}, to_dnnl(dtype), tag::any));
+  const dnnl::matmul::primitive_desc pd =
+      m.describe(key, dnnl::memory::desc({m.in, m.out}, to_dnnl(dtype), tag::any));
   m.packed = dnnl::memory(pd.weights_desc(), engine);
   dnnl::stream stream(engine);
   dnnl::reorder(plain, m.packed).execute(stream, plain, m.packed);
@@ -145,20 +157,13 @@ PackedLinear::~PackedLinear() = default;
 PackedLinear::PackedLinear(PackedLinear&&) noexcept = default;
 PackedLinear& PackedLinear::operator=(PackedLinear&&) noexcept = default;
 
-torch::ScalarType PackedLinear::dtype() const { return impl_->dtype; }
-int64_t PackedLinear::in_features() const { return impl_->in; }
-int64_t PackedLinear::out_features() const { return impl_->out; }
-
 torch::Tensor PackedLinear::operator()(const torch::Tensor& x) const { return (*this)(x, impl_->dtype); }
 
 torch::Tensor PackedLinear::operator()(const torch::Tensor& x, torch::ScalarType out_dtype) const {
   const Impl& m = *impl_;
-  if (x.dim() < 1 || x.size(-1) != m.in)
-    throw std::invalid_argument("packed linear: expects inputs of " + std::to_string(m.in) + " features");
   to_dnnl(out_dtype);
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = m.out;
-  const torch::Tensor x2 = x.to(m.dtype).reshape({-1, m.in}).contiguous();
+  std::vector<int64_t> shape;
+  const torch::Tensor x2 = m.rows_of(x, shape);
   torch::Tensor y = torch::empty({x2.size(0), m.out}, x2.options().dtype(out_dtype));
   if (x2.size(0) > 0) m.run(x2, y, /*accumulate=*/false);
   return y.view(shape);
@@ -168,14 +173,11 @@ void PackedLinear::accumulate_into(torch::Tensor& residual, const torch::Tensor&
   const Impl& m = *impl_;
   if (m.epilogue != LinearEpilogue::kNone)
     throw std::logic_error("packed linear: accumulate_into adds the plain product; this layer has an epilogue");
-  if (x.dim() < 1 || x.size(-1) != m.in)
-    throw std::invalid_argument("packed linear: expects inputs of " + std::to_string(m.in) + " features");
-  std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = m.out;
+  std::vector<int64_t> shape;
+  const torch::Tensor x2 = m.rows_of(x, shape);
   if (residual.sizes().vec() != shape || !residual.is_contiguous())
     throw std::invalid_argument("packed linear: the residual must be contiguous, of the output's shape");
   to_dnnl(residual.scalar_type());
-  const torch::Tensor x2 = x.to(m.dtype).reshape({-1, m.in}).contiguous();
   if (x2.size(0) > 0) m.run(x2, residual.view({-1, m.out}), /*accumulate=*/true);
 }
 

@@ -46,10 +46,6 @@ class PackedLinear {
   // contiguous with x's leading shape and `out` columns; the epilogue must be kNone.
   void accumulate_into(torch::Tensor& residual, const torch::Tensor& x) const;
 
-  torch::ScalarType dtype() const;
-  int64_t in_features() const;
-  int64_t out_features() const;
-
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
