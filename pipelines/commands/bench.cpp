@@ -39,13 +39,13 @@ struct MatmulPeak {
   double onednn = 0;        // oneDNN on torch's threads: the best of ATen's entry point and its matmul primitive
 };
 
-// Best of three 2048^3 products, in GFLOP/s.
+// Best of five 2048^3 products, in GFLOP/s.
 template <typename Fn>
 double best_gflops(const Fn& product) {
   const int64_t n = 2048;
   product();
   double best = 0;
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 5; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     product();
     best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
@@ -96,12 +96,21 @@ int run_bench(BenchOptions o) {
   torch::InferenceMode guard;
   torch::Tensor x = torch::randn({o.batch, m.cfg.in_chans, m.cfg.input_size[1], m.cfg.input_size[2]});
   for (int i = 0; i < o.warmup; ++i) m.net->logits(x);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < o.iters; ++i) m.net->logits(x);
-  const double s = seconds_since(t0);
-  const double ips = o.batch * o.iters / s;
-  const double gflops = models::forward_gflops(m.cfg) * ips;
+  // Each forward is timed on its own: the mean rate is what a run of forwards gets, and the fastest forward is
+  // measured the way the peak is (the best of a few products), so the share of the peak compares like with like
+  // and does not move with whatever else the machine did during the longer of the two measurements.
+  double total = 0, fastest = 0;
+  for (int i = 0; i < o.iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    m.net->logits(x);
+    const double s = seconds_since(t0);
+    total += s;
+    fastest = i == 0 ? s : std::min(fastest, s);
+  }
+  const double ips = o.batch * o.iters / total, best_ips = o.batch / fastest;
+  const double gflops = models::forward_gflops(m.cfg) * ips, best_gflops_s = models::forward_gflops(m.cfg) * best_ips;
   const MatmulPeak peak = matmul_peak(m.precision, plan);
+  const double percent_of_peak = 100 * best_gflops_s / peak.gflops;
   const char* precision = models::to_string(m.precision);
   if (o.json) {
     std::printf("%s\n", nlohmann::json{{"model", m.cfg.name},
@@ -114,6 +123,9 @@ int run_bench(BenchOptions o) {
                                        {"images_per_s", ips},
                                        {"gflops_per_image", models::forward_gflops(m.cfg)},
                                        {"achieved_gflop_s", gflops},
+                                       {"fastest_forward_images_per_s", best_ips},
+                                       {"fastest_forward_gflop_s", best_gflops_s},
+                                       {"percent_of_matmul_peak", percent_of_peak},
                                        {"matmul_peak_gflop_s", peak.gflops},
                                        {"matmul_peak_openblas_gflop_s", peak.openblas},
                                        {"matmul_peak_onednn_gflop_s", peak.onednn},
@@ -126,10 +138,10 @@ int run_bench(BenchOptions o) {
                                 .dump()
                                 .c_str());
   } else {
-    std::printf("%s batch %ld at %ldx%ld, %s: %.2f images/s, %.1f GFLOP/s (%.0f%% of the %.1f GFLOP/s %s matmul peak); "
-                "threads: torch %d, OpenBLAS %d, no decode workers\n",
+    std::printf("%s batch %ld at %ldx%ld, %s: %.2f images/s, %.1f GFLOP/s; fastest forward %.1f GFLOP/s, %.0f%% of "
+                "the %.1f GFLOP/s %s matmul peak; threads: torch %d, OpenBLAS %d, no decode workers\n",
                 m.cfg.name.c_str(), o.batch, m.cfg.input_size[1], m.cfg.input_size[2], precision, ips, gflops,
-                100 * gflops / peak.gflops, peak.gflops, precision, plan.torch_threads, plan.blas_threads);
+                best_gflops_s, percent_of_peak, peak.gflops, precision, plan.torch_threads, plan.blas_threads);
   }
   return 0;
 }
@@ -146,11 +158,13 @@ CommandRun define_bench(CLI::App& app) {
   app.add_option("--size", o->size, "square input size (0: the model's default)")->capture_default_str();
   app.add_flag("--json", o->json,
                "print one JSON object: {model, batch, input_size, iters, precision, precision_asked, cpu_native_bf16, "
-               "images_per_s, gflops_per_image, achieved_gflop_s, matmul_peak_gflop_s (the best of OpenBLAS and oneDNN), "
+               "images_per_s (the mean over --iters), gflops_per_image, achieved_gflop_s (at the mean), "
+               "fastest_forward_images_per_s, fastest_forward_gflop_s, percent_of_matmul_peak (the fastest forward's "
+               "GFLOP/s against the peak), matmul_peak_gflop_s (the best of OpenBLAS and oneDNN), "
                "matmul_peak_openblas_gflop_s (fp32; 0 in bf16), matmul_peak_onednn_gflop_s, matmul_peak_precision, "
                "torch_threads, blas_threads, workers (0: bench decodes nothing), omp_wait_policy, cores}");
   app.footer("Without --weights the network is random (throughput does not depend on the weights). The matmul peak "
-             "is the best of three 2048x2048 products in the run's precision, through the faster library: fp32 in "
+             "is the best of five 2048x2048 products in the run's precision, through the faster library: fp32 in "
              "OpenBLAS (every core) and in oneDNN (torch's threads), bf16 in oneDNN.");
   return [o] { return run_bench(*o); };
 }

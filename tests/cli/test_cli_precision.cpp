@@ -90,7 +90,7 @@ TEST(Precision, ACpuWithoutNativeBf16RunsFp32AndSaysSoInOneLine) {
 TEST(Precision, BenchReportsThePrecisionAndTheThreadPlanItRanWith) {
   for (const char* asked : {"fp32", "bf16"}) {
     SCOPED_TRACE(asked);
-    const auto r = run_attnvision(std::string("bench -m resnet18 --size 64 --batch 2 --iters 1 --warmup 0 --json "
+    const auto r = run_attnvision(std::string("bench -m resnet18 --size 64 --batch 2 --iters 2 --warmup 0 --json "
                                               "--precision ") + asked);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
@@ -104,8 +104,14 @@ TEST(Precision, BenchReportsThePrecisionAndTheThreadPlanItRanWith) {
     EXPECT_EQ(j["workers"], 0);
     EXPECT_GT(j["matmul_peak_gflop_s"].get<double>(), 0);
     EXPECT_GT(j["images_per_s"].get<double>(), 0);
+    // The fastest forward is at least the mean, and the share of the peak is taken at it.
+    EXPECT_GE(j["fastest_forward_images_per_s"].get<double>(), j["images_per_s"].get<double>() * (1 - 1e-9));
+    EXPECT_NEAR(j["percent_of_matmul_peak"].get<double>(),
+                100 * j["fastest_forward_gflop_s"].get<double>() / j["matmul_peak_gflop_s"].get<double>(), 1e-6);
     // A CNN in bf16 runs everything in oneDNN on torch's threads: OpenBLAS keeps one.
-    if (ran == "bf16") EXPECT_EQ(j["blas_threads"], 1);
+    if (ran == "bf16") {
+      EXPECT_EQ(j["blas_threads"], 1);
+    }
   }
 }
 
