@@ -24,6 +24,7 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"stem_width", "resnet", "deep stem width", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.stem_width; }},
       {"avg_down", "resnet", "avg-pool downsampling", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.avg_down; }},
       {"attn", "resnet", "none | se | eca | cbam", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.attn; }},
+      {"feature_stride", "resnet", "input pixels per cell of the last feature map: 32, or 16 / 8 with the last stages dilated (timm's output_stride)", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.feature_stride; }},
       {"global_pool", "resnet", "avg | max | avgmax (timm's global_pool)", [](ModelCfg& c) -> CfgFieldRef { return &c.resnet.global_pool; }},
       {"img_size", "vit", "training image size", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.img_size; }},
       {"patch_size", "vit", "patch size", [](ModelCfg& c) -> CfgFieldRef { return &c.vit.patch_size; }},
@@ -103,6 +104,11 @@ void ModelCfg::validate() const {
     if (resnet.stem_width < 4 || resnet.stem_width > 1024) fail("stem_width must be in 4..1024");
     if (resnet.global_pool != "avg" && resnet.global_pool != "max" && resnet.global_pool != "avgmax")
       fail("global_pool must be avg, max or avgmax");
+    if (resnet.feature_stride != 8 && resnet.feature_stride != 16 && resnet.feature_stride != 32)
+      fail("feature_stride must be 8, 16 or 32");
+    // timm pools a dilated stage's shortcut with a 'same'-padded 2x2 average; that pool is not built here.
+    if (resnet.feature_stride != 32 && resnet.avg_down)
+      fail("feature_stride below 32 cannot be combined with avg_down");
   } else {
     if (vit.patch_size < 1 || vit.img_size < vit.patch_size) fail("patch_size must be in 1..img_size");
     if (vit.embed_dim < 1 || vit.num_heads < 1 || vit.embed_dim % vit.num_heads != 0)

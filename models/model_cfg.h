@@ -25,6 +25,9 @@ struct ResNetArgs {
   // timm's global_pool: avg | max | avgmax (the mean of both). Max pooling keeps a small finding's evidence
   // that averaging over a large image would dilute.
   std::string global_pool = "avg";
+  // timm's output_stride: input pixels per cell of the last feature map, 32 (no dilation), 16 or 8. Below 32 the
+  // last stages dilate instead of downsampling (models/backbones/resnet.h, ResNetStagePlan).
+  int64_t feature_stride = 32;
 };
 
 // timm VisionTransformer constructor arguments, as data.

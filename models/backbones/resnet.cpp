@@ -22,8 +22,9 @@ namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t dilation = 1) {
+  const int64_t padding = dilation * (kernel / 2);
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).dilation(dilation).bias(false));
 }
 
 
@@ -82,16 +83,17 @@ class BlockImpl : public nn::Module {
  public:
   // `widths` are the output channels of each conv; the middle conv (3x3 in a bottleneck, the first in a
   // basic block) carries the stride, exactly where timm puts it.
-  BlockImpl(bool bottleneck, int64_t in, int64_t planes, int64_t stride, nn::Sequential downsample,
-            const std::string& attn) {
+  // The strided conv is dilated by first_dilation, a basic block's second by dilation (ResNetStagePlan).
+  BlockImpl(bool bottleneck, int64_t in, int64_t planes, int64_t stride, int64_t first_dilation, int64_t dilation,
+            nn::Sequential downsample, const std::string& attn) {
     const int64_t out = bottleneck ? planes * 4 : planes;
     if (bottleneck) {
       add_conv(1, conv(in, planes, 1));
-      add_conv(2, conv(planes, planes, 3, stride));
+      add_conv(2, conv(planes, planes, 3, stride, first_dilation));
       add_conv(3, conv(planes, out, 1));
     } else {
-      add_conv(1, conv(in, planes, 3, stride));
-      add_conv(2, conv(planes, out, 3));
+      add_conv(1, conv(in, planes, 3, stride, first_dilation));
+      add_conv(2, conv(planes, out, 3, 1, dilation));
     }
     if (Attention a = create_attn(attn, out)) attn_ = register_module("se", a);  // timm names it `se` whatever the type
     if (downsample) downsample_ = register_module("downsample", downsample);
@@ -231,24 +233,25 @@ class ResNetImpl : public BackboneImpl {
     }
     bn1_ = register_module("bn1", nn::BatchNorm2d(inplanes));
 
-    int64_t stride_total = stem_pool_ ? 4 : 1;
     info_.push_back({"act1", inplanes, stem_pool_ ? 2 : 1});
+    const std::vector<ResNetStagePlan> plans = resnet_stage_plans(a, stem_pool_ ? 4 : 1);
     for (int64_t s = 0; s < 4; ++s) {
+      const ResNetStagePlan& plan = plans[s];
       const int64_t planes = a.channels[s];
       const int64_t out = bottleneck ? planes * 4 : planes;
-      const int64_t stride = s == 0 ? 1 : 2;
       nn::ModuleList stage;
       for (int64_t b = 0; b < a.layers[s]; ++b) {
         const int64_t in = b == 0 ? inplanes : out;
-        const int64_t st = b == 0 ? stride : 1;
+        const int64_t st = b == 0 ? plan.stride : 1;
         nn::Sequential down{nullptr};
-        if (b == 0 && (stride != 1 || inplanes != out)) down = make_downsample(inplanes, out, stride, a.avg_down);
-        stage->push_back(Block(bottleneck, in, planes, st, down, a.attn));
+        if (b == 0 && (plan.stride != 1 || inplanes != out))
+          down = make_downsample(inplanes, out, plan.stride, a.avg_down);
+        const int64_t first_dilation = b == 0 ? plan.first_dilation : plan.dilation;
+        stage->push_back(Block(bottleneck, in, planes, st, first_dilation, plan.dilation, down, a.attn));
       }
       inplanes = out;
-      stride_total *= stride;
       stages_.push_back(register_module("layer" + std::to_string(s + 1), stage));
-      info_.push_back({"layer" + std::to_string(s + 1), out, stride_total});
+      info_.push_back({"layer" + std::to_string(s + 1), out, plan.net_stride});
     }
     num_features_ = inplanes;
     init_weights();
@@ -386,6 +389,23 @@ class ResNetImpl : public BackboneImpl {
 };
 
 }  // namespace
+
+std::vector<ResNetStagePlan> resnet_stage_plans(const ResNetArgs& args, int64_t stem_stride) {
+  std::vector<ResNetStagePlan> plans;
+  int64_t net_stride = stem_stride, dilation = 1;
+  for (int64_t s = 0; s < 4; ++s) {
+    const int64_t first_dilation = dilation;
+    int64_t stride = s == 0 ? 1 : 2;
+    if (net_stride >= args.feature_stride) {
+      dilation *= stride;
+      stride = 1;
+    } else {
+      net_stride *= stride;
+    }
+    plans.push_back({stride, first_dilation, dilation, net_stride});
+  }
+  return plans;
+}
 
 Backbone build_resnet(const ModelCfg& cfg) { return std::make_shared<ResNetImpl>(cfg); }
 

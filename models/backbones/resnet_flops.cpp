@@ -1,6 +1,7 @@
 // Multiply-accumulate count of one ResNet forward at cfg.input_size, from the architecture alone (the
 // same layer walk as models/backbones/resnet.cpp). Convolutions and the attention MLPs/convs are
 // counted (the head counts its own, models/heads/); element-wise ops, pooling and BatchNorm are not (they are memory bound, not FLOP bound).
+#include "models/backbones/resnet.h"
 #include "models/layers/attention.h"
 #include "models/model_cfg.h"
 
@@ -53,11 +54,12 @@ double resnet_gmacs(const ModelCfg& cfg) {
     macs += conv_macs(s, cfg.in_chans, 64, 7);
     s = down(s, 2);  // max pool
   }
+  const std::vector<ResNetStagePlan> plans = resnet_stage_plans(a, a.stem_type == "cifar" ? 1 : 4);
   for (int64_t st = 0; st < 4; ++st) {
     const int64_t planes = a.channels[st];
     const int64_t out = bottleneck ? planes * 4 : planes;
     for (int64_t b = 0; b < a.layers[st]; ++b) {
-      const int64_t stride = (b == 0 && st > 0) ? 2 : 1;
+      const int64_t stride = b == 0 ? plans[st].stride : 1;
       const int64_t in = b == 0 ? inplanes : out;
       const Shape o = down(s, stride);
       if (bottleneck) {

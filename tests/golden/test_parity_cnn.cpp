@@ -87,5 +87,47 @@ TEST_P(CnnParity, MatchesTimm) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CnnParity, ::testing::ValuesIn(kCnnFixtures));
 
+// timm's output_stride (our feature_stride): the last stages dilate instead of downsampling. References from
+// tests/data/resnet/make_dilated_ref.py, a float64 ResNet written from timm's definition and checked there
+// against the timm fixtures above; two blocks per stage, so that blocks after a stage's first are covered.
+class DilatedResNet : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DilatedResNet, MatchesTimmsOutputStride) {
+  const std::string path = std::string(ATTNVISION_TEST_DATA_DIR) + "/resnet/dilated_" + GetParam() + ".safetensors";
+  const models::TensorFile ref = models::read_safetensors(path);
+  models::ModelCfg cfg;
+  cfg.name = "dilated_" + GetParam();
+  cfg.arch = "resnet";
+  cfg.resnet.block = ref.metadata.at("block");
+  cfg.resnet.layers = nlohmann::json::parse(ref.metadata.at("layers")).get<std::vector<int64_t>>();
+  cfg.resnet.channels = {8, 16, 24, 32};
+  cfg.resnet.attn = ref.metadata.at("attn");
+  cfg.resnet.feature_stride = std::stoll(ref.metadata.at("feature_stride"));
+  cfg.num_classes = 10;
+  cfg.input_size = {3, 72, 88};
+  cfg.validate();
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [name, t] : ref.tensors)
+    if (name.rfind("weights.", 0) == 0) weights[name.substr(8)] = t;
+  models::Network net = models::build_model(cfg);
+  models::load_state_dict(*net, weights, GetParam());
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor& input = ref.tensors.at("input");
+  const models::Forward f = net->forward(input);
+  expect_close(f.logits, ref.tensors.at("logits"), "logits");
+  expect_close(f.feature_map, ref.tensors.at("last_feature_map"), "last_feature_map");
+  const std::vector<models::FeatureInfo> info = net->backbone().feature_info();
+  EXPECT_EQ(info.back().stride, cfg.resnet.feature_stride) << "feature_info reports the dilated stride";
+  // Prepared for inference, on the blocked path (this small batch) and on the folded channels-last one.
+  net->prepare_for_inference();
+  expect_close(net->forward(input).logits, ref.tensors.at("logits"), "logits, prepared for inference");
+  torch::AutoGradMode grad(true);
+  expect_close(net->forward(input).logits.detach(), ref.tensors.at("logits"), "logits, prepared, channels-last path");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, DilatedResNet,
+                         ::testing::Values("basic_none_os16", "basic_none_os8", "bottleneck_se_os8"));
+
 }  // namespace
 }  // namespace attnvision

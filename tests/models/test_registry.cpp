@@ -107,6 +107,30 @@ TEST(Registry, UnknownNamesAndAttentionAreClearErrors) {
   cfg = default_cfg("resnet18");
   cfg.resnet.layers = {1, 1};
   EXPECT_THROW(build_model(cfg), std::invalid_argument);
+  cfg = default_cfg("resnet18");
+  cfg.resnet.feature_stride = 4;
+  EXPECT_THROW(build_model(cfg), std::invalid_argument);
+  cfg = default_cfg("resnet50d");
+  cfg.resnet.feature_stride = 16;  // avg_down's dilated shortcut pool is not built: an error, not a silent variant
+  EXPECT_THROW(build_model(cfg), std::invalid_argument);
+}
+
+// A dilated ResNet keeps timm's parameters and names (dilation adds none) and reports its finer stride; its
+// FLOPs grow with the cells its last stages now keep (timm's parity is checked in tests/golden).
+TEST(Registry, FeatureStrideDilatesTheLastStagesWithTheSameParameters) {
+  ModelCfg cfg = default_cfg("resnet50");
+  const int64_t params = count_parameters(*build_model(cfg));
+  const double gflops32 = forward_gflops(cfg);
+  cfg.resnet.feature_stride = 16;
+  Network net = build_model(cfg);
+  EXPECT_EQ(count_parameters(*net), params);
+  EXPECT_EQ(net->backbone().feature_info().back().stride, 16);
+  torch::NoGradGuard no_grad;
+  net->eval();
+  EXPECT_EQ(net->forward(torch::randn({1, 3, 224, 224})).feature_map.sizes(), (std::vector<int64_t>{1, 2048, 14, 14}));
+  // layer4 at 14 x 14 instead of 7 x 7, by hand: everything but the first 1x1 conv (which already ran at 14 x 14)
+  // costs four times as much, 2,119,434,240 more multiply-accumulates, 4.2389 GFLOPs.
+  EXPECT_NEAR(forward_gflops(cfg) - gflops32, 4.23886848, 1e-6);
 }
 
 }  // namespace
