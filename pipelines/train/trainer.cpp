@@ -186,6 +186,17 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+std::string with_todays_model_defaults(const std::string& stored) {
+  json recipe = json::parse(stored);
+  if (!recipe.contains("model")) return stored;
+  try {
+    recipe["model"] = models::to_json(models::cfg_from_json(recipe["model"]));
+  } catch (const std::exception&) {
+    return stored;
+  }
+  return recipe.dump();
+}
+
 double scheduled_lr(const TrainCfg& cfg, int64_t step, int64_t steps_per_epoch) {
   const double total = static_cast<double>(cfg.schedule.epochs * steps_per_epoch);
   const double warmup = std::min(total, cfg.schedule.warmup_epochs * steps_per_epoch);
@@ -222,6 +233,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   if (options.resume) {
     const std::string recipe = state.recipe;
     state = load_state(dir / "state.pt", *opt);
+    state.recipe = with_todays_model_defaults(state.recipe);
     if (state.recipe != recipe)
       throw std::invalid_argument((dir / "state.pt").string() + ": the run was started with a different recipe ('" +
                                   first_difference(json::parse(recipe), json::parse(state.recipe)) +

@@ -111,6 +111,23 @@ TEST(Trainer, RefusesToOverwriteOrToResumeAnotherRecipe) {
   }
 }
 
+// A run started before a model key existed resumes under today's build: the key had its default then.
+TEST(Trainer, AStoredRecipeWithoutANewerModelKeyStillMatches) {
+  const TrainCfg cfg = tiny_recipe("runs/unused");
+  const nlohmann::json today = to_json(cfg);
+  nlohmann::json older = today;
+  size_t erased = 0;
+  for (auto& [section, fields] : older["model"].items())
+    if (fields.is_object()) erased += fields.erase("feature_stride");
+  ASSERT_EQ(erased, 1u) << "the model JSON carries feature_stride in one section";
+  ASSERT_NE(older.dump(), today.dump());
+  EXPECT_EQ(with_todays_model_defaults(older.dump()), today.dump());
+  // A real difference stays one.
+  nlohmann::json other = older;
+  other["optim"]["lr"] = 0.5;
+  EXPECT_NE(with_todays_model_defaults(other.dump()), today.dump());
+}
+
 TEST(Trainer, InitStartsTheRunFromAnotherRunsWeights) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
   ScratchDir dir;
