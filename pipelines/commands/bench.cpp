@@ -107,10 +107,11 @@ int run_bench(BenchOptions o) {
     total += s;
     fastest = i == 0 ? s : std::min(fastest, s);
   }
-  const double ips = o.batch * o.iters / total, best_ips = o.batch / fastest;
-  const double gflops = models::forward_gflops(m.cfg) * ips, best_gflops_s = models::forward_gflops(m.cfg) * best_ips;
+  const double gflops_per_image = models::forward_gflops(m.cfg);
+  const double ips = o.batch * o.iters / total, fastest_ips = o.batch / fastest;
+  const double gflops = gflops_per_image * ips, fastest_gflops = gflops_per_image * fastest_ips;
   const MatmulPeak peak = matmul_peak(m.precision, plan);
-  const double percent_of_peak = 100 * best_gflops_s / peak.gflops;
+  const double percent_of_peak = 100 * fastest_gflops / peak.gflops;
   const char* precision = models::to_string(m.precision);
   if (o.json) {
     std::printf("%s\n", nlohmann::json{{"model", m.cfg.name},
@@ -121,10 +122,10 @@ int run_bench(BenchOptions o) {
                                        {"precision_asked", models::to_string(o.model.precision)},
                                        {"cpu_native_bf16", models::cpu_has_native_bf16()},
                                        {"images_per_s", ips},
-                                       {"gflops_per_image", models::forward_gflops(m.cfg)},
+                                       {"gflops_per_image", gflops_per_image},
                                        {"achieved_gflop_s", gflops},
-                                       {"fastest_forward_images_per_s", best_ips},
-                                       {"fastest_forward_gflop_s", best_gflops_s},
+                                       {"fastest_forward_images_per_s", fastest_ips},
+                                       {"fastest_forward_gflop_s", fastest_gflops},
                                        {"percent_of_matmul_peak", percent_of_peak},
                                        {"matmul_peak_gflop_s", peak.gflops},
                                        {"matmul_peak_openblas_gflop_s", peak.openblas},
@@ -141,7 +142,7 @@ int run_bench(BenchOptions o) {
     std::printf("%s batch %ld at %ldx%ld, %s: %.2f images/s, %.1f GFLOP/s; fastest forward %.1f GFLOP/s, %.0f%% of "
                 "the %.1f GFLOP/s %s matmul peak; threads: torch %d, OpenBLAS %d, no decode workers\n",
                 m.cfg.name.c_str(), o.batch, m.cfg.input_size[1], m.cfg.input_size[2], precision, ips, gflops,
-                best_gflops_s, percent_of_peak, peak.gflops, precision, plan.torch_threads, plan.blas_threads);
+                fastest_gflops, percent_of_peak, peak.gflops, precision, plan.torch_threads, plan.blas_threads);
   }
   return 0;
 }
