@@ -1,5 +1,6 @@
 #include "models/network.h"
 
+#include <c10/core/GradMode.h>
 #include <torch/types.h>
 #include <torch/utils.h>
 
@@ -26,7 +27,20 @@ void NetworkImpl::adopt(torch::nn::Module& part) {
 Forward NetworkImpl::trunk(const torch::Tensor& x, const ForwardRequest& request) {
   ForwardRequest asked = request;
   asked.stages = asked.stages || head_->needs().stages;
-  return backbone_->forward_features(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x, asked);
+  const torch::Tensor input = channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+  if (!request.gradient_at) return backbone_->forward_features(input, asked);
+  if (!c10::GradMode::is_enabled())
+    throw std::logic_error("network: a forward with gradient_at needs grad mode on (the head is recorded)");
+  // Before the leaf nothing is recorded: no graph the gradient never walks, no saved tensors kept alive. The
+  // backbone turns autograd back on at the named stage (ForwardRecorder::stage), the guard restores the
+  // caller's mode when the backbone is done, and the last feature map's leaf is made here.
+  Forward f;
+  {
+    const c10::AutoGradMode unrecorded(false);
+    f = backbone_->forward_features(input, asked);
+  }
+  if (request.gradient_at->empty()) f.feature_map = f.feature_map.detach().requires_grad_(true);
+  return f;
 }
 
 Forward NetworkImpl::features(const torch::Tensor& x, const ForwardRequest& request) {
@@ -57,6 +71,9 @@ void NetworkImpl::prepare_for_inference(Precision precision) {
     backbone_->pack_for_inference();
   }
   folded_ = true;
+  // Nothing differentiates an inference network's weights (saliency takes gradients of activations), so
+  // autograd need not record what a weight gradient would need.
+  for (auto& p : parameters()) p.requires_grad_(false);
   if (!backbone_->prefers_channels_last()) return;
   torch::NoGradGuard no_grad;
   for (auto& p : parameters())

@@ -5,12 +5,14 @@
 
 #include "models/layers/attention.h"
 
+#include <c10/core/GradMode.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +34,10 @@ struct ForwardRequest {
   // The batch's training targets, for a head that learns from them inside its forward pass (a caption decoder
   // reads the reference words instead of its own: teacher forcing); every other head ignores them.
   torch::Tensor targets;
+  // Where the caller will take a gradient (saliency): the output of this stage (a Forward::stages name, or ""
+  // for the last feature map) becomes an autograd leaf, and the forward before it runs without autograd
+  // (NetworkImpl::trunk), since no gradient the caller asks for flows there. Unset: the caller's grad mode.
+  std::optional<std::string> gradient_at;
 
   // The common asks, by name (brace-initialising the struct would have to spell out the targets too).
   static ForwardRequest asking(bool activations, bool attention) {
@@ -116,6 +122,13 @@ struct ForwardRecorder {
   }
   void attention(const std::string& name, const torch::Tensor& t) {
     if (request.attention && t.defined()) out.attention.emplace_back(name, t);
+  }
+  // A stage's output `t`, handed back as what the rest of the forward reads: where the request's gradient_at
+  // names this stage, a leaf that requires grad, with autograd on from here (ForwardRequest::gradient_at).
+  torch::Tensor stage(const std::string& name, const torch::Tensor& t) {
+    if (!request.gradient_at || *request.gradient_at != name) return t;
+    c10::GradMode::set_enabled(true);  // NetworkImpl::trunk's guard restores the caller's mode afterwards
+    return t.detach().requires_grad_(true);
   }
 };
 

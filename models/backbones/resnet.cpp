@@ -264,6 +264,7 @@ class ResNetImpl : public BackboneImpl {
     if (!folded_) y = bn1_->forward(y);
     y.relu_();
     rec.activation("stem_act", y);
+    y = rec.stage("act1", y);
     if (request.stages) f.stages.emplace_back("act1", y);
     if (stem_pool_) {
       y = torch::max_pool2d(y, 3, 2, 1);
@@ -275,6 +276,7 @@ class ResNetImpl : public BackboneImpl {
       for (size_t b = 0; b < stages_[s]->size(); ++b)
         y = stages_[s]->ptr<BlockImpl>(b)->forward(y, rec, stage_name + "." + std::to_string(b));
       rec.activation(stage_name, y);
+      y = rec.stage(stage_name, y);
       if (request.stages && s + 1 < stages_.size()) f.stages.emplace_back(stage_name, y);
     }
     f.feature_map = y;
@@ -340,7 +342,7 @@ class ResNetImpl : public BackboneImpl {
     const bool small = x.size(0) * image_pixels <= kBlockedMaxPixels ||
                        (!has_attention_ && image_pixels <= kBlockedMaxImagePixelsWithoutAttention);
     return blocked_allowed_ && (fp32 || bf16) && small &&
-           !torch::GradMode::is_enabled() && !request.activations && !request.attention;
+           !torch::GradMode::is_enabled() && !request.gradient_at && !request.activations && !request.attention;
   }
 
   // The stages on MKLDNN tensors from the stem's (dense) output, into `f`: a stage's output comes back dense

@@ -50,6 +50,7 @@ StageGradient stage_gradient(const std::string& method, NetworkImpl& net, const 
   torch::AutoGradMode grad(true);
   ForwardRequest request;
   request.stages = !name.empty();
+  request.gradient_at = name;  // the stage's output is the leaf: the layers before it run unrecorded
   Forward f = net.forward(x, request);
   torch::Tensor activations = f.feature_map;
   if (!name.empty()) {
@@ -59,10 +60,17 @@ StageGradient stage_gradient(const std::string& method, NetworkImpl& net, const 
       throw std::logic_error("saliency: the backbone did not return stage '" + name + "'");
     activations = found->second;
   }
+  if (!activations.requires_grad())
+    throw std::logic_error("saliency: the backbone did not make stage '" + name + "' the gradient's leaf");
   // Images do not interact, so one backward of the summed scores gives each image its own gradient.
-  const torch::Tensor gradient = torch::autograd::grad({score(f).sum()}, {activations}, /*grad_outputs=*/{},
-                                                       /*retain_graph=*/c10::nullopt, /*create_graph=*/false,
-                                                       /*allow_unused=*/true)[0];
+  const torch::Tensor total = score(f).sum();
+  // A score nothing recorded leads to (no grad_fn: only the unrecorded layers before the leaf feed it) has no
+  // gradient to take, like one whose graph does not reach the leaf (grad's undefined result).
+  const torch::Tensor gradient =
+      total.requires_grad() ? torch::autograd::grad({total}, {activations}, /*grad_outputs=*/{},
+                                                    /*retain_graph=*/c10::nullopt, /*create_graph=*/false,
+                                                    /*allow_unused=*/true)[0]
+                            : torch::Tensor();
   // A ViT's classifier reads its class token alone, and the final norm works token by token: the patch grid
   // is not upstream of a class logit (a dense head's score is).
   if (!gradient.defined())

@@ -260,6 +260,41 @@ TEST(SaliencyStages, APreparedNetworkGivesTheSameStageMaps) {
   }
 }
 
+TEST(SaliencyStages, AutogradRecordsOnlyFromTheExplainedStageOn) {
+  // What explain() asks of the forward (ForwardRequest::gradient_at): the stage's output is a leaf, nothing
+  // before it is recorded, everything after it is; the caller's grad mode is unchanged afterwards.
+  for (const bool prepared : {false, true}) {
+    SCOPED_TRACE(prepared ? "prepared for inference" : "as built");
+    Network net = tiny_resnet();
+    if (prepared) net->prepare_for_inference();
+    const torch::Tensor x = random_images(2, 64);
+    torch::AutoGradMode grad(true);
+    ForwardRequest request;
+    request.stages = true;
+    request.gradient_at = "layer2";
+    const Forward f = net->forward(x, request);
+    ASSERT_EQ(f.stages.size(), 4u);
+    for (const auto& [name, t] : f.stages) {
+      SCOPED_TRACE(name);
+      const bool is_the_leaf = name == "layer2", after_it = name == "layer3";
+      EXPECT_EQ(t.requires_grad(), is_the_leaf || after_it);
+      EXPECT_EQ(t.is_leaf(), !after_it);
+    }
+    EXPECT_TRUE(f.feature_map.requires_grad());
+    EXPECT_TRUE(f.logits.requires_grad());
+    EXPECT_TRUE(torch::GradMode::is_enabled());
+    request.gradient_at = "";
+    const Forward at_the_map = net->forward(x, request);
+    EXPECT_TRUE(at_the_map.feature_map.is_leaf() && at_the_map.feature_map.requires_grad());
+    for (const auto& [name, t] : at_the_map.stages) EXPECT_FALSE(t.requires_grad()) << name;
+    EXPECT_TRUE(at_the_map.logits.requires_grad());
+    // The head after the leaf has to be recorded, so a caller with grad mode off is told, not given no graph.
+    torch::NoGradGuard off;
+    EXPECT_THROW(net->forward(x, request), std::logic_error);
+    EXPECT_FALSE(torch::GradMode::is_enabled());
+  }
+}
+
 TEST(SaliencyStages, AViTOffersOnlyItsLastGrid) {
   Network net = tiny_vit();
   EXPECT_EQ(saliency_stages(*net), (std::vector<std::string>{"blocks.1"}));
