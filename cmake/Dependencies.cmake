@@ -6,12 +6,17 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 # Torch as an imported target whose headers are SYSTEM includes (no warnings from them).
 add_library(attnvision_torch INTERFACE)
 target_link_libraries(attnvision_torch INTERFACE ${TORCH_LIBRARIES} ${CMAKE_DL_LIBS})
 target_include_directories(attnvision_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 target_compile_options(attnvision_torch INTERFACE ${TORCH_CXX_FLAGS})
+# at::parallel_for is a header template whose `#pragma omp parallel` is compiled into the caller: without
+# OpenMP it silently runs its whole range on the calling thread. LibTorch runs on the same GNU OpenMP (libgomp),
+# so the callers' parallel regions share its thread pool.
+target_link_libraries(attnvision_torch INTERFACE OpenMP::OpenMP_CXX)
 
 # oneDNN, the library LibTorch itself runs its CPU convolutions and matrix products on (Debian's libdnnl2, the
 # same build): models/kernels/ calls its primitives directly where ATen cannot fuse or keep the weights packed.

@@ -1,16 +1,33 @@
-// Mixed precision for training: the autocast scope switches bfloat16 on and off exactly, and every
-// architecture trains under it with float32 weights and gradients and logits close to float32's.
+// The runtime the models run on: at::parallel_for really parallel in our own code; mixed precision for
+// training: the autocast scope switches bfloat16 on and off exactly, and every architecture trains under it with
+// float32 weights and gradients and logits close to float32's.
 #include "models/registry.h"
 #include "models/runtime.h"
 #include "models/backbones/vit.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace attnvision::models {
 namespace {
+
+// at::parallel_for's `#pragma omp parallel` is compiled into its caller: a target built without OpenMP runs the
+// whole range on the calling thread, silently (cmake/Dependencies.cmake gives every torch target OpenMP).
+TEST(ParallelFor, SplitsItsRangeOverTheTorchThreads) {
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  std::vector<int> thread_of(2, -1);
+  at::parallel_for(0, 2, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) thread_of[static_cast<size_t>(i)] = at::get_thread_num();
+  });
+  at::set_num_threads(threads);
+  EXPECT_EQ(thread_of, (std::vector<int>{0, 1})) << "at::parallel_for ran serially: is the target built with OpenMP?";
+}
 
 TEST(Precision, ParsesItsTwoNamesAndRefusesOthers) {
   EXPECT_EQ(parse_precision("fp32"), Precision::kFloat32);
