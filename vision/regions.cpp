@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace attnvision::vision {
@@ -20,24 +21,36 @@ std::optional<std::array<double, 3>> patient_point(const SliceGeometry& g, doubl
 
 namespace {
 
-// The longest distance between the outer corners of the boundary pixels, each axis scaled by its spacing:
-// a single pixel measures its diagonal, a disc of d pixels about d. Computed on the convex hull, where the
-// farthest pair lies.
-double longest_extent(const std::vector<cv::Point>& contour, double column_spacing, double row_spacing) {
+// The convex hull of the boundary pixels' outer corners, in pixel units: the farthest pair of a region's
+// pixels lies on it, in pixels and in millimetres alike (scaling each axis maps a hull onto the scaled
+// points' hull).
+std::vector<cv::Point2f> corner_hull(const std::vector<cv::Point>& contour) {
   std::vector<cv::Point2f> corners;
   corners.reserve(contour.size() * 4);
   for (const cv::Point& p : contour)
     for (const float cx : {-0.5f, 0.5f})
-      for (const float cy : {-0.5f, 0.5f})
-        corners.emplace_back(static_cast<float>((p.x + cx) * column_spacing),
-                             static_cast<float>((p.y + cy) * row_spacing));
+      for (const float cy : {-0.5f, 0.5f}) corners.emplace_back(static_cast<float>(p.x) + cx, static_cast<float>(p.y) + cy);
   std::vector<cv::Point2f> hull;
   cv::convexHull(corners, hull);
+  return hull;
+}
+
+// The longest distance between two hull points with each axis scaled by its spacing: a single pixel measures
+// its diagonal, a disc of d pixels about d.
+double longest_extent(const std::vector<cv::Point2f>& hull, double column_spacing, double row_spacing) {
   double best = 0;
   for (size_t i = 0; i < hull.size(); ++i)
     for (size_t j = i + 1; j < hull.size(); ++j)
-      best = std::max(best, static_cast<double>(cv::norm(hull[i] - hull[j])));
+      best = std::max(best, std::hypot((hull[i].x - hull[j].x) * column_spacing, (hull[i].y - hull[j].y) * row_spacing));
   return best;
+}
+
+// The smallest float at or above `t`: for float values, v >= result exactly when v >= t (a comparison with a
+// float scalar would otherwise round the threshold, possibly down).
+float float_threshold(double t) {
+  float f = static_cast<float>(t);
+  if (static_cast<double>(f) < t) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
 }
 
 }  // namespace
@@ -48,35 +61,38 @@ std::vector<Region> find_regions(const cv::Mat& map, double threshold, const Sli
     throw std::invalid_argument("find_regions: the map must be one channel of float32 or float64");
   if (options.connectivity != 4 && options.connectivity != 8)
     throw std::invalid_argument("find_regions: connectivity is 4 or 8");
-  cv::Mat values;
-  map.convertTo(values, CV_64F);
-  const cv::Mat mask = values >= threshold;  // NaN compares false: never part of a region
+  // Only the mask's bounding box is labelled: a region is lesion-sized, the map a whole slice.
+  const cv::Mat mask = map.depth() == CV_32F ? map >= float_threshold(threshold) : map >= threshold;  // NaN: never
+  const cv::Rect box = cv::boundingRect(mask);
+  if (box.empty()) return {};
+  const cv::Mat values = map(box);
   cv::Mat labels, stats, centroids;
-  const int count =
-      cv::connectedComponentsWithStats(mask, labels, stats, centroids, options.connectivity, CV_32S);
+  const int count = cv::connectedComponentsWithStats(mask(box), labels, stats, centroids, options.connectivity, CV_32S);
 
   std::vector<Region> regions;
   for (int label = 1; label < count; ++label) {
     Region r;
     r.area_px = stats.at<int>(label, cv::CC_STAT_AREA);
     if (r.area_px < options.min_area_px) continue;
-    r.bbox_px = cv::Rect(stats.at<int>(label, cv::CC_STAT_LEFT), stats.at<int>(label, cv::CC_STAT_TOP),
-                         stats.at<int>(label, cv::CC_STAT_WIDTH), stats.at<int>(label, cv::CC_STAT_HEIGHT));
-    r.centroid_px = cv::Point2d(centroids.at<double>(label, 0), centroids.at<double>(label, 1));
-    const cv::Mat mine = labels(r.bbox_px) == label;
+    const cv::Rect in_box(stats.at<int>(label, cv::CC_STAT_LEFT), stats.at<int>(label, cv::CC_STAT_TOP),
+                          stats.at<int>(label, cv::CC_STAT_WIDTH), stats.at<int>(label, cv::CC_STAT_HEIGHT));
+    r.bbox_px = in_box + box.tl();
+    r.centroid_px = cv::Point2d(centroids.at<double>(label, 0) + box.x, centroids.at<double>(label, 1) + box.y);
+    const cv::Mat mine = labels(in_box) == label;
     double lo = 0;
-    cv::minMaxLoc(values(r.bbox_px), &lo, &r.peak, nullptr, nullptr, mine);
-    r.mean = cv::mean(values(r.bbox_px), mine)[0];
+    cv::minMaxLoc(values(in_box), &lo, &r.peak, nullptr, nullptr, mine);
+    r.mean = cv::mean(values(in_box), mine)[0];
     std::vector<std::vector<cv::Point>> contours;
     cv::findContours(mine, contours, cv::RETR_EXTERNAL, cv::CHAIN_APPROX_NONE, r.bbox_px.tl());
     // One component has one outer boundary; with 4-connectivity findContours (8-connected) may split none.
     for (const auto& c : contours)
       if (c.size() > r.contour.size()) r.contour = c;
-    r.diameter_px = longest_extent(r.contour, 1.0, 1.0);
+    const std::vector<cv::Point2f> hull = corner_hull(r.contour);
+    r.diameter_px = longest_extent(hull, 1.0, 1.0);
     if (geometry.pixel_spacing) {
       const auto [row_spacing, column_spacing] = *geometry.pixel_spacing;
       r.area_mm2 = static_cast<double>(r.area_px) * row_spacing * column_spacing;
-      r.diameter_mm = longest_extent(r.contour, column_spacing, row_spacing);
+      r.diameter_mm = longest_extent(hull, column_spacing, row_spacing);
     }
     r.centroid_mm = patient_point(geometry, r.centroid_px.x, r.centroid_px.y);
     regions.push_back(std::move(r));

@@ -118,6 +118,19 @@ TEST(Regions, SpeckleAndLimitsAndConnectivity) {
   EXPECT_THROW(find_regions(map, 0.5, {}, o), std::invalid_argument);
 }
 
+TEST(Regions, AFloatMapMeetsTheThresholdAsGivenNotAsAFloat) {
+  // 0.7 has no float: 0.7f lies just below it. Pixels of 0.7f are below a threshold of 0.7 and at one of 0.7f.
+  cv::Mat map = cv::Mat::zeros(16, 16, CV_32F);
+  map(cv::Rect(3, 4, 2, 2)).setTo(0.7f);
+  ASSERT_LT(static_cast<double>(0.7f), 0.7);
+  EXPECT_TRUE(find_regions(map, 0.7).empty());
+  ASSERT_EQ(find_regions(map, static_cast<double>(0.7f)).size(), 1u);
+  cv::Mat doubles;
+  map.convertTo(doubles, CV_64F);
+  EXPECT_TRUE(find_regions(doubles, 0.7).empty()) << "float64 maps compare as they are";
+  EXPECT_EQ(find_regions(doubles, static_cast<double>(0.7f)).front().bbox_px, cv::Rect(3, 4, 2, 2));
+}
+
 TEST(Regions, OtsuSplitsTwoModes) {
   // Half the pixels near 0.2, half near 0.9 (a little spread): the threshold lands between the modes.
   cv::Mat map(40, 40, CV_32F);
