@@ -4,9 +4,12 @@
 #include "datasets/batch.h"
 #include "datasets/ct_slices.h"
 
+#include <ATen/Parallel.h>
+#include <opencv2/core.hpp>
+
 #include <algorithm>
 #include <cstring>
-#include <opencv2/core.hpp>
+#include <functional>
 
 namespace attnvision::datasets {
 namespace {
@@ -78,47 +81,64 @@ SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
   const cv::Size reduce_to = jpeg_reduction(preprocesses, options);
   const bool windowed = options.keep_display || std::any_of(preprocesses.begin(), preprocesses.end(),
                                                             [](const Preprocess& p) { return !p.ct.has_value(); });
+  // Inputs are independent: with options.parallel each torch thread takes a share, one input at a time.
+  const auto for_each_input = [&](const std::function<void(size_t)>& body) {
+    if (!options.parallel) {
+      for (size_t i = 0; i < inputs.size(); ++i) body(i);
+      return;
+    }
+    at::parallel_for(0, static_cast<int64_t>(inputs.size()), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) body(static_cast<size_t>(i));
+    });
+  };
   std::vector<std::vector<cv::Mat>> frames(inputs.size());
   std::vector<std::optional<vision::DicomFrames>> hu(inputs.size());
-  std::vector<size_t> sample_of;
-  std::vector<int> frame_of;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    Sample s;
+  batch.samples.resize(inputs.size());
+  for_each_input([&](size_t i) {
+    Sample& s = batch.samples[i];
     s.input = inputs[i];
     try {
       frames[i] = decode_frames(s, options, reduce_to, windowed, needs_ct ? &hu[i] : nullptr);
-      for (int f = 0; f < s.frames; ++f) sample_of.push_back(i), frame_of.push_back(f);
     } catch (const std::exception& e) {
       s.error = error_line(s.input.path, e.what());
     }
-    batch.samples.push_back(std::move(s));
+  });
+  std::vector<size_t> sample_of;
+  std::vector<int> frame_of;
+  std::vector<int64_t> first_row(inputs.size(), 0);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    first_row[i] = static_cast<int64_t>(sample_of.size());
+    if (batch.samples[i].ok())
+      for (int f = 0; f < batch.samples[i].frames; ++f) sample_of.push_back(i), frame_of.push_back(f);
   }
   // Straight into the batch tensors (no per-image copies); a sample whose frames the transform refuses is
   // marked failed and its rows dropped afterwards (rare, and cheaper than a second pass for the others).
   const int64_t rows = static_cast<int64_t>(sample_of.size());
   std::vector<torch::Tensor> full;
   for (const Preprocess& p : preprocesses) full.push_back(rows ? empty_batch(rows, p.image) : torch::Tensor());
-  for (int64_t r = 0; r < rows; ++r) {
-    Sample& s = batch.samples[sample_of[r]];
-    if (!s.ok()) continue;
+  for_each_input([&](size_t i) {
+    Sample& s = batch.samples[i];
     try {
-      for (size_t k = 0; k < preprocesses.size(); ++k) {
-        const Preprocess& p = preprocesses[k];
-        if (!p.ct) {
-          fill_slot(full[k], r, frames[sample_of[r]][frame_of[r]], p.image);
-          continue;
-        }
-        const CtSlice slice = ct_slice(*hu[sample_of[r]], frame_of[r], *p.ct);
-        fill_ct_slot(full[k], r, slice.input.image, p.image);
-        if (&p == &*first_ct) {
-          s.ct_placements.push_back(slice.input.placement);
-          s.ct_spacing_known = slice.spacing_known;
+      for (int f = 0; s.ok() && f < s.frames; ++f) {
+        const int64_t r = first_row[i] + f;
+        for (size_t k = 0; k < preprocesses.size(); ++k) {
+          const Preprocess& p = preprocesses[k];
+          if (!p.ct) {
+            fill_slot(full[k], r, frames[i][static_cast<size_t>(f)], p.image);
+            continue;
+          }
+          const CtSlice slice = ct_slice(*hu[i], f, *p.ct);
+          fill_ct_slot(full[k], r, slice.input.image, p.image);
+          if (&p == &*first_ct) {
+            s.ct_placements.push_back(slice.input.placement);
+            s.ct_spacing_known = slice.spacing_known;
+          }
         }
       }
     } catch (const std::exception& e) {
       s.error = error_line(s.input.path, e.what());
     }
-  }
+  });
   std::vector<int64_t> keep;
   for (int64_t r = 0; r < rows; ++r) {
     if (!batch.samples[sample_of[r]].ok()) continue;

@@ -31,6 +31,10 @@ struct DecodeOptions {
   // transform). About twice as fast to decode, and a few levels off the exact input. The sample keeps the full
   // size. It gives way to the exact decode whenever the pixels are kept (keep_display) or a transform reads CT.
   bool fast_jpeg = false;
+  // Spread the inputs over the calling thread's torch threads (at::parallel_for) instead of decoding them one
+  // after another: for a caller whose torch threads would otherwise wait, such as the batch runner's model
+  // thread between batches.
+  bool parallel = false;
 };
 
 struct Sample {
@@ -55,9 +59,9 @@ struct SampleBatch {
   std::vector<int> frame_of;
 };
 
-// Decodes `inputs` one after another on the calling thread (the batch runner runs several such calls at
-// once). Images go through vision::read_image; DICOM through vision::read_dicom, the modality LUT and the
-// window, every frame becoming one row. A CT preprocessing takes the frames' Hounsfield units instead: an
+// Decodes `inputs` one after another on the calling thread (or over its torch threads, DecodeOptions::parallel).
+// Images go through vision::read_image; DICOM through vision::read_dicom, the modality LUT and the window, every
+// frame becoming one row. A CT preprocessing takes the frames' Hounsfield units instead: an
 // input that is not a CT image in HU fails (with a line naming it) when some preprocessing needs CT.
 SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
                            const std::vector<Preprocess>& preprocesses, const DecodeOptions& options);

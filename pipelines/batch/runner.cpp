@@ -3,6 +3,7 @@
 #include "datasets/preprocess.h"
 #include "models/runtime.h"
 
+#include <omp.h>
 #include <tbb/concurrent_queue.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_pipeline.h>
@@ -85,6 +86,14 @@ void write_chunk(Chunk& chunk, const std::vector<TaskInRun>& tasks, const RunOpt
   }
 }
 
+// Keeps the calling thread's own ATen loops (at::parallel_for: a decoder's normalisation) on that thread. ATen
+// gives every new thread, at its first call, an OpenMP team as large as the model's, which beside the model
+// only oversubscribes the cores; the first call is made here so that it cannot undo the setting later.
+void single_threaded_aten() {
+  (void)at::get_num_threads();
+  omp_set_num_threads(1);
+}
+
 }  // namespace
 
 void run_tasks(const std::vector<vision::BatchInput>& inputs, const std::vector<TaskInRun>& tasks,
@@ -100,11 +109,17 @@ void run_tasks(const std::vector<vision::BatchInput>& inputs, const std::vector<
     decode.keep_display = decode.keep_display || t.runner->needs_display();
     decode.keep_modality = decode.keep_modality || t.runner->needs_modality();
   }
-  // By default the decoders get the cores the model leaves free, and at least one: on 2 cores with torch on
-  // both, one decoder measured 3-6% faster end to end than two (ResNet-18 and -50, 300 JPEGs), which only
-  // steal time from the model's OpenMP threads.
+  // By default the decoders get the cores the model leaves free. When the model's threads take every core,
+  // a decoder thread beside them only preempts one of them now and then, and the model's OpenMP team then
+  // waits at its next barrier for that thread: on 2 cores with torch on both, Grad-CAM on CT slices took
+  // 6.6 ms per slice with a decoder thread running and 5.0 ms without. So then the model's own threads
+  // decode each batch before running it (DecodeOptions::parallel), and decode threads run only when asked for
+  // (--workers N).
   const int torch_threads = options.torch_threads > 0 ? options.torch_threads : at::get_num_threads();
-  const int workers = options.workers > 0 ? options.workers : std::max(1, models::available_cores() - torch_threads);
+  const int free_cores = models::available_cores() - torch_threads;
+  const bool decode_inline = options.workers == 0 && free_cores < 1;
+  const int workers = options.workers > 0 ? options.workers : std::max(1, free_cores);
+  decode.parallel = decode_inline;
 
   // Decoded batches wait here for the model, finished ones for the writer: at most this many each, so memory
   // stays flat however many inputs there are. A null chunk ends a stream.
@@ -121,31 +136,38 @@ void run_tasks(const std::vector<vision::BatchInput>& inputs, const std::vector<
     decoded.abort();  // wakes every thread blocked on a queue, with tbb::user_abort
     finished.abort();
   };
+  // The next `batch` inputs, in order (empty when none are left).
+  size_t next = 0;
+  auto next_chunk = [&]() -> ChunkPtr {
+    if (next >= inputs.size()) return nullptr;
+    auto chunk = std::make_shared<Chunk>();
+    const size_t end = std::min(inputs.size(), next + static_cast<size_t>(batch));
+    chunk->inputs.assign(inputs.begin() + static_cast<std::ptrdiff_t>(next), inputs.begin() + static_cast<std::ptrdiff_t>(end));
+    next = end;
+    return chunk;
+  };
+  // OpenCV runs its own parallel loops on oneTBB: held to the calling thread, so that the decoders (or the
+  // model's threads) are all the parallelism there is.
+  const tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism,
+                                        static_cast<size_t>(decode_inline ? 1 : workers));
 
   // Decode workers: take the next `batch` inputs (in order), decode them in parallel, hand them on in order.
-  std::thread decoder([&] {
+  std::thread decoder;
+  if (!decode_inline) decoder = std::thread([&] {
     try {
-      size_t next = 0;
-      const tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(workers));
       tbb::task_arena arena(workers);
       arena.execute([&] {
         tbb::parallel_pipeline(
             static_cast<size_t>(workers) + 1,
             tbb::make_filter<void, ChunkPtr>(tbb::filter_mode::serial_in_order,
                                              [&](tbb::flow_control& fc) -> ChunkPtr {
-                                               if (next >= inputs.size()) {
-                                                 fc.stop();
-                                                 return nullptr;
-                                               }
-                                               auto chunk = std::make_shared<Chunk>();
-                                               const size_t end = std::min(inputs.size(), next + static_cast<size_t>(batch));
-                                               chunk->inputs.assign(inputs.begin() + static_cast<std::ptrdiff_t>(next),
-                                                                    inputs.begin() + static_cast<std::ptrdiff_t>(end));
-                                               next = end;
+                                               ChunkPtr chunk = next_chunk();
+                                               if (!chunk) fc.stop();
                                                return chunk;
                                              }) &
                 tbb::make_filter<ChunkPtr, ChunkPtr>(tbb::filter_mode::parallel,
                                                      [&](ChunkPtr chunk) {
+                                                       single_threaded_aten();
                                                        chunk->batch = datasets::decode_samples(chunk->inputs, transforms.list, decode);
                                                        return chunk;
                                                      }) &
@@ -171,10 +193,22 @@ void run_tasks(const std::vector<vision::BatchInput>& inputs, const std::vector<
 
   // The model on this thread: its OpenMP pool and its allocations (the main malloc arena, kept warm by
   // models::keep_freed_memory) stay the same from batch to batch.
+  auto decoded_chunk = [&]() -> ChunkPtr {
+    if (!decode_inline) {
+      ChunkPtr chunk;
+      decoded.pop(chunk);
+      return chunk;
+    }
+    ChunkPtr chunk = next_chunk();
+    if (chunk) chunk->batch = datasets::decode_samples(chunk->inputs, transforms.list, decode);
+    return chunk;
+  };
   try {
     if (options.torch_threads > 0) at::set_num_threads(options.torch_threads);
-    c10::InferenceMode inference(!grad);
-    for (ChunkPtr chunk; decoded.pop(chunk), chunk;) {
+    while (ChunkPtr chunk = decoded_chunk()) {
+      // Inside the scope only: the decode's tensors are made on pool threads, which InferenceMode (a thread's
+      // own state) does not reach, and must not be inference tensors.
+      const c10::InferenceMode inference(!grad);
       for (size_t t = 0; t < tasks.size(); ++t) {
         const torch::Tensor& x = chunk->batch.inputs[transforms.of_task[t]];
         chunk->outputs.push_back(x.defined() ? tasks[t].runner->run(chunk->batch, x)
@@ -187,7 +221,7 @@ void run_tasks(const std::vector<vision::BatchInput>& inputs, const std::vector<
   } catch (...) {
     fail(std::current_exception());
   }
-  decoder.join();
+  if (decoder.joinable()) decoder.join();
   writer.join();
   if (failure) std::rethrow_exception(failure);
 }

@@ -43,7 +43,7 @@ std::string default_config_path() {
 std::vector<KeySpec> batch_schema() {
   std::vector<KeySpec> schema = {
       {"tasks", Kind::kStringList, true, "the tasks to run, in order (e.g. [classify])"},
-      {"workers", Kind::kInt, false, "decode threads (0: the cores the model leaves free, at least 1)"},
+      {"workers", Kind::kInt, false, kWorkersHelp},
       {"max_pixels", Kind::kInt, false, "refuse images with more pixels than this, before decoding"},
       {"dicom_window", Kind::kString, false, "DICOM window: auto | lung | mediastinum | bone | brain | abdomen | minmax | C,W"},
       {"precision", Kind::kString, false, "fp32 | bf16 for every task whose section sets none"},

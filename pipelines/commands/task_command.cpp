@@ -23,7 +23,7 @@ void add_input_options(CLI::App& app, InputOptions& o, const std::string& json_h
                  "DICOM by content)")
       ->required();
   add_thread_options(app, o.threads);
-  app.add_option("--workers", o.workers, "decode threads (0: the cores the model leaves free, at least 1)")
+  app.add_option("--workers", o.workers, kWorkersHelp)
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   app.add_option("--max-pixels", o.max_pixels, "refuse images with more pixels than this, before decoding")

@@ -2,6 +2,7 @@
 // through Pillow's draft mode with fast_jpeg (references: tests/data/vision/make_refs.py).
 #include "datasets/samples.h"
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -91,6 +92,41 @@ TEST(DecodeSamples, AnUnreadableFileIsAnErrorSampleNamingIt) {
   EXPECT_FALSE(b.samples[0].ok());
   EXPECT_NE(b.samples[0].error.find("missing.jpg"), std::string::npos) << b.samples[0].error;
   EXPECT_FALSE(b.inputs.at(0).defined());
+}
+
+// DecodeOptions::parallel spreads the inputs over the torch threads: the same batch as one after another, row
+// for row, with a multi-frame object, a failure and images of several sizes among them.
+TEST(DecodeSamples, InParallelTheSameBatchAsInTurn) {
+  const std::string dicom = std::string(ATTNVISION_TEST_DATA_DIR) + "/dicom/synthetic/";
+  std::vector<av::BatchInput> inputs;
+  for (const char* name : {"photo_97x61.jpg", "missing.jpg", "rgba_40x30.png", "exif_6.jpg", "fmt_g16.png"})
+    inputs.push_back({vision_data(name), av::InputKind::kImage, name});
+  inputs.push_back({dicom + "rgb_planar1_2frames.dcm", av::InputKind::kDicom, "rgb"});
+  inputs.push_back({dicom + "enhanced_ct_3frames.dcm", av::InputKind::kDicom, "ct"});
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  ds::DecodeOptions in_parallel;
+  in_parallel.parallel = true;
+  in_parallel.keep_display = true;
+  const ds::SampleBatch got = ds::decode_samples(inputs, {small_preprocess()}, in_parallel);
+  at::set_num_threads(threads);
+  ds::DecodeOptions in_turn = in_parallel;
+  in_turn.parallel = false;
+  const ds::SampleBatch want = ds::decode_samples(inputs, {small_preprocess()}, in_turn);
+  ASSERT_EQ(got.samples.size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    EXPECT_EQ(got.samples[i].input.path, inputs[i].path);
+    EXPECT_EQ(got.samples[i].error, want.samples[i].error) << inputs[i].path;
+    EXPECT_EQ(got.samples[i].frames, want.samples[i].frames) << inputs[i].path;
+    EXPECT_EQ(got.samples[i].display.size(), want.samples[i].display.size()) << inputs[i].path;
+  }
+  EXPECT_FALSE(got.samples[1].ok()) << "missing.jpg";
+  EXPECT_EQ(got.samples[6].frames, 3);
+  EXPECT_EQ(got.sample_of, want.sample_of);
+  EXPECT_EQ(got.frame_of, want.frame_of);
+  EXPECT_EQ(got.sample_of.size(), 9u) << "4 images, 2 + 3 frames; the missing file has no row";
+  ASSERT_TRUE(got.inputs.at(0).defined());
+  EXPECT_TRUE(torch::equal(got.inputs[0], want.inputs.at(0)));
 }
 
 }  // namespace

@@ -177,7 +177,7 @@ CommandRun define_saliency(CLI::App& app) {
       ->capture_default_str();
   app.add_flag("--no-outputs", o->no_outputs, "write no files and no report: scores, peaks and regions only");
   app.add_option("--batch,-b", o->task.batch, "slices per forward pass")->capture_default_str()->check(CLI::Range(1, 1024));
-  app.add_option("--workers", o->workers, "decode threads (0: the cores the model leaves free, at least 1)")
+  app.add_option("--workers", o->workers, kWorkersHelp)
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   app.add_flag("--json", o->json,
