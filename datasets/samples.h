@@ -59,10 +59,11 @@ struct SampleBatch {
   std::vector<int> frame_of;
 };
 
-// Decodes `inputs` one after another on the calling thread (or over its torch threads, DecodeOptions::parallel).
-// Images go through vision::read_image; DICOM through vision::read_dicom, the modality LUT and the window, every
-// frame becoming one row. A CT preprocessing takes the frames' Hounsfield units instead: an
-// input that is not a CT image in HU fails (with a line naming it) when some preprocessing needs CT.
+// Decodes `inputs` one after another on the calling thread (or over its torch threads,
+// DecodeOptions::parallel). Images go through vision::read_image; DICOM through vision::read_dicom, the
+// modality LUT and the window, every frame becoming one row. A CT preprocessing takes the frames' Hounsfield
+// units instead: an input that is not a CT image in HU fails (with a line naming it) when some preprocessing
+// needs CT.
 SampleBatch decode_samples(const std::vector<vision::BatchInput>& inputs,
                            const std::vector<Preprocess>& preprocesses, const DecodeOptions& options);
 

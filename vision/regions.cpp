@@ -29,7 +29,8 @@ std::vector<cv::Point2f> corner_hull(const std::vector<cv::Point>& contour) {
   corners.reserve(contour.size() * 4);
   for (const cv::Point& p : contour)
     for (const float cx : {-0.5f, 0.5f})
-      for (const float cy : {-0.5f, 0.5f}) corners.emplace_back(static_cast<float>(p.x) + cx, static_cast<float>(p.y) + cy);
+      for (const float cy : {-0.5f, 0.5f})
+        corners.emplace_back(static_cast<float>(p.x) + cx, static_cast<float>(p.y) + cy);
   std::vector<cv::Point2f> hull;
   cv::convexHull(corners, hull);
   return hull;
@@ -41,7 +42,8 @@ double longest_extent(const std::vector<cv::Point2f>& hull, double column_spacin
   double best = 0;
   for (size_t i = 0; i < hull.size(); ++i)
     for (size_t j = i + 1; j < hull.size(); ++j)
-      best = std::max(best, std::hypot((hull[i].x - hull[j].x) * column_spacing, (hull[i].y - hull[j].y) * row_spacing));
+      best = std::max(
+          best, std::hypot((hull[i].x - hull[j].x) * column_spacing, (hull[i].y - hull[j].y) * row_spacing));
   return best;
 }
 
@@ -62,12 +64,14 @@ std::vector<Region> find_regions(const cv::Mat& map, double threshold, const Sli
   if (options.connectivity != 4 && options.connectivity != 8)
     throw std::invalid_argument("find_regions: connectivity is 4 or 8");
   // Only the mask's bounding box is labelled: a region is lesion-sized, the map a whole slice.
-  const cv::Mat mask = map.depth() == CV_32F ? map >= float_threshold(threshold) : map >= threshold;  // NaN: never
+  const cv::Mat mask =
+      map.depth() == CV_32F ? map >= float_threshold(threshold) : map >= threshold;  // NaN: never
   const cv::Rect box = cv::boundingRect(mask);
   if (box.empty()) return {};
   const cv::Mat values = map(box);
   cv::Mat labels, stats, centroids;
-  const int count = cv::connectedComponentsWithStats(mask(box), labels, stats, centroids, options.connectivity, CV_32S);
+  const int count =
+      cv::connectedComponentsWithStats(mask(box), labels, stats, centroids, options.connectivity, CV_32S);
 
   std::vector<Region> regions;
   for (int label = 1; label < count; ++label) {
@@ -77,7 +81,8 @@ std::vector<Region> find_regions(const cv::Mat& map, double threshold, const Sli
     const cv::Rect in_box(stats.at<int>(label, cv::CC_STAT_LEFT), stats.at<int>(label, cv::CC_STAT_TOP),
                           stats.at<int>(label, cv::CC_STAT_WIDTH), stats.at<int>(label, cv::CC_STAT_HEIGHT));
     r.bbox_px = in_box + box.tl();
-    r.centroid_px = cv::Point2d(centroids.at<double>(label, 0) + box.x, centroids.at<double>(label, 1) + box.y);
+    r.centroid_px =
+        cv::Point2d(centroids.at<double>(label, 0) + box.x, centroids.at<double>(label, 1) + box.y);
     const cv::Mat mine = labels(in_box) == label;
     double lo = 0;
     cv::minMaxLoc(values(in_box), &lo, &r.peak, nullptr, nullptr, mine);

@@ -4,9 +4,9 @@
 //
 //   decoder thread:  a oneTBB parallel_pipeline on `workers` threads: take the next `batch` inputs (serial),
 //                    decode (image | DICOM -> window) and preprocess them for each task (parallel,
-//                    datasets::decode_samples), queue them in input order (serial). Only when the model leaves
-//                    cores free or decode threads are asked for: otherwise the calling thread decodes each
-//                    batch itself, over its torch threads, before running it (see run_tasks)
+//                    datasets::decode_samples), queue them in input order (serial). Only when the model
+//                    leaves cores free or decode threads are asked for: otherwise the calling thread decodes
+//                    each batch itself, over its torch threads, before running it (see run_tasks)
 //   calling thread:  each task's run() under InferenceMode (with autograd when a saliency stage asks for it).
 //                    The model stays on one thread: its OpenMP pool and its malloc arena stay warm (run on
 //                    pool threads, the same ResNet-50 batches ran 1.5x slower here)
@@ -36,8 +36,8 @@ inline constexpr const char* kWorkersHelp =
     "decode threads (0: the cores the model leaves free; none free: the model's threads decode each batch)";
 
 struct RunOptions {
-  int workers = 0;        // decode threads (0: the cores the model's torch threads leave; none left: the model's
-                          // own threads decode each batch before running it)
+  int workers = 0;  // decode threads (0: the cores the model's torch threads leave; none left: the model's
+                    // own threads decode each batch before running it)
   int torch_threads = 0;  // the command's thread plan for the model stage (0: leave torch's setting alone)
   datasets::DecodeOptions decode;
   std::string files_dir = ".";    // task files go to <files_dir>/<task>/<output_name><suffix> ...

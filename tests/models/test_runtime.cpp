@@ -1,6 +1,6 @@
 // The runtime the models run on: at::parallel_for really parallel in our own code; mixed precision for
-// training: the autocast scope switches bfloat16 on and off exactly, and every architecture trains under it with
-// float32 weights and gradients and logits close to float32's.
+// training: the autocast scope switches bfloat16 on and off exactly, and every architecture trains under it
+// with float32 weights and gradients and logits close to float32's.
 #include "models/registry.h"
 #include "models/runtime.h"
 #include "models/backbones/vit.h"
@@ -16,8 +16,8 @@
 namespace attnvision::models {
 namespace {
 
-// at::parallel_for's `#pragma omp parallel` is compiled into its caller: a target built without OpenMP runs the
-// whole range on the calling thread, silently (cmake/Dependencies.cmake gives every torch target OpenMP).
+// at::parallel_for's `#pragma omp parallel` is compiled into its caller: a target built without OpenMP runs
+// the whole range on the calling thread, silently (cmake/Dependencies.cmake gives every torch target OpenMP).
 TEST(ParallelFor, SplitsItsRangeOverTheTorchThreads) {
   const int threads = at::get_num_threads();
   at::set_num_threads(2);
@@ -26,7 +26,8 @@ TEST(ParallelFor, SplitsItsRangeOverTheTorchThreads) {
     for (int64_t i = begin; i < end; ++i) thread_of[static_cast<size_t>(i)] = at::get_thread_num();
   });
   at::set_num_threads(threads);
-  EXPECT_EQ(thread_of, (std::vector<int>{0, 1})) << "at::parallel_for ran serially: is the target built with OpenMP?";
+  EXPECT_EQ(thread_of, (std::vector<int>{0, 1}))
+      << "at::parallel_for ran serially: is the target built with OpenMP?";
 }
 
 TEST(Precision, ParsesItsTwoNamesAndRefusesOthers) {

@@ -119,7 +119,8 @@ TEST(Regions, SpeckleAndLimitsAndConnectivity) {
 }
 
 TEST(Regions, AFloatMapMeetsTheThresholdAsGivenNotAsAFloat) {
-  // 0.7 has no float: 0.7f lies just below it. Pixels of 0.7f are below a threshold of 0.7 and at one of 0.7f.
+  // 0.7 has no float: 0.7f lies just below it. Pixels of 0.7f are below a threshold of 0.7 and at one of
+  // 0.7f.
   cv::Mat map = cv::Mat::zeros(16, 16, CV_32F);
   map(cv::Rect(3, 4, 2, 2)).setTo(0.7f);
   ASSERT_LT(static_cast<double>(0.7f), 0.7);
