@@ -395,7 +395,7 @@ void write_safetensors(const std::string& path, const std::map<std::string, torc
 }
 
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
-                     const std::string& source) {
+                     const std::string& source, ExtraKeys extra) {
   const auto state = module_state(module);
   std::vector<std::string> missing, unexpected, shapes, dtypes;
   for (const auto& [name, dst] : state) {
@@ -418,7 +418,7 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
                        c10::toString(src.scalar_type()));
   }
   for (const auto& entry : tensors)
-    if (!state.count(entry.first) && !is_num_batches_tracked(entry.first))
+    if (extra == ExtraKeys::kError && !state.count(entry.first) && !is_num_batches_tracked(entry.first))
       unexpected.push_back(printable(entry.first));
 
   std::vector<std::string> problems;

@@ -47,8 +47,11 @@ TensorFile read_weights(const std::string& path);
 // keys, shape and dtype mismatches are all collected and thrown as one WeightsError naming them;
 // nothing is copied unless everything matches. BatchNorm's num_batches_tracked may be present or
 // absent on either side. Floating tensors are converted to the module's dtype (F16/BF16/F64 -> F32).
+// With ExtraKeys::kIgnore the file may hold more than the module (a whole network's checkpoint loaded into
+// its backbone): the extra tensors are passed over, every other check stays.
+enum class ExtraKeys { kError, kIgnore };
 void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
-                     const std::string& source);
+                     const std::string& source, ExtraKeys extra = ExtraKeys::kError);
 
 // The metadata key that holds the ModelCfg JSON in our checkpoints.
 inline constexpr const char* kModelCfgMetadataKey = "attnvision.model_cfg";

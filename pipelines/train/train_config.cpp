@@ -46,6 +46,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"seed", Kind::kInt, false, "seeds initialisation, split, sample order and augmentation"},
       {"output", Kind::kString, false, "run folder: checkpoints, log.csv, curves.png"},
       {"init", Kind::kString, false, "weights the run starts from instead of a fresh initialisation: a checkpoint (ours or timm's) of this very model, e.g. a previous run's best.safetensors to train on with a new schedule"},
+      {"init_backbone", Kind::kString, false, "weights the backbone alone starts from: a checkpoint of any model with this backbone (e.g. a detector trained on the same images); the head starts fresh"},
   };
   return schema;
 }
@@ -88,6 +89,7 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   c.seed = static_cast<uint64_t>(seed);
   take(j, "output", c.output);
   take(j, "init", c.init);
+  take(j, "init_backbone", c.init_backbone);
 
   check(c.optim.name == "sgd" || c.optim.name == "adamw", doc, "optim.name", "must be sgd or adamw");
   check(c.optim.lr > 0, doc, "optim.lr", "must be positive");
@@ -116,7 +118,7 @@ TrainCfg load_train_cfg(const std::string& path, const std::vector<std::string>&
 }
 
 json to_json(const TrainCfg& c) {
-  return {{"model", models::to_json(c.model)},
+  json j = {{"model", models::to_json(c.model)},
           {"data", {{"train", c.train_data}, {"test", c.test_data}, {"val_count", c.val_count}, {"limit", c.limit}}},
           {"augment",
            {{"crop_padding", c.augment.crop_padding}, {"hflip", c.augment.hflip}, {"random_erasing", c.augment.erase_prob}}},
@@ -128,6 +130,9 @@ json to_json(const TrainCfg& c) {
             {"warmup_lr", c.schedule.warmup_lr}, {"min_lr", c.schedule.min_lr}, {"patience", c.schedule.patience}}},
           {"batch_size", c.batch_size}, {"label_smoothing", c.label_smoothing}, {"clip_grad_norm", c.clip_grad_norm},
           {"precision", models::to_string(c.precision)}, {"seed", c.seed}, {"output", c.output}, {"init", c.init}};
+  // Written only when set, so the recipe of a run started before the key existed still matches on --resume.
+  if (!c.init_backbone.empty()) j["init_backbone"] = c.init_backbone;
+  return j;
 }
 
 }  // namespace attnvision::pipelines

@@ -52,6 +52,10 @@ struct TrainCfg {
   // Weights to start from (every tensor of the model, matched by timm name); empty: a fresh initialisation.
   // Lets a run go on from another's result under a new schedule, which --resume (the same run) does not.
   std::string init;
+  // Weights the backbone alone starts from: any checkpoint holding this model's backbone under the same names
+  // (e.g. a detector trained on the same images, for a captioner); its other tensors are not read, and the
+  // head starts fresh. Applied after `init`.
+  std::string init_backbone;
 };
 
 const std::vector<KeySpec>& train_yaml_schema();

@@ -162,5 +162,47 @@ TEST(Trainer, InitStartsTheRunFromAnotherRunsWeights) {
   }
 }
 
+TEST(Trainer, InitBackboneTakesTheBackboneAndLeavesTheHeadFresh) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  ScratchDir dir;
+  TrainOptions one;
+  one.stop_after = 1;
+  train(tiny_recipe(dir / "first"), one);
+  const std::string start = dir / "first/last.safetensors";
+
+  // As above, a learning rate of 1e-9 keeps what the run began with: the first run's backbone, and a head
+  // initialised afresh (which the first run's epoch of training moved away from).
+  TrainCfg next = tiny_recipe(dir / "next");
+  next.init_backbone = start;
+  next.optim.lr = 1e-9;
+  train(next, one);
+  const auto a = models::read_weights(start).tensors;
+  const auto b = models::read_weights(dir / "next/last.safetensors").tensors;
+  ASSERT_EQ(a.size(), b.size());
+  int heads = 0;
+  for (const auto& [name, t] : a) {
+    if (name.find("running_") != std::string::npos || name.find("num_batches") != std::string::npos) continue;
+    if (name.rfind("fc.", 0) == 0) {
+      ++heads;
+      EXPECT_FALSE(torch::allclose(t, b.at(name), 0, 1e-6)) << name << ": the head came from the init file";
+    } else {
+      EXPECT_TRUE(torch::allclose(t, b.at(name), 0, 1e-6)) << name << " did not start from the init backbone";
+    }
+  }
+  EXPECT_EQ(heads, 2) << "fc.weight and fc.bias";
+  EXPECT_NE(to_json(next).dump().find("init_backbone"), std::string::npos) << "the recipe records it";
+
+  // A backbone of another shape is refused, naming the file, before any training.
+  TrainCfg other = tiny_recipe(dir / "other");
+  other.init_backbone = start;
+  other.model.resnet.channels = {8, 16, 16, 32};
+  try {
+    train(other, one);
+    FAIL() << "trained from a backbone of another shape";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(start), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace attnvision::pipelines
