@@ -118,18 +118,35 @@ TrainCfg load_train_cfg(const std::string& path, const std::vector<std::string>&
 }
 
 json to_json(const TrainCfg& c) {
-  json j = {{"model", models::to_json(c.model)},
-          {"data", {{"train", c.train_data}, {"test", c.test_data}, {"val_count", c.val_count}, {"limit", c.limit}}},
-          {"augment",
-           {{"crop_padding", c.augment.crop_padding}, {"hflip", c.augment.hflip}, {"random_erasing", c.augment.erase_prob}}},
-          {"optim",
-           {{"name", c.optim.name}, {"lr", c.optim.lr}, {"momentum", c.optim.momentum}, {"nesterov", c.optim.nesterov},
-            {"betas", {c.optim.beta1, c.optim.beta2}}, {"eps", c.optim.eps}, {"weight_decay", c.optim.weight_decay}}},
-          {"schedule",
-           {{"epochs", c.schedule.epochs}, {"warmup_epochs", c.schedule.warmup_epochs},
-            {"warmup_lr", c.schedule.warmup_lr}, {"min_lr", c.schedule.min_lr}, {"patience", c.schedule.patience}}},
-          {"batch_size", c.batch_size}, {"label_smoothing", c.label_smoothing}, {"clip_grad_norm", c.clip_grad_norm},
-          {"precision", models::to_string(c.precision)}, {"seed", c.seed}, {"output", c.output}, {"init", c.init}};
+  json j = {
+      {"model", models::to_json(c.model)},
+      {"data",
+       {{"train", c.train_data}, {"test", c.test_data}, {"val_count", c.val_count}, {"limit", c.limit}}},
+      {"augment",
+       {{"crop_padding", c.augment.crop_padding},
+        {"hflip", c.augment.hflip},
+        {"random_erasing", c.augment.erase_prob}}},
+      {"optim",
+       {{"name", c.optim.name},
+        {"lr", c.optim.lr},
+        {"momentum", c.optim.momentum},
+        {"nesterov", c.optim.nesterov},
+        {"betas", {c.optim.beta1, c.optim.beta2}},
+        {"eps", c.optim.eps},
+        {"weight_decay", c.optim.weight_decay}}},
+      {"schedule",
+       {{"epochs", c.schedule.epochs},
+        {"warmup_epochs", c.schedule.warmup_epochs},
+        {"warmup_lr", c.schedule.warmup_lr},
+        {"min_lr", c.schedule.min_lr},
+        {"patience", c.schedule.patience}}},
+      {"batch_size", c.batch_size},
+      {"label_smoothing", c.label_smoothing},
+      {"clip_grad_norm", c.clip_grad_norm},
+      {"precision", models::to_string(c.precision)},
+      {"seed", c.seed},
+      {"output", c.output},
+      {"init", c.init}};
   // Written only when set, so the recipe of a run started before the key existed still matches on --resume.
   if (!c.init_backbone.empty()) j["init_backbone"] = c.init_backbone;
   return j;

@@ -246,8 +246,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
                                   "another output");
     if (!cfg.init.empty()) models::load_state_dict(*net, models::read_weights(cfg.init).tensors, cfg.init);
     if (!cfg.init_backbone.empty())
-      models::load_state_dict(net->backbone(), models::read_weights(cfg.init_backbone).tensors, cfg.init_backbone,
-                              models::ExtraKeys::kIgnore);
+      models::load_state_dict(net->backbone(), models::read_weights(cfg.init_backbone).tensors,
+                              cfg.init_backbone, models::ExtraKeys::kIgnore);
   }
   if (dp) dp->broadcast_state(*net);
   if (writer) {
