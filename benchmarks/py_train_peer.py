@@ -156,24 +156,24 @@ class CbamModule(nn.Module):
 ATTENTION = {"none": None, "se": SEModule, "eca": EcaModule, "cbam": CbamModule}
 
 
-def conv(cin, cout, kernel, stride=1):
-    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False)
+def conv(cin, cout, kernel, stride=1, dilation=1):
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=dilation * (kernel // 2), dilation=dilation, bias=False)
 
 
 class Block(nn.Module):
     """BasicBlock (two 3x3) or Bottleneck (1x1, 3x3 with the stride, 1x1 to 4x planes); attention `se` after the
     last BN, then the residual add and ReLU."""
 
-    def __init__(self, bottleneck, cin, planes, stride, downsample, attn):
+    def __init__(self, bottleneck, cin, planes, stride, downsample, attn, first_dilation=1, dilation=1):
         super().__init__()
         out = planes * 4 if bottleneck else planes
         if bottleneck:
-            specs = [(cin, planes, 1, 1), (planes, planes, 3, stride), (planes, out, 1, 1)]
+            specs = [(cin, planes, 1, 1, 1), (planes, planes, 3, stride, first_dilation), (planes, out, 1, 1, 1)]
         else:
-            specs = [(cin, planes, 3, stride), (planes, out, 3, 1)]
+            specs = [(cin, planes, 3, stride, first_dilation), (planes, out, 3, 1, dilation)]
         self.n = len(specs)
-        for i, (a, b, k, s) in enumerate(specs, 1):
-            setattr(self, f"conv{i}", conv(a, b, k, s))
+        for i, (a, b, k, s, d) in enumerate(specs, 1):
+            setattr(self, f"conv{i}", conv(a, b, k, s, d))
             setattr(self, f"bn{i}", nn.BatchNorm2d(b))
         self.se = ATTENTION[attn](out) if ATTENTION[attn] else None
         self.downsample = downsample
@@ -215,17 +215,24 @@ class ResNet(nn.Module):
             self.conv1 = nn.Conv2d(m["in_chans"], 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(inplanes)
         self.maxpool = nn.Identity() if cifar else nn.MaxPool2d(3, 2, 1)
+        # feature_stride below 32: the stages past it keep their input's resolution and dilate their 3x3
+        # convolutions instead (timm's output_stride; models/backbones/resnet.cpp resnet_stage_plans).
+        net_stride, dilation = (1 if cifar else 4), 1
         for s in range(4):
             planes = a["channels"][s]
             out = planes * 4 if bottleneck else planes
-            stride = 1 if s == 0 else 2
+            stride, first_dilation = (1 if s == 0 else 2), dilation
+            if net_stride >= a.get("feature_stride", 32):
+                dilation, stride = dilation * stride, 1
+            else:
+                net_stride *= stride
             blocks = []
             for b in range(a["layers"][s]):
                 down = None
                 if b == 0 and (stride != 1 or inplanes != out):
                     down = make_downsample(inplanes, out, stride, a.get("avg_down", False))
                 blocks.append(Block(bottleneck, inplanes if b == 0 else out, planes, stride if b == 0 else 1, down,
-                                    a.get("attn", "none")))
+                                    a.get("attn", "none"), first_dilation if b == 0 else dilation, dilation))
             inplanes = out
             setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
         self.fc = nn.Linear(inplanes, m["num_classes"])

@@ -1,9 +1,10 @@
 // The anomaly head: one lesion logit per cell of the backbone's last feature map (a 1 x 1 convolution: how much
-// the 32 x 32-pixel cell of a ResNet, or the patch of a ViT, looks like a lesion), and the slice's logits
-// [0, the largest cell logit]: a slice is as anomalous as its most anomalous cell (multiple-instance learning
-// with max pooling), so p(lesion) = sigmoid(max cell logit). Training supervises the cells with the lesion
-// masks besides the slice with its label (pipelines/tasks/saliency): with the slice label alone only the
-// maximum cell gets a gradient, and from scratch it is rarely the lesion's, so such a network does not learn.
+// the cell of a ResNet, 32 x 32 pixels or 16 x 16 at feature_stride 16, or the patch of a ViT, looks like a
+// lesion), and the slice's logits [0, the largest cell logit]: a slice is as anomalous as its most anomalous
+// cell (multiple-instance learning with max pooling), so p(lesion) = sigmoid(max cell logit). Training
+// supervises the cells with the lesion masks besides the slice with its label (pipelines/tasks/saliency): with
+// the slice label alone only the maximum cell gets a gradient, and from scratch it is rarely the lesion's, so
+// such a network does not learn.
 #include "models/heads/head.h"
 
 #include <torch/nn/init.h>
@@ -45,7 +46,7 @@ Head build_lesion_map_head(const ModelCfg& cfg, BackboneImpl& backbone) {
 }
 
 double lesion_map_head_gmacs(const ModelCfg& cfg, int64_t num_features) {
-  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : 32;
+  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : cfg.resnet.feature_stride;
   const double cells = static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
   return cells * static_cast<double>(num_features) / 1e9;
 }
