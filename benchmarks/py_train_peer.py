@@ -13,7 +13,8 @@ and python3-numpy (torch 1.13).
 Model (model.arch):
   resnet  timm-style ResNet with attnvision's module names (models/resnet.cpp): stems 'cifar' (3x3 stride-1
           conv1 of stem_width channels, bn1, relu, no max-pool), '' (7x7/2 conv, max-pool) and 'deep*';
-          BasicBlock or Bottleneck, stride 2 from stage 2 on, 1x1 conv + BN downsample (or avg_down), the
+          BasicBlock or Bottleneck, stride 2 from stage 2 on (below feature_stride 32 the later stages dilate
+          instead), 1x1 conv + BN downsample (or avg_down), the
           attention module `se` after the block's last BN: se / eca / cbam exactly as models/layers/attn_se.cpp,
           attn_eca.cpp, attn_cbam.cpp (same ops and widths), global average pool, fc. Init as timm.
   vit     torchvision.models.vision_transformer.VisionTransformer with the recipe's img_size, patch_size,
