@@ -69,6 +69,7 @@ void NetworkImpl::prepare_for_inference(Precision precision) {
   if (!folded_) {
     backbone_->fold_batchnorm();
     backbone_->pack_for_inference();
+    head_->prepare_for_inference();
   }
   folded_ = true;
   // Nothing differentiates an inference network's weights (saliency takes gradients of activations), so

@@ -1,6 +1,8 @@
 #include "models/backbones/resnet.h"
 
+#include "models/kernels/packed_conv.h"
 #include "models/layers/attention.h"
+#include "models/layers/batchnorm_fold.h"
 
 #include <torch/nn/init.h>
 #include <torch/nn/modules/activation.h>
@@ -28,54 +30,38 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int
 }
 
 
-// Folds an inference-mode BatchNorm into the convolution before it: the convolution's weights are scaled per
-// output channel by gamma / sqrt(running_var + eps) and it gains the bias beta - running_mean * that scale,
-// so one pass over the activations does what two did. The bias is set on the module's `bias` member, which
-// its forward reads; it is not registered (a conv built without bias already holds an empty "bias" slot), so
-// a folded network's parameters and checkpoints are not those of timm: fold only networks prepared for
-// inference (NetworkImpl::prepare_for_inference).
+// Folds an inference-mode BatchNorm into the convolution before it (fold_batchnorm). The bias is set on the
+// module's `bias` member, which its forward reads; it is not registered (a conv built without bias already
+// holds an empty "bias" slot), so a folded network's parameters and checkpoints are not those of timm: fold
+// only networks prepared for inference (NetworkImpl::prepare_for_inference).
 void fold_batchnorm_into(nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl& bn) {
+  const ConvWeights folded = fold_batchnorm(conv, bn);
   torch::NoGradGuard no_grad;
-  const torch::Tensor scale = bn.weight / (bn.running_var + bn.options.eps()).sqrt();
-  const torch::Tensor shift = conv.bias.defined() ? conv.bias * scale : torch::zeros_like(scale);
-  conv.weight.mul_(scale.view({-1, 1, 1, 1}));
-  conv.bias = shift + bn.bias - bn.running_mean * scale;
+  conv.weight.copy_(folded.weight);
+  conv.bias = folded.bias;
 }
 
-// A convolution whose weights oneDNN reordered once into its blocked layout, in float32 or bfloat16, for the
-// blocked inference path (ResNetImpl::forward_blocked). PyTorch's own convolution reorders a plain weight on
-// every call (and under bf16 autocast casts it first): on a forward at batch 1 that weighs as much as the
-// arithmetic.
-struct PackedConv {
-  torch::Tensor weight;  // an MKLDNN (opaque, blocked) tensor
-  torch::Tensor bias;    // dense, or undefined
-  std::vector<int64_t> padding, stride, dilation;
-  int64_t groups = 1;
+// A torch Conv2d's geometry for PackedConv2d; its padding must be explicit (every conv here has it).
+ConvGeometry geometry_of(const nn::Conv2dImpl& c) {
+  const auto& o = c.options;
+  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  if (!pad) throw std::logic_error("resnet: a convolution without explicit padding cannot be packed");
+  ConvGeometry g;
+  g.stride = {(*o.stride())[0], (*o.stride())[1]};
+  g.padding = {(**pad)[0], (**pad)[1]};
+  g.dilation = {(*o.dilation())[0], (*o.dilation())[1]};
+  g.groups = o.groups();
+  return g;
+}
 
-  PackedConv(const nn::Conv2dImpl& c, torch::ScalarType dtype) {
-    const auto& o = c.options;
-    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-    if (!pad) throw std::logic_error("resnet: a convolution without explicit padding cannot be packed");
-    padding = {(**pad)[0], (**pad)[1]};
-    stride = {(*o.stride())[0], (*o.stride())[1]};
-    dilation = {(*o.dilation())[0], (*o.dilation())[1]};
-    groups = o.groups();
-    torch::NoGradGuard no_grad;
-    weight = at::mkldnn_reorder_conv2d_weight(c.weight.detach().contiguous().to_mkldnn(dtype), padding, stride,
-                                              dilation, groups);
-    if (c.bias.defined()) bias = c.bias.detach().to(dtype).contiguous();
-  }
-  // x and the result are MKLDNN tensors.
-  torch::Tensor operator()(const torch::Tensor& x) const {
-    return at::mkldnn_convolution(x, weight, bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt,
-                                  padding, stride, dilation, groups);
-  }
-};
+PackedConv2d pack_conv(const nn::Conv2dImpl& c, torch::ScalarType dtype) {
+  return PackedConv2d(c.weight, c.bias, geometry_of(c), dtype);
+}
 
 // A block's convolutions packed in one dtype.
 struct BlockPacks {
-  std::vector<PackedConv> convs;
-  std::optional<PackedConv> downsample;
+  std::vector<PackedConv2d> convs;
+  std::optional<PackedConv2d> downsample;
 };
 
 // Both block types: a stack of conv/bn pairs, attention after the last bn, then the residual add.
@@ -125,36 +111,42 @@ class BlockImpl : public nn::Module {
     return (y + shortcut).relu_();  // not +=: y may be a recorded activation
   }
 
-  // The same block on MKLDNN tensors of x's dtype, after pack(dtype): attention, which oneDNN does not run, goes
-  // through a dense copy and back.
-  torch::Tensor forward_blocked(const torch::Tensor& x) {
+  // The same block on channels-last tensors of x's dtype through oneDNN directly, after pack(dtype): each inner
+  // convolution with its ReLU in its epilogue and, where no attention sits between, the last one with the
+  // shortcut add and the ReLU, accumulated into the shortcut in place. An identity shortcut is `x` itself,
+  // overwritten only when the caller says nothing else holds it (`x_writable`).
+  torch::Tensor forward_packed(const torch::Tensor& x, bool x_writable) {
     const BlockPacks& packs = x.scalar_type() == torch::kBFloat16 ? bf16_ : fp32_;
     torch::Tensor y = x;
-    for (size_t i = 0; i < packs.convs.size(); ++i) {
-      y = packs.convs[i](y);
-      if (i + 1 < packs.convs.size()) y.relu_();
-    }
-    if (attn_) y = attn_->forward(y.to_dense()).to_mkldnn(x.scalar_type());  // autocast may widen it
+    for (size_t i = 0; i + 1 < packs.convs.size(); ++i) y = packs.convs[i](y, /*relu=*/true);
     torch::Tensor shortcut = x;
+    bool shortcut_writable = x_writable;
     if (downsample_) {
-      // The folded path is [AvgPool | Identity,] conv: the pool runs on the MKLDNN tensor as it is.
+      // The folded path is [AvgPool | Identity,] conv: the pool runs on the channels-last tensor as it is.
       for (size_t i = 0; i + 1 < downsample_->size(); ++i)
         if (auto pool = std::dynamic_pointer_cast<nn::AvgPool2dImpl>(downsample_->ptr(i))) shortcut = pool->forward(shortcut);
       shortcut = (*packs.downsample)(shortcut);
+      shortcut_writable = true;
     }
-    return (y + shortcut).relu_();
+    const PackedConv2d& last = packs.convs.back();
+    if (!attn_ && shortcut_writable) {
+      last.accumulate_into(shortcut, y, /*relu=*/true);
+      return shortcut;
+    }
+    torch::Tensor z = last(y);
+    if (attn_) z = attn_->forward(z).to(x.scalar_type());  // autocast may widen it; the next block reads x's dtype
+    return z.add_(shortcut).relu_();
   }
 
-  // After fold_batchnorm: every convolution packed in `dtype` (float32 or bfloat16) for forward_blocked.
+  // After fold_batchnorm: every convolution packed in `dtype` (float32 or bfloat16) for forward_packed.
   void pack(torch::ScalarType dtype) {
     BlockPacks& packs = dtype == torch::kBFloat16 ? bf16_ : fp32_;
     packs.convs.clear();
-    for (const nn::Conv2d& c : convs_) packs.convs.emplace_back(*c, dtype);
+    for (const nn::Conv2d& c : convs_) packs.convs.push_back(pack_conv(*c, dtype));
     if (downsample_)
-      packs.downsample.emplace(*std::dynamic_pointer_cast<nn::Conv2dImpl>(downsample_->ptr(downsample_->size() - 1)), dtype);
+      packs.downsample.emplace(
+          pack_conv(*std::dynamic_pointer_cast<nn::Conv2dImpl>(downsample_->ptr(downsample_->size() - 1)), dtype));
   }
-
-  bool has_attention() const { return static_cast<bool>(attn_); }
 
   void zero_init_last_bn() { nn::init::zeros_(bns_.back()->weight); }
 
@@ -189,7 +181,7 @@ class BlockImpl : public nn::Module {
   Attention attn_;
   nn::Sequential downsample_{nullptr};
   bool folded_ = false;  // BatchNorms folded into the convolutions (fold_batchnorm)
-  BlockPacks fp32_, bf16_;  // pack(): the convolutions for forward_blocked, per dtype
+  BlockPacks fp32_, bf16_;  // pack(): the convolutions for forward_packed, per dtype
 };
 TORCH_MODULE(Block);
 
@@ -270,7 +262,7 @@ class ResNetImpl : public BackboneImpl {
       y = torch::max_pool2d(y, 3, 2, 1);
       rec.activation("stem_pool", y);
     }
-    if (runs_blocked(y, request)) return forward_blocked(y, request, std::move(f));
+    if (runs_packed(y, request)) return forward_packed(y, request, std::move(f));
     for (size_t s = 0; s < stages_.size(); ++s) {
       const std::string stage_name = "layer" + std::to_string(s + 1);
       for (size_t b = 0; b < stages_[s]->size(); ++b)
@@ -306,59 +298,47 @@ class ResNetImpl : public BackboneImpl {
   std::vector<FeatureInfo> feature_info() const override { return info_; }
   int64_t num_features() const override { return num_features_; }
 
-  // Allows the blocked path; its packed weights are made on its first use, so runs that never take it (large
-  // batches) do not hold a second copy of every convolution's weights.
+  // Allows the packed path; its packed weights are made on its first use, per dtype, so a network that never
+  // takes it (a saliency run) does not hold a second copy of every convolution's weights.
   void pack_for_inference() override {
     if (!folded_) throw std::logic_error("resnet: pack_for_inference before fold_batchnorm");
-    blocked_allowed_ = true;
-    has_attention_ = false;
-    for (auto& stage : stages_)
-      for (size_t b = 0; b < stage->size(); ++b) has_attention_ = has_attention_ || stage->ptr<BlockImpl>(b)->has_attention();
+    packed_allowed_ = true;
   }
 
  private:
-  // Small forwards run their stages in oneDNN's blocked layout on weights packed once: PyTorch's convolution
-  // reorders plain weights into that layout on every call, which at batch 1 costs about as much as the
-  // arithmetic. Measured with `attnvision bench` (2026-12-04, 2 cores), blocked against channels-last, fp32:
-  // batch 1 at 224 px ResNet-50 38.8 / 31.3 images/s, SE-ResNet-50 34.2 / 29.0, CBAM-ResNet-50 29.5 / 25.1,
-  // ResNet-18 85.2 / 76.4; bf16, where autocast also casts every weight on every call, batch 1: ResNet-50
-  // 67.0 / 38.6, SE 41.9 / 33.3, CBAM 32.7 / 29.1; fp32 batch 4: ResNet-50 43.3 / 41.9 but SE-ResNet-50
-  // 38.1 / 39.2. At batch 16 channels-last wins (channels-last against blocked: ResNet-50 43.7 / 42.9,
-  // ResNet-18 110.7 / 102.8, SE 40.6 / 37.0: oneDNN's NHWC kernels, and no dense round trips for the
-  // attention). Hence blocked up to kBlockedMaxPixels stem-output pixels per forward (batch 2 at 224 px), and
-  // beyond for small images (below). Only where nothing needs the stages' insides: no gradient, no recorded
-  // activations or attention maps; float32 without autocast, or bfloat16 under bf16 autocast.
-  // Small images keep the blocked layout ahead at any batch when no attention needs dense round trips: at
-  // 128 px (32 x 32 after the stem), fp32, blocked against channels-last: ResNet-18 batch 32 312.7 / 284.4,
-  // ResNet-50 batch 16 124.8 / 117.2, ResNet-18 + CenterNet batch 32 243.7 / 235.3; but the ECA scenes detector
-  // at batch 32 421.0 / 477.1, and ResNet-18 at 160 px batch 8 191.2 / 188.4 (level).
-  static constexpr int64_t kBlockedMaxPixels = 2 * 56 * 56;
-  static constexpr int64_t kBlockedMaxImagePixelsWithoutAttention = 32 * 32;
-  bool runs_blocked(const torch::Tensor& x, const ForwardRequest& request) const {
+  // Inference forwards run their stages through oneDNN's convolutions directly, on weights packed once and
+  // with the ReLUs and residual adds fused into them (BlockImpl::forward_packed): ATen's convolution reorders
+  // plain weights on every call and fuses nothing. Only where nothing needs the stages' insides: no gradient,
+  // no recorded activations or attention maps; float32 without autocast, or bfloat16 under bf16 autocast.
+  bool runs_packed(const torch::Tensor& x, const ForwardRequest& request) const {
     const bool fp32 = x.scalar_type() == torch::kFloat32 && !at::autocast::is_cpu_enabled();
     const bool bf16 = x.scalar_type() == torch::kBFloat16 && at::autocast::is_cpu_enabled() &&
                       at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16;
-    const int64_t image_pixels = x.size(2) * x.size(3);
-    const bool small = x.size(0) * image_pixels <= kBlockedMaxPixels ||
-                       (!has_attention_ && image_pixels <= kBlockedMaxImagePixelsWithoutAttention);
-    return blocked_allowed_ && (fp32 || bf16) && small &&
-           !torch::GradMode::is_enabled() && !request.gradient_at && !request.activations && !request.attention;
+    return packed_allowed_ && (fp32 || bf16) && !torch::GradMode::is_enabled() && !request.gradient_at &&
+           !request.activations && !request.attention;
   }
 
-  // The stages on MKLDNN tensors from the stem's (dense) output, into `f`: a stage's output comes back dense
-  // (NCHW) where the request or the feature map needs it.
-  Forward forward_blocked(const torch::Tensor& stem_out, const ForwardRequest& request, Forward f) {
+  // The stages from the stem's output, channels-last, into `f`.
+  Forward forward_packed(const torch::Tensor& stem_out, const ForwardRequest& request, Forward f) {
     const torch::ScalarType dtype = stem_out.scalar_type();
     std::call_once(dtype == torch::kBFloat16 ? packed_bf16_ : packed_fp32_, [&] {
       for (auto& stage : stages_)
         for (size_t b = 0; b < stage->size(); ++b) stage->ptr<BlockImpl>(b)->pack(dtype);
     });
-    torch::Tensor y = stem_out.contiguous().to_mkldnn();
+    torch::Tensor y = stem_out.contiguous(at::MemoryFormat::ChannelsLast);
+    // Whether y may be overwritten: not while `f` holds it as a stage (without a stem pool, act1 is y).
+    bool writable = !(request.stages && !stem_pool_);
     for (size_t s = 0; s < stages_.size(); ++s) {
-      for (size_t b = 0; b < stages_[s]->size(); ++b) y = stages_[s]->ptr<BlockImpl>(b)->forward_blocked(y);
-      if (request.stages && s + 1 < stages_.size()) f.stages.emplace_back("layer" + std::to_string(s + 1), y.to_dense());
+      for (size_t b = 0; b < stages_[s]->size(); ++b) {
+        y = stages_[s]->ptr<BlockImpl>(b)->forward_packed(y, writable);
+        writable = true;
+      }
+      if (request.stages && s + 1 < stages_.size()) {
+        f.stages.emplace_back("layer" + std::to_string(s + 1), y);
+        writable = false;
+      }
     }
-    f.feature_map = y.to_dense();
+    f.feature_map = y;
     return f;
   }
 
@@ -381,8 +361,7 @@ class ResNetImpl : public BackboneImpl {
   nn::BatchNorm2d bn1_{nullptr};
   bool stem_pool_ = true;
   bool folded_ = false;
-  bool blocked_allowed_ = false;  // pack_for_inference: small forwards may take the blocked path
-  bool has_attention_ = false;    // some block has an attention module (dense round trips on the blocked path)
+  bool packed_allowed_ = false;  // pack_for_inference: inference forwards may take the packed path
   std::once_flag packed_fp32_, packed_bf16_;  // the blocks' packed weights exist, per dtype
   std::string global_pool_;
   std::vector<nn::ModuleList> stages_;

@@ -22,6 +22,9 @@ class HeadImpl : public torch::nn::Module {
   virtual void forward(BackboneImpl& backbone, Forward& f, const ForwardRequest& request) = 0;
   // What the head needs the backbone to hand back besides the last feature map (a dense head: the stages).
   virtual ForwardRequest needs() const { return {}; }
+  // Called once by NetworkImpl::prepare_for_inference, after the backbone's: a head may fold and pack its
+  // layers for forwards without gradient (its modules stay as they are for the others).
+  virtual void prepare_for_inference() {}
 };
 using Head = std::shared_ptr<HeadImpl>;
 
