@@ -41,19 +41,6 @@ void fold_batchnorm_into(nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl& bn) {
   conv.bias = folded.bias;
 }
 
-// A torch Conv2d's geometry for PackedConv2d; its padding must be explicit (every conv here has it).
-ConvGeometry geometry_of(const nn::Conv2dImpl& c) {
-  const auto& o = c.options;
-  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-  if (!pad) throw std::logic_error("resnet: a convolution without explicit padding cannot be packed");
-  ConvGeometry g;
-  g.stride = {(*o.stride())[0], (*o.stride())[1]};
-  g.padding = {(**pad)[0], (**pad)[1]};
-  g.dilation = {(*o.dilation())[0], (*o.dilation())[1]};
-  g.groups = o.groups();
-  return g;
-}
-
 PackedConv2d pack_conv(const nn::Conv2dImpl& c, torch::ScalarType dtype) {
   return PackedConv2d(c.weight, c.bias, geometry_of(c), dtype);
 }

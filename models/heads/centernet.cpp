@@ -130,8 +130,7 @@ class CenterNetHeadImpl : public HeadImpl {
   static PackedConv2d pack_conv_bn(const nn::SequentialImpl& conv_bn_relu) {
     const auto& conv = *conv_bn_relu[0]->as<nn::Conv2dImpl>();
     const ConvWeights w = fold_batchnorm(conv, *conv_bn_relu[1]->as<nn::BatchNorm2dImpl>());
-    const int64_t pad = (*conv.options.kernel_size())[0] / 2;
-    return PackedConv2d(w.weight, w.bias, ConvGeometry{{1, 1}, {pad, pad}, {1, 1}, 1}, torch::kFloat32);
+    return PackedConv2d(w.weight, w.bias, geometry_of(conv), torch::kFloat32);
   }
 
   const Packed& packed() {
@@ -158,8 +157,9 @@ class CenterNetHeadImpl : public HeadImpl {
         row += w.size(0);
       }
       packed_.branch_hidden.emplace(torch::cat(hidden_w), torch::cat(hidden_b),
-                                    ConvGeometry{{1, 1}, {1, 1}, {1, 1}, 1}, torch::kFloat32);
-      packed_.branch_out.emplace(out_w, torch::cat(out_b), ConvGeometry{}, torch::kFloat32);
+                                    geometry_of(*heatmap_->ptr<nn::Conv2dImpl>(0)), torch::kFloat32);
+      packed_.branch_out.emplace(out_w, torch::cat(out_b), geometry_of(*heatmap_->ptr<nn::Conv2dImpl>(2)),
+                                 torch::kFloat32);
     });
     return packed_;
   }

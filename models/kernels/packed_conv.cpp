@@ -19,14 +19,19 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 using onednn::cpu_engine;
 
-dt to_dnnl(torch::ScalarType type) {
-  if (type == torch::kFloat32) return dt::f32;
-  if (type == torch::kBFloat16) return dt::bf16;
-  throw std::invalid_argument(std::string("packed convolution: runs in float32 or bfloat16, not ") +
-                              c10::toString(type));
-}
-
 }  // namespace
+
+ConvGeometry geometry_of(const torch::nn::Conv2dImpl& conv) {
+  const auto& o = conv.options;
+  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+  if (!pad) throw std::invalid_argument("packed convolution: the convolution's padding must be explicit numbers");
+  ConvGeometry g;
+  g.stride = {(*o.stride())[0], (*o.stride())[1]};
+  g.padding = {(**pad)[0], (**pad)[1]};
+  g.dilation = {(*o.dilation())[0], (*o.dilation())[1]};
+  g.groups = o.groups();
+  return g;
+}
 
 struct PackedConv2d::Impl {
   struct Key {
@@ -73,9 +78,9 @@ struct PackedConv2d::Impl {
     if (oh <= 0 || ow <= 0)
       throw std::invalid_argument("packed convolution: a " + std::to_string(key.h) + " x " + std::to_string(key.w) +
                                   " input is smaller than the kernel");
-    const dnnl::memory::desc src({key.n, in, key.h, key.w}, to_dnnl(dtype), tag::nhwc);
-    const dnnl::memory::desc dst({key.n, out, oh, ow}, to_dnnl(dtype), tag::nhwc);
-    const dnnl::memory::desc any_weights(weight_dims(), to_dnnl(dtype), tag::any);
+    const dnnl::memory::desc src({key.n, in, key.h, key.w}, onednn::data_type(dtype), tag::nhwc);
+    const dnnl::memory::desc dst({key.n, out, oh, ow}, onednn::data_type(dtype), tag::nhwc);
+    const dnnl::memory::desc any_weights(weight_dims(), onednn::data_type(dtype), tag::any);
     const dnnl::memory::dims strides{geometry.stride[0], geometry.stride[1]};
     const dnnl::memory::dims dilates{geometry.dilation[0] - 1, geometry.dilation[1] - 1};  // oneDNN's: 0 is plain
     const dnnl::memory::dims padding{geometry.padding[0], geometry.padding[1]};
@@ -100,7 +105,7 @@ struct PackedConv2d::Impl {
       if (p.get_desc() == pd.weights_desc()) weights = p;
     if (!weights) {
       const tag plain_tag = geometry.groups == 1 ? tag::oihw : tag::goihw;
-      dnnl::memory source({weight_dims(), to_dnnl(dtype), plain_tag}, cpu_engine(), plain.data_ptr());
+      dnnl::memory source({weight_dims(), onednn::data_type(dtype), plain_tag}, cpu_engine(), plain.data_ptr());
       weights = dnnl::memory(pd.weights_desc(), cpu_engine());
       dnnl::stream stream(cpu_engine());
       dnnl::reorder(source, weights).execute(stream, source, weights);
@@ -122,8 +127,8 @@ struct PackedConv2d::Impl {
   void run(const torch::Tensor& x, const torch::Tensor& y, const Key& key) const {
     const Entry& e = entry(key);
     const dnnl::engine& engine = cpu_engine();
-    const dnnl::memory src({{key.n, in, key.h, key.w}, to_dnnl(dtype), tag::nhwc}, engine, x.data_ptr());
-    const dnnl::memory dst({{key.n, out, e.out_h, e.out_w}, to_dnnl(dtype), tag::nhwc}, engine, y.data_ptr());
+    const dnnl::memory src({{key.n, in, key.h, key.w}, onednn::data_type(dtype), tag::nhwc}, engine, x.data_ptr());
+    const dnnl::memory dst({{key.n, out, e.out_h, e.out_w}, onednn::data_type(dtype), tag::nhwc}, engine, y.data_ptr());
     const onednn::Scratchpad scratchpad(e.scratchpad_bytes);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src},
                                                {DNNL_ARG_WEIGHTS, e.weights},
@@ -142,7 +147,7 @@ PackedConv2d::PackedConv2d(const torch::Tensor& weight, const torch::Tensor& bia
   if (weight.dim() != 4) throw std::invalid_argument("packed convolution: the weight must be out x in x kh x kw");
   if (geometry.groups < 1 || weight.size(0) % geometry.groups != 0)
     throw std::invalid_argument("packed convolution: the groups must divide the output channels");
-  to_dnnl(dtype);
+  onednn::data_type(dtype);
   torch::NoGradGuard no_grad;
   Impl& m = *impl_;
   m.out = weight.size(0);

@@ -9,6 +9,7 @@
 // is used; the primitives run on OpenMP, the same runtime and thread count as torch's own operators.
 #pragma once
 
+#include <torch/nn/modules/conv.h>
 #include <torch/types.h>
 
 #include <array>
@@ -22,6 +23,10 @@ struct ConvGeometry {
   std::array<int64_t, 2> dilation{1, 1};  // torch's convention: 1 is a plain convolution
   int64_t groups = 1;
 };
+
+// A torch Conv2d's geometry; its padding must be explicit numbers (not "same" or "valid"), as every
+// convolution of the project's networks has.
+ConvGeometry geometry_of(const torch::nn::Conv2dImpl& conv);
 
 class PackedConv2d {
  public:

@@ -19,13 +19,6 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 using onednn::cpu_engine;
 
-dt to_dnnl(torch::ScalarType type) {
-  if (type == torch::kFloat32) return dt::f32;
-  if (type == torch::kBFloat16) return dt::bf16;
-  throw std::invalid_argument(std::string("packed linear: runs in float32 or bfloat16, not ") +
-                              c10::toString(type));
-}
-
 // The token count the weights are first packed for. oneDNN's brgemm matmul chose the same weight layout for
 // every row count tried (1 to 50,000) on the ViT shapes, so one packing serves every batch; should another
 // row count ask for another layout, that primitive gets its own reordered copy (Impl::entry).
@@ -59,7 +52,7 @@ struct PackedLinear::Impl {
   mutable std::map<Key, Entry> entries;
 
   dnnl::matmul::primitive_desc describe(const Key& key, const dnnl::memory::desc& weights) const {
-    const dnnl::memory::desc src({key.rows, in}, to_dnnl(dtype), tag::ab);
+    const dnnl::memory::desc src({key.rows, in}, onednn::data_type(dtype), tag::ab);
     const dnnl::memory::desc dst({key.rows, out}, key.out, tag::ab);
     dnnl::post_ops ops;
     if (key.accumulate) ops.append_sum(1.0f);
@@ -84,7 +77,7 @@ struct PackedLinear::Impl {
       pd = describe(key, packed.get_desc());
     } catch (const dnnl::error&) {
       // This row count wants another weight layout: a copy reordered into it, for this primitive only.
-      const dnnl::memory::desc any({in, out}, to_dnnl(dtype), tag::any);
+      const dnnl::memory::desc any({in, out}, onednn::data_type(dtype), tag::any);
       pd = describe(key, any);
       weights = dnnl::memory(pd.weights_desc(), cpu_engine());
       dnnl::memory source = packed;
@@ -107,10 +100,10 @@ struct PackedLinear::Impl {
 
   // y (rows x out, contiguous, of `key.out`) = epilogue(x W^T + b) [+ y when accumulating].
   void run(const torch::Tensor& x, const torch::Tensor& y, bool accumulate) const {
-    const Key key{x.size(0), to_dnnl(y.scalar_type()), accumulate};
+    const Key key{x.size(0), onednn::data_type(y.scalar_type()), accumulate};
     const Entry& e = entry(key);
     const dnnl::engine& engine = cpu_engine();
-    const dnnl::memory src({{key.rows, in}, to_dnnl(dtype), tag::ab}, engine, x.data_ptr());
+    const dnnl::memory src({{key.rows, in}, onednn::data_type(dtype), tag::ab}, engine, x.data_ptr());
     const dnnl::memory dst({{key.rows, out}, key.out, tag::ab}, engine, y.data_ptr());
     const onednn::Scratchpad scratchpad(e.scratchpad_bytes);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src},
@@ -143,10 +136,10 @@ PackedLinear::PackedLinear(const torch::Tensor& weight, const torch::Tensor& bia
   // order (oneDNN's `ba`): reordered from there into the primitive's layout.
   const torch::Tensor w = weight.detach().to(dtype).contiguous();
   const dnnl::engine& engine = cpu_engine();
-  dnnl::memory plain({{m.in, m.out}, to_dnnl(dtype), tag::ba}, engine, w.data_ptr());
-  const Impl::Key key{kPackingRows, to_dnnl(dtype), false};
+  dnnl::memory plain({{m.in, m.out}, onednn::data_type(dtype), tag::ba}, engine, w.data_ptr());
+  const Impl::Key key{kPackingRows, onednn::data_type(dtype), false};
   const dnnl::matmul::primitive_desc pd =
-      m.describe(key, dnnl::memory::desc({m.in, m.out}, to_dnnl(dtype), tag::any));
+      m.describe(key, dnnl::memory::desc({m.in, m.out}, onednn::data_type(dtype), tag::any));
   m.packed = dnnl::memory(pd.weights_desc(), engine);
   dnnl::stream stream(engine);
   dnnl::reorder(plain, m.packed).execute(stream, plain, m.packed);
@@ -161,7 +154,7 @@ torch::Tensor PackedLinear::operator()(const torch::Tensor& x) const { return (*
 
 torch::Tensor PackedLinear::operator()(const torch::Tensor& x, torch::ScalarType out_dtype) const {
   const Impl& m = *impl_;
-  to_dnnl(out_dtype);
+  onednn::data_type(out_dtype);
   std::vector<int64_t> shape;
   const torch::Tensor x2 = m.rows_of(x, shape);
   torch::Tensor y = torch::empty({x2.size(0), m.out}, x2.options().dtype(out_dtype));
@@ -177,7 +170,7 @@ void PackedLinear::accumulate_into(torch::Tensor& residual, const torch::Tensor&
   const torch::Tensor x2 = m.rows_of(x, shape);
   if (residual.sizes().vec() != shape || !residual.is_contiguous())
     throw std::invalid_argument("packed linear: the residual must be contiguous, of the output's shape");
-  to_dnnl(residual.scalar_type());
+  onednn::data_type(residual.scalar_type());
   if (x2.size(0) > 0) m.run(x2, residual.view({-1, m.out}), /*accumulate=*/true);
 }
 
