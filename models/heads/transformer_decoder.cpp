@@ -2,9 +2,10 @@
 // word embeddings plus learned positions, decoder_layers pre-norm blocks of masked self-attention over the
 // words so far, cross-attention to the cells (projected to the token width, plus learned row and column
 // embeddings so the decoder knows where a cell is) and an MLP, then a final norm and the word logits.
-// Teacher forcing runs every word in parallel under a causal mask; decoding re-runs the prefix at each word
-// (captions are short, and it keeps the state a plain list of batch-first tensors). The attention reported
-// for a word is the last block's cross-attention, averaged over heads.
+// Teacher forcing runs every word in parallel under a causal mask; decoding runs one word per step against
+// each block's cached keys and values (the words' so far and the cells', which are projected once per
+// caption), all held as batch-first tensors so that beam search reorders them as any decoder state. The
+// attention reported for a word is the last block's cross-attention, averaged over heads.
 #include "models/heads/caption_decoder.h"
 
 #include <torch/torch.h>
@@ -31,13 +32,26 @@ class AttentionImpl : public torch::nn::Module {
   // B x L x M weights.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& memory,
                                                   const torch::Tensor& mask) {
-    const int64_t b = x.size(0), l = x.size(1), m = memory.size(1), d = x.size(2), hd = d / heads_;
-    const torch::Tensor q = q_->forward(x).reshape({b, l, heads_, hd}).transpose(1, 2);
+    const auto [k, v] = keys_values(memory);
+    return attend(x, k, v, mask);
+  }
+
+  // The memory's keys and values, each B x heads x M x D/heads.
+  std::pair<torch::Tensor, torch::Tensor> keys_values(const torch::Tensor& memory) {
+    const int64_t b = memory.size(0), m = memory.size(1), hd = memory.size(2) / heads_;
     const std::vector<torch::Tensor> kv = kv_->forward(memory).reshape({b, m, 2, heads_, hd}).permute({2, 0, 3, 1, 4}).unbind(0);
-    torch::Tensor scores = torch::matmul(q, kv[0].transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));
+    return {kv[0], kv[1]};
+  }
+
+  // The queries x (B x L x D) against keys and values from keys_values.
+  std::pair<torch::Tensor, torch::Tensor> attend(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& v,
+                                                 const torch::Tensor& mask) {
+    const int64_t b = x.size(0), l = x.size(1), d = x.size(2), hd = d / heads_;
+    const torch::Tensor q = q_->forward(x).reshape({b, l, heads_, hd}).transpose(1, 2);
+    torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));
     if (mask.defined()) scores = scores + mask;
     const torch::Tensor weights = torch::softmax(scores, -1);
-    const torch::Tensor out = torch::matmul(weights, kv[1]).transpose(1, 2).reshape({b, l, d});
+    const torch::Tensor out = torch::matmul(weights, v).transpose(1, 2).reshape({b, l, d});
     return {proj_->forward(out), weights.mean(1)};
   }
 
@@ -65,12 +79,35 @@ class BlockImpl : public torch::nn::Module {
     const torch::Tensor h = norm1_->forward(x);
     x = x + dropout_->forward(self_attn_->forward(h, h, causal).first);
     auto [cross, weights] = cross_attn_->forward(norm2_->forward(x), memory, torch::Tensor());
-    x = x + dropout_->forward(cross);
-    x = x + dropout_->forward(fc2_->forward(torch::gelu(fc1_->forward(norm3_->forward(x)))));
-    return {x, weights};
+    return {finish(x + dropout_->forward(cross)), weights};
+  }
+
+  // The cells' keys and values for cross-attention, for step().
+  std::pair<torch::Tensor, torch::Tensor> memory_keys_values(const torch::Tensor& memory) {
+    return cross_attn_->keys_values(memory);
+  }
+
+  // One new word's token x (B x 1 x D) after the words whose self-attention keys and values `self_k` /
+  // `self_v` hold (B x heads x t x D/heads; the new word's are appended), against the cells' cross_k / cross_v:
+  // forward's last row, without re-running the words before it.
+  std::pair<torch::Tensor, torch::Tensor> step(torch::Tensor x, torch::Tensor& self_k, torch::Tensor& self_v,
+                                               const torch::Tensor& cross_k, const torch::Tensor& cross_v) {
+    const torch::Tensor h = norm1_->forward(x);
+    const auto [k, v] = self_attn_->keys_values(h);
+    // The first word's replace the empty caches, whose dtype autocast may not share.
+    self_k = self_k.size(2) == 0 ? k : torch::cat({self_k, k}, 2);
+    self_v = self_v.size(2) == 0 ? v : torch::cat({self_v, v}, 2);
+    x = x + dropout_->forward(self_attn_->attend(h, self_k, self_v, torch::Tensor()).first);
+    auto [cross, weights] = cross_attn_->attend(norm2_->forward(x), cross_k, cross_v, torch::Tensor());
+    return {finish(x + dropout_->forward(cross)), weights};
   }
 
  private:
+  // The MLP and its residual.
+  torch::Tensor finish(const torch::Tensor& x) {
+    return x + dropout_->forward(fc2_->forward(torch::gelu(fc1_->forward(norm3_->forward(x)))));
+  }
+
   torch::nn::LayerNorm norm1_{nullptr}, norm2_{nullptr}, norm3_{nullptr};
   Attention self_attn_{nullptr}, cross_attn_{nullptr};
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
@@ -97,15 +134,31 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
   }
 
  protected:
-  // State: the memory (N x P x D) and the words so far (N x t, from <start>).
+  // State, per block: the words' self-attention keys and values so far (N x heads x t x D/heads, empty at
+  // first), and the cells' cross-attention keys and values (N x heads x P x D/heads).
   DecoderState start(const torch::Tensor& feature_map) override {
-    return {memory(feature_map), torch::empty({feature_map.size(0), 0}, feature_map.options().dtype(torch::kLong))};
+    const torch::Tensor cells = memory(feature_map);
+    const int64_t n = cells.size(0), heads = cfg().caption.decoder_heads, d = cells.size(2);
+    DecoderState s;
+    for (const auto& block : *blocks_) {
+      const torch::Tensor none = cells.new_empty({n, heads, 0, d / heads});
+      auto [k, v] = block->as<Block>()->memory_keys_values(cells);
+      s.insert(s.end(), {none, none, k, v});
+    }
+    return s;
   }
 
   std::pair<torch::Tensor, torch::Tensor> step(DecoderState& s, const torch::Tensor& words) override {
-    s[1] = torch::cat({s[1], words.unsqueeze(1)}, 1);
-    auto [logits, weights] = run(s[0], s[1]);
-    return {logits.select(1, -1), weights.select(1, -1)};
+    const int64_t t = s[0].size(2);  // the words before this one
+    if (t >= word_pos_.size(0)) throw std::invalid_argument("transformer decoder: more words than max_words + 2");
+    torch::Tensor x = dropout_->forward(word_embed_->forward(words.unsqueeze(1)) + word_pos_.narrow(0, t, 1));
+    torch::Tensor weights;
+    size_t i = 0;
+    for (const auto& block : *blocks_) {
+      std::tie(x, weights) = block->as<Block>()->step(x, s[i], s[i + 1], s[i + 2], s[i + 3]);
+      i += 4;
+    }
+    return {word_out_->forward(norm_->forward(x)).select(1, 0), weights.select(1, 0)};
   }
 
   std::pair<torch::Tensor, torch::Tensor> teacher_force(const torch::Tensor& feature_map, const torch::Tensor& words) override {
@@ -149,18 +202,20 @@ Head build_transformer_decoder_head(const ModelCfg& cfg, BackboneImpl& backbone)
   return std::make_shared<TransformerDecoderImpl>(cfg, backbone);
 }
 
-// Per caption, decoded a word at a time over its growing prefix (sum over t of t tokens per block): the
-// self- and cross-attention projections, the MLP and the word logits; the cells' projection once.
+// Per caption, decoded a word at a time against cached keys and values: per word and block the self- and
+// cross-attention projections, the MLP, the scores and sums over the cells and over the words so far (their
+// prefix lengths summed over the steps); the word logits; the cells' projection and keys and values once.
 double transformer_decoder_gmacs(const ModelCfg& cfg, int64_t num_features) {
   const CaptionArgs& c = cfg.caption;
   const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : 32;
   const double cells = static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
   const double d = static_cast<double>(c.decoder_dim), words = static_cast<double>(c.max_words + 1);
-  const double tokens = words * (words + 1) / 2;  // prefix lengths summed over the decoding steps
+  const double prefixes = words * (words + 1) / 2;  // prefix lengths summed over the decoding steps
+  const double layers = static_cast<double>(c.decoder_layers);
   // self-attention q, k, v and proj; cross-attention q and proj, and its scores and sum over the cells; MLP
-  const double per_token_block = 4 * d * d + 2 * d * d + 2 * cells * d + 8 * d * d;
-  return (cells * static_cast<double>(num_features) * d + cells * 2 * d * d * static_cast<double>(c.decoder_layers) +
-          tokens * (static_cast<double>(c.decoder_layers) * per_token_block + d * static_cast<double>(cfg.num_classes))) /
+  const double per_word_block = 4 * d * d + 2 * d * d + 2 * cells * d + 8 * d * d;
+  return (cells * static_cast<double>(num_features) * d + cells * 2 * d * d * layers +
+          words * (layers * per_word_block + d * static_cast<double>(cfg.num_classes)) + prefixes * layers * 2 * d) /
          1e9;
 }
 
