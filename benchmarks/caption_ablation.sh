@@ -17,6 +17,7 @@ runs=${3:-show_attend_tell,mean_lstm,transformer,vit_show_attend_tell,show_atten
 bin=${4:-build/pipelines/cli/attnvision}
 out=runs/ablation_caption
 detector=models/pretrained/scenes_detector.safetensors  # the same backbone, trained on the training scenes
+sat="--set model.head=show_attend_tell"  # the recipe's own decoder is the Transformer
 mkdir -p "$out"
 run() {  # NAME RECIPE [--set ...]
   local name=$1 recipe=$2
@@ -31,17 +32,17 @@ run() {  # NAME RECIPE [--set ...]
 }
 for name in ${runs//,/ }; do
   case $name in
-    show_attend_tell) run "$name" configs/train/scenes_caption.yaml ;;
+    show_attend_tell) run "$name" configs/train/scenes_caption.yaml $sat ;;
     mean_lstm) run "$name" configs/train/scenes_caption.yaml --set model.head=mean_lstm ;;
-    transformer) run "$name" configs/train/scenes_caption.yaml --set model.head=transformer ;;
+    transformer) run "$name" configs/train/scenes_caption.yaml ;;
     vit_show_attend_tell) run "$name" configs/train/scenes_caption_vit.yaml ;;
-    show_attend_tell_fs16) run "$name" configs/train/scenes_caption.yaml --set model.feature_stride=16 ;;
+    show_attend_tell_fs16) run "$name" configs/train/scenes_caption.yaml $sat --set model.feature_stride=16 ;;
     mean_lstm_fs16) run "$name" configs/train/scenes_caption.yaml --set model.head=mean_lstm --set model.feature_stride=16 ;;
-    show_attend_tell_fs8) run "$name" configs/train/scenes_caption.yaml --set model.feature_stride=8 ;;
+    show_attend_tell_fs8) run "$name" configs/train/scenes_caption.yaml $sat --set model.feature_stride=8 ;;
     mean_lstm_fs8) run "$name" configs/train/scenes_caption.yaml --set model.head=mean_lstm --set model.feature_stride=8 ;;
-    show_attend_tell_det) run "$name" configs/train/scenes_caption.yaml --set init_backbone="$detector" ;;
+    show_attend_tell_det) run "$name" configs/train/scenes_caption.yaml $sat --set init_backbone="$detector" ;;
     show_attend_tell_fs16_det)
-      run "$name" configs/train/scenes_caption.yaml --set model.feature_stride=16 --set init_backbone="$detector" ;;
+      run "$name" configs/train/scenes_caption.yaml $sat --set model.feature_stride=16 --set init_backbone="$detector" ;;
     *) echo "caption_ablation.sh: unknown run '$name'" >&2; exit 2 ;;
   esac
 done

@@ -11,8 +11,9 @@ benchmarks/caption_cold_start.py measures.
 
 Model: the checkpoint's __metadata__ "attnvision.model_cfg" (models/model_cfg.cpp): the ResNet encoder of
 benchmarks/py_train_peer.py (attnvision's names, SE / ECA / CBAM included) without its fc, and Show, Attend and
-Tell (models/heads/show_attend_tell.cpp) or its mean-pooled baseline with the same parameter names, weights
-loaded strictly, eval mode, float32. The vocabulary is the config's labels.
+Tell (models/heads/show_attend_tell.cpp), its mean-pooled baseline or the Transformer decoder
+(models/heads/transformer_decoder.cpp: pre-norm blocks, keys and values cached between words) with the same
+parameter names, weights loaded strictly, eval mode, float32. The vocabulary is the config's labels.
 Input (datasets/preprocess.cpp for an image of the model's own size, as the scenes are): RGB, x / 255, then
 (x - mean) / std per channel; another size is resized with cv2.INTER_LINEAR (not PIL-exact; the scenes need none).
 Beam search (models/heads/caption_decoder.cpp): beam 0 alone is live at the start; <pad> and <start> are never
@@ -22,6 +23,7 @@ Needs Debian's python3-torch, python3-numpy, python3-opencv.
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -38,19 +40,29 @@ from py_train_peer import ResNet  # noqa: E402
 PAD, START, END = 0, 1, 2
 
 
-class Captioner(nn.Module):
-    """The encoder's modules and the decoder's at one root, named as attnvision's network names them."""
+class Encoder(nn.Module):
+    """The ResNet encoder's modules at the root, as attnvision's captioners name them; features() is its last map."""
 
     def __init__(self, cfg):
         super().__init__()
-        if cfg.get("head") not in ("show_attend_tell", "mean_lstm"):
-            sys.exit(f"py_caption_peer: decoder '{cfg.get('head')}' is not written here (show_attend_tell, mean_lstm)")
         encoder = ResNet(dict(cfg, num_classes=1))
         for name in ("conv1", "bn1", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             setattr(self, name, getattr(encoder, name))
-        c = cfg["captioning"]
         a = cfg["resnet"]
-        features = a["channels"][3] * (4 if a["block"] == "bottleneck" else 1)
+        self.num_features = a["channels"][3] * (4 if a["block"] == "bottleneck" else 1)
+
+    def features(self, x):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class Captioner(Encoder):
+    """Show, Attend and Tell or its mean-pooled baseline over the encoder's cells."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        c = cfg["captioning"]
+        features = self.num_features
         v, h = cfg["num_classes"], c["decoder_dim"]
         self.attend = cfg["head"] == "show_attend_tell"
         self.word_embed = nn.Embedding(v, c["word_dim"])
@@ -63,10 +75,6 @@ class Captioner(nn.Module):
             self.att_gate = nn.Linear(h, features)
         self.lstm = nn.LSTMCell(c["word_dim"] + features, h)
         self.word_out = nn.Linear(h, v)
-
-    def features(self, x):
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def start(self, fmap):
         cells = fmap.flatten(2).transpose(1, 2)
@@ -83,6 +91,99 @@ class Captioner(nn.Module):
             context = s[1]
         s[2], s[3] = self.lstm(torch.cat([self.word_embed(words), context], 1), (s[2], s[3]))
         return self.word_out(s[2])
+
+
+class Attention(nn.Module):
+    """Multi-head attention with one q and one fused kv projection, as transformer_decoder.cpp's."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def keys_values(self, memory):
+        b, m, d = memory.shape
+        k, v = self.kv(memory).reshape(b, m, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        return k, v
+
+    def attend(self, x, k, v):
+        b, l, d = x.shape
+        hd = d // self.heads
+        q = self.q(x).reshape(b, l, self.heads, hd).transpose(1, 2)
+        weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(hd), -1)
+        return self.proj(torch.matmul(weights, v).transpose(1, 2).reshape(b, l, d))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.self_attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.cross_attn = Attention(dim, heads)
+        self.norm3 = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+
+    def step(self, x, cache):
+        """One word's token against the words before it (cache[0:2], grown here) and the cells' (cache[2:4])."""
+        h = self.norm1(x)
+        k, v = self.self_attn.keys_values(h)
+        cache[0] = torch.cat([cache[0], k], 2)
+        cache[1] = torch.cat([cache[1], v], 2)
+        x = x + self.self_attn.attend(h, cache[0], cache[1])
+        x = x + self.cross_attn.attend(self.norm2(x), cache[2], cache[3])
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm3(x))))
+
+
+class TransformerCaptioner(Encoder):
+    """The Transformer decoder over the encoder's cells: word embeddings plus learned positions, pre-norm blocks
+    of self-attention over the words so far and cross-attention to the projected cells (plus learned row and
+    column embeddings), a final norm and the word logits."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        c = cfg["captioning"]
+        d, v = c["decoder_dim"], cfg["num_classes"]
+        self.heads = c["decoder_heads"]
+        self.word_embed = nn.Embedding(v, d)
+        self.word_pos = nn.Parameter(torch.zeros(c["max_words"] + 2, d))
+        self.cell_proj = nn.Linear(self.num_features, d)
+        self.cell_row = nn.Parameter(torch.zeros(64, d))
+        self.cell_col = nn.Parameter(torch.zeros(64, d))
+        self.dec_blocks = nn.ModuleList([Block(d, self.heads) for _ in range(c["decoder_layers"])])
+        self.dec_norm = nn.LayerNorm(d)
+        self.word_out = nn.Linear(d, v)
+
+    def start(self, fmap):
+        n, _, h, w = fmap.shape
+        where = (self.cell_row[:h].unsqueeze(1) + self.cell_col[:w].unsqueeze(0)).reshape(h * w, -1)
+        cells = self.cell_proj(fmap.flatten(2).transpose(1, 2)) + where
+        state = []
+        for block in self.dec_blocks:
+            none = cells.new_empty(n, self.heads, 0, cells.size(2) // self.heads)
+            state += [none, none, *block.cross_attn.keys_values(cells)]
+        return state
+
+    def step(self, s, words):
+        t = s[0].size(2)
+        x = self.word_embed(words.unsqueeze(1)) + self.word_pos[t:t + 1]
+        for i, block in enumerate(self.dec_blocks):
+            cache = s[4 * i:4 * i + 4]
+            x = block.step(x, cache)
+            s[4 * i:4 * i + 4] = cache
+        return self.word_out(self.dec_norm(x)).select(1, 0)
+
+
+def build_captioner(cfg):
+    head = cfg.get("head")
+    if head in ("show_attend_tell", "mean_lstm"):
+        return Captioner(cfg)
+    if head == "transformer":
+        return TransformerCaptioner(cfg)
+    sys.exit(f"py_caption_peer: decoder '{head}' is not written here (show_attend_tell, mean_lstm, transformer)")
 
 
 def beam_search(model, fmap, beam, max_words, alpha):
@@ -153,7 +254,7 @@ def main():
     state, cfg = load_checkpoint(args.weights)
     if cfg.get("task") != "captioning":
         sys.exit(f"py_caption_peer: {args.weights}: the model is built for {cfg.get('task')}, not captioning")
-    model = Captioner(cfg)
+    model = build_captioner(cfg)
     model.load_state_dict(state, strict=True)
     model.eval()
     words = cfg["labels"]
