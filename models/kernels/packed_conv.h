@@ -28,13 +28,18 @@ struct ConvGeometry {
 // convolution of the project's networks has.
 ConvGeometry geometry_of(const torch::nn::Conv2dImpl& conv);
 
+// kFastest lets a float32 3x3 stride-1 convolution run as Winograd F(4x4, 3x3) where oneDNN has the kernel
+// (its sums differ from the direct product's by about 1e-6 of the output's range; ATTNVISION_WINOGRAD=0 turns
+// it off for the whole process); kDirect always multiplies directly.
+enum class ConvAlgorithm { kFastest, kDirect };
+
 class PackedConv2d {
  public:
   // `weight` is out x in/groups x kh x kw (a torch Conv2d's), `bias` out or undefined; both are copied.
   // `dtype` is the precision the product runs in, float32 or bfloat16 (the bias and the accumulation stay
   // float32).
   PackedConv2d(const torch::Tensor& weight, const torch::Tensor& bias, const ConvGeometry& geometry,
-               torch::ScalarType dtype);
+               torch::ScalarType dtype, ConvAlgorithm algorithm = ConvAlgorithm::kFastest);
   ~PackedConv2d();
   PackedConv2d(PackedConv2d&&) noexcept;
   PackedConv2d& operator=(PackedConv2d&&) noexcept;
