@@ -28,9 +28,9 @@ struct ConvGeometry {
 // convolution of the project's networks has.
 ConvGeometry geometry_of(const torch::nn::Conv2dImpl& conv);
 
-// kFastest lets a float32 3x3 stride-1 convolution run as Winograd F(4x4, 3x3) where oneDNN has the kernel
-// (its sums differ from the direct product's by about 1e-6 of the output's range; ATTNVISION_WINOGRAD=0 turns
-// it off for the whole process); kDirect always multiplies directly.
+// kFastest lets a float32 3x3 stride-1 convolution on batches of 4 or more run as Winograd F(4x4, 3x3) where
+// oneDNN has the kernel (its sums differ from the direct product's by about 1e-6 of the output's range;
+// ATTNVISION_WINOGRAD=0 turns it off for the whole process); kDirect always multiplies directly.
 enum class ConvAlgorithm { kFastest, kDirect };
 
 class PackedConv2d {
