@@ -128,4 +128,9 @@ torch::Tensor caption_loss(const ModelCfg& cfg, const Forward& f, const torch::T
   return loss;
 }
 
+double caption_cells(const ModelCfg& cfg) {
+  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : cfg.resnet.feature_stride;
+  return static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
+}
+
 }  // namespace attnvision::models

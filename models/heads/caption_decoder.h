@@ -74,4 +74,8 @@ torch::Tensor caption_loss(const ModelCfg& cfg, const Forward& f, const torch::T
 // each, L' the longest reference actually present (trailing all-padding columns dropped).
 std::pair<torch::Tensor, torch::Tensor> teacher_inputs_and_targets(const torch::Tensor& references);
 
+// The cells a decoder attends to in one image, for the FLOP counts: the input at the backbone's last stride (a
+// ViT's patch, a ResNet's feature_stride).
+double caption_cells(const ModelCfg& cfg);
+
 }  // namespace attnvision::models

@@ -85,8 +85,7 @@ Head build_mean_lstm_head(const ModelCfg& cfg, BackboneImpl& backbone) {
 // attention over the cells, whose count follows from the input size at the backbone's stride.
 double lstm_decoder_gmacs(const ModelCfg& cfg, int64_t num_features) {
   const CaptionArgs& c = cfg.caption;
-  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : 32;
-  const double cells = static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
+  const double cells = caption_cells(cfg);
   const double f = static_cast<double>(num_features), h = static_cast<double>(c.decoder_dim);
   const double per_word = 4 * h * (static_cast<double>(c.word_dim) + f + h) + h * static_cast<double>(cfg.num_classes) +
                           h * static_cast<double>(c.attention_dim) + cells * (static_cast<double>(c.attention_dim) + f) + h * f;

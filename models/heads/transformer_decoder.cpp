@@ -207,8 +207,7 @@ Head build_transformer_decoder_head(const ModelCfg& cfg, BackboneImpl& backbone)
 // prefix lengths summed over the steps); the word logits; the cells' projection and keys and values once.
 double transformer_decoder_gmacs(const ModelCfg& cfg, int64_t num_features) {
   const CaptionArgs& c = cfg.caption;
-  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : 32;
-  const double cells = static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
+  const double cells = caption_cells(cfg);
   const double d = static_cast<double>(c.decoder_dim), words = static_cast<double>(c.max_words + 1);
   const double prefixes = words * (words + 1) / 2;  // prefix lengths summed over the decoding steps
   const double layers = static_cast<double>(c.decoder_layers);
