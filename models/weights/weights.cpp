@@ -229,6 +229,42 @@ void check_tiling(const std::string& path, std::vector<const StEntry*> order, ui
          std::to_string(data_size - pos) + " bytes after the last tensor (truncated header or extra data)");
 }
 
+// Our int8 storage (save_checkpoint with kChar): a matrix `name` as int8 rows and `name` + kInt8ScaleSuffix, one
+// float32 scale per row (its largest magnitude / 127), so that row i = int8 row i x scale i.
+constexpr const char* kInt8ScaleSuffix = ".int8_scale";
+// Matrices smaller than this stay float16 under int8 storage: their scales would cost what they save.
+constexpr int64_t kMinInt8Elements = 1024;
+
+// Replaces every int8 matrix of our checkpoint by its float32 rows, and drops the scales.
+void widen_int8_rows(TensorFile& file) {
+  const std::string suffix = kInt8ScaleSuffix;
+  std::vector<std::string> scales;
+  for (const auto& [name, t] : file.tensors)
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      scales.push_back(name);
+  for (const std::string& scale_name : scales) {
+    const std::string name = scale_name.substr(0, scale_name.size() - suffix.size());
+    const torch::Tensor scale = file.tensors.at(scale_name);
+    auto it = file.tensors.find(name);
+    if (it == file.tensors.end() || it->second.scalar_type() != torch::kChar || it->second.dim() < 2 ||
+        scale.scalar_type() != torch::kFloat32 || scale.dim() != 1 || scale.size(0) != it->second.size(0))
+      fail(file.path, "'" + printable(scale_name) + "' does not scale the rows of an int8 tensor '" + printable(name) + "'");
+    std::vector<int64_t> per_row(static_cast<size_t>(it->second.dim()), 1);
+    per_row[0] = -1;
+    it->second = it->second.to(torch::kFloat32) * scale.reshape(per_row);
+    file.tensors.erase(scale_name);
+  }
+}
+
+// The rows of a float matrix as int8 and their scales (see kInt8ScaleSuffix); an all-zero row gets scale 1.
+std::pair<torch::Tensor, torch::Tensor> int8_rows(const torch::Tensor& t) {
+  const torch::Tensor rows = t.detach().to(torch::kFloat32).reshape({t.size(0), -1});
+  torch::Tensor scale = rows.abs().amax(1) / 127.0;
+  scale = torch::where(scale > 0, scale, torch::ones_like(scale));
+  const torch::Tensor q = (rows / scale.unsqueeze(1)).round().clamp(-127, 127).to(torch::kChar).reshape(t.sizes());
+  return {q, scale};
+}
+
 TensorFile parse_safetensors(const std::shared_ptr<Mapping>& map) {
   const std::string& path = map->path();
   const size_t size = map->size();
@@ -275,6 +311,8 @@ TensorFile parse_safetensors(const std::shared_ptr<Mapping>& map) {
       check_bool_bytes(path, "tensor '" + printable(e.name) + "'", map->data() + offset, nbytes);
     out.tensors.emplace(e.name, tensor_over(map, offset, nbytes, e.shape, e.dtype));
   }
+  auto format = out.metadata.find("format");
+  if (format != out.metadata.end() && format->second == "attnvision") widen_int8_rows(out);
   return out;
 }
 
@@ -438,16 +476,27 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
 
 void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,
                      torch::ScalarType storage) {
-  if (storage != torch::kFloat32 && storage != torch::kFloat16 && storage != torch::kBFloat16)
-    fail(path, std::string("checkpoints store float32, float16 or bfloat16, not ") + c10::toString(storage));
+  if (storage != torch::kFloat32 && storage != torch::kFloat16 && storage != torch::kBFloat16 && storage != torch::kChar)
+    fail(path, std::string("checkpoints store float32, float16, bfloat16 or int8 rows, not ") + c10::toString(storage));
   try {
     cfg.validate();
   } catch (const std::invalid_argument& e) {
     fail(path, std::string("will not save an invalid model config: ") + e.what());
   }
   std::map<std::string, torch::Tensor> state;
-  for (const auto& [name, t] : module_state(module))
-    state.emplace(name, t.is_floating_point() ? t.detach().to(storage) : t.detach());
+  for (const auto& [name, t] : module_state(module)) {
+    if (!t.is_floating_point()) {
+      state.emplace(name, t.detach());
+    } else if (storage != torch::kChar) {
+      state.emplace(name, t.detach().to(storage));
+    } else if (t.dim() >= 2 && t.numel() >= kMinInt8Elements) {
+      auto [q, scale] = int8_rows(t);
+      state.emplace(name, q);
+      state.emplace(name + kInt8ScaleSuffix, scale);
+    } else {
+      state.emplace(name, t.detach().to(torch::kFloat16));  // biases, norms: few values, kept finer
+    }
+  }
   write_safetensors(path, state, {{"format", "attnvision"}, {kModelCfgMetadataKey, to_json(cfg).dump()}});
 }
 

@@ -59,7 +59,10 @@ inline constexpr const char* kModelCfgMetadataKey = "attnvision.model_cfg";
 // Our checkpoint: state_dict (parameters and buffers) + ModelCfg JSON in
 // __metadata__["attnvision.model_cfg"] and "format": "attnvision". `storage` is the dtype floating
 // tensors are written in (kFloat32, kFloat16 or kBFloat16): half storage halves a shipped file, and
-// load_state_dict widens it back to the module's dtype.
+// load_state_dict widens it back to the module's dtype. kChar stores each weight matrix (2 or more dimensions,
+// 1024 or more values) as int8 rows with one float32 scale per row (largest magnitude / 127; the tensor
+// `NAME.int8_scale`), a quarter of float32, and the rest as float16; read_safetensors widens such a file back
+// to float32 rows, so every reader sees plain float tensors.
 void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,
                      torch::ScalarType storage = torch::kFloat32);
 // Reads the ModelCfg from a checkpoint's metadata into `cfg` (fields absent from the JSON keep cfg's

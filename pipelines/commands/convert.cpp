@@ -1,6 +1,7 @@
 // `attnvision convert`: any checkpoint the loader reads (ours, or timm / torchvision weights with --model)
 // rewritten as our own checkpoint, so that `--weights FILE` alone runs it from then on; `--dtype float16`
-// halves a file that is shipped or sent around (the loader widens it back to float32).
+// halves a file that is shipped or sent around, `--dtype int8` quarters its weight matrices (the loader widens
+// both back to float32).
 #include "models/registry.h"
 #include "models/weights/weights.h"
 #include "pipelines/commands/cli_options.h"
@@ -28,7 +29,7 @@ struct ConvertOptions {
 int run_convert(const ConvertOptions& o) {
   if (o.model.weights.empty()) throw ConfigError("convert: --weights FILE is required (the checkpoint to convert)");
   static const std::map<std::string, torch::ScalarType> dtypes = {
-      {"float32", torch::kFloat32}, {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16}};
+      {"float32", torch::kFloat32}, {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16}, {"int8", torch::kChar}};
   ModelChoice choice = o.model;
   choice.prepare_for_inference = false;  // store the trained form, BatchNorm unfolded, as the trainer does
   const LoadedModel m = load_model(choice);
@@ -50,12 +51,14 @@ CommandRun define_convert(CLI::App& app) {
       ->required();
   app.add_option("--dtype", o->dtype, "storage type of floating tensors")
       ->capture_default_str()
-      ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
+      ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"}));
   app.footer(
       "Loads --weights as every command does (our checkpoint alone, or a timm/torchvision state_dict with "
       "--model NAME|FILE.yaml), checks every tensor against the architecture, and writes one self-describing "
       "checkpoint: `--weights OUT` alone runs it afterwards. float16 storage halves the file; float32 "
-      "computation is unchanged, the weights round to 11 significant bits.");
+      "computation is unchanged, the weights round to 11 significant bits. int8 stores each weight matrix as "
+      "int8 rows with a float32 scale per row (a quarter of float32; biases and norms float16), widened back to "
+      "float32 when read: each weight moves by at most half a step of its row's largest magnitude / 127.");
   return [o] { return run_convert(*o); };
 }
 

@@ -1,4 +1,4 @@
-// `attnvision convert`: a checkpoint rewritten (float16 here) still carries its config, stores what was asked,
+// `attnvision convert`: a checkpoint rewritten (float16 or int8 here) still carries its config, stores what was asked,
 // and scores as the original.
 #include "models/weights/weights.h"
 #include "test_util.h"
@@ -51,14 +51,34 @@ TEST(Convert, Float16CheckpointHalvesTheFileKeepsItsConfigAndScoresAsTheOriginal
   EXPECT_NEAR(accuracy(half), accuracy(kShipped), 0.002);  // at most two of the 1,000 images change
 }
 
+TEST(Convert, Int8CheckpointQuartersTheWeightsAndScoresAsTheOriginal) {
+  ScratchDir dir;
+  const std::string int8 = dir / "int8.safetensors";
+  const auto c = run_attnvision("convert --weights '" + kShipped + "' --out '" + int8 + "' --dtype int8");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  // The shipped classifier is float32: its weight matrices shrink to a quarter plus a scale per row.
+  EXPECT_LT(std::filesystem::file_size(int8), std::filesystem::file_size(kShipped) * 0.3);
+  const models::TensorFile original = models::read_weights(kShipped), converted = models::read_weights(int8);
+  ASSERT_EQ(converted.tensors.size(), original.tensors.size());  // read back without the scales
+
+  if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  auto accuracy = [&dir](const std::string& weights) {
+    const auto r = run_attnvision("eval --weights '" + weights + "' --data fashion-mnist:test --limit 1000 --json "
+                                  "--confusion-png '" + (dir / "cm.png") + "'");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["accuracy"].get<double>();
+  };
+  EXPECT_NEAR(accuracy(int8), accuracy(kShipped), 0.005);  // at most five of the 1,000 images change
+}
+
 TEST(Convert, RefusesWithoutWeightsAndUnknownStorageTypes) {
   ScratchDir dir;
   const auto no_weights = run_attnvision("convert --model resnet18 --out '" + (dir / "x.safetensors") + "'");
   EXPECT_EQ(no_weights.exit_code, 1);
   EXPECT_NE(no_weights.err.find("--weights"), std::string::npos) << no_weights.err;
-  const auto int8 = run_attnvision("convert --weights '" + kShipped + "' --out '" + (dir / "x.safetensors") +
-                                   "' --dtype int8");
-  EXPECT_EQ(int8.exit_code, 2) << int8.err;
+  const auto int4 = run_attnvision("convert --weights '" + kShipped + "' --out '" + (dir / "x.safetensors") +
+                                   "' --dtype int4");
+  EXPECT_EQ(int4.exit_code, 2) << int4.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "x.safetensors"));
 }
 

@@ -769,4 +769,78 @@ TEST(Checkpoint, ConfigAbsentOrBroken) {
   EXPECT_FALSE(fs::exists(refused));
 }
 
+// int8 storage: each matrix's rows as int8 with a float32 scale, read back as float32 rows within half a step.
+struct QuantNetImpl : torch::nn::Module {
+  QuantNetImpl() {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3)));
+    bn = register_module("bn", torch::nn::BatchNorm2d(16));
+    fc = register_module("fc", torch::nn::Linear(64, 40));
+    small = register_module("small", torch::nn::Linear(4, 3));
+  }
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::BatchNorm2d bn{nullptr};
+  torch::nn::Linear fc{nullptr}, small{nullptr};
+};
+TORCH_MODULE(QuantNet);
+
+// The dtype of every tensor in a safetensors file's header, as written.
+std::map<std::string, std::string> stored_dtypes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  std::string header(n, ' ');
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  std::map<std::string, std::string> out;
+  const nlohmann::json parsed = nlohmann::json::parse(header);
+  for (const auto& [name, v] : parsed.items())
+    if (name != "__metadata__") out[name] = v.at("dtype").get<std::string>();
+  return out;
+}
+
+TEST(Checkpoint, Int8RowsReadBackAsFloat32WithinHalfAStep) {
+  TempDir tmp;
+  const std::string path = tmp.file("int8.safetensors");
+  QuantNet net;
+  torch::manual_seed(3);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) p.normal_();
+    net->fc->weight[5].zero_();  // an all-zero row must survive
+  }
+  am::save_checkpoint(path, *net, tiny_cfg(), torch::kChar);
+
+  const auto dtypes = stored_dtypes(path);
+  EXPECT_EQ(dtypes.at("fc.weight"), "I8");
+  EXPECT_EQ(dtypes.at("fc.weight.int8_scale"), "F32");
+  EXPECT_EQ(dtypes.at("conv.weight"), "I8");
+  EXPECT_EQ(dtypes.at("small.weight"), "F16");  // 12 values: not worth a scale per row
+  EXPECT_EQ(dtypes.at("fc.bias"), "F16");
+
+  const TensorFile f = am::read_weights(path);
+  EXPECT_EQ(f.tensors.count("fc.weight.int8_scale"), 0u);
+  QuantNet back;
+  am::load_state_dict(*back, f.tensors, path);
+  const auto within_half_a_step = [](const torch::Tensor& original, const torch::Tensor& read) {
+    const torch::Tensor rows = original.detach().reshape({original.size(0), -1});
+    const torch::Tensor step = rows.abs().amax(1, /*keepdim=*/true) / 127.0;
+    const torch::Tensor error = (read.detach().reshape(rows.sizes()) - rows).abs();
+    EXPECT_TRUE(error.le(step * 0.5 + 1e-7).all().item<bool>()) << "largest error " << error.max().item<float>();
+    EXPECT_GT(error.max().item<float>(), 0.0f);  // it was quantised, not stored whole
+  };
+  within_half_a_step(net->fc->weight, back->fc->weight);
+  within_half_a_step(net->conv->weight, back->conv->weight);
+  EXPECT_TRUE(back->fc->weight[5].eq(0).all().item<bool>());
+  EXPECT_TRUE(back->fc->bias.equal(net->fc->bias.detach().to(torch::kHalf).to(torch::kFloat)));
+}
+
+TEST(Checkpoint, AnInt8ScaleWithoutItsInt8RowsIsNamed) {
+  TempDir tmp;
+  const std::string path = tmp.file("scale.safetensors");
+  am::write_safetensors(path, {{"w", torch::ones({2, 3})}, {"w.int8_scale", torch::ones({2})}}, {{"format", "attnvision"}});
+  expect_weights_error([&] { am::read_weights(path); }, path, "does not scale the rows", "float rows");
+  am::write_safetensors(path, {{"w", torch::ones({2, 3}).to(torch::kChar)}, {"w.int8_scale", torch::ones({3})}},
+                        {{"format", "attnvision"}});
+  expect_weights_error([&] { am::read_weights(path); }, path, "does not scale the rows", "wrong count");
+}
+
 }  // namespace
