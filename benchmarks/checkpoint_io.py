@@ -7,12 +7,13 @@ import sys
 import numpy as np
 import torch
 
-_ST_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "U8": "u1"}
+_ST_DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4", "U8": "u1", "I8": "i1"}
+_INT8_SCALE = ".int8_scale"  # models/weights/weights.cpp: int8 rows, a float32 scale per row
 
 
 def read_safetensors(path):
-    """(state dict, the header's __metadata__) of a safetensors file; float16 tensors (a shipped model stored small)
-    come back as float32, as attnvision's loader widens them."""
+    """(state dict, the header's __metadata__) of a safetensors file; float16 tensors and our int8 rows (a shipped
+    model stored small) come back as float32, as attnvision's loader widens them."""
     with open(path, "rb") as f:
         raw = f.read()
     (n,) = struct.unpack("<Q", raw[:8])
@@ -27,6 +28,11 @@ def read_safetensors(path):
         arr = np.frombuffer(data[b:e], dtype=np.dtype(_ST_DTYPES[info["dtype"]])).reshape(info["shape"])
         t = torch.from_numpy(arr.copy())
         state[name] = t.float() if t.dtype == torch.float16 else t
+    if meta.get("format") == "attnvision":
+        for scale_name in [k for k in state if k.endswith(_INT8_SCALE)]:
+            name = scale_name[:-len(_INT8_SCALE)]
+            rows = state[name].float()
+            state[name] = rows * state.pop(scale_name).reshape([-1] + [1] * (rows.dim() - 1))
     return state, meta
 
 

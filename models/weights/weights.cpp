@@ -249,9 +249,18 @@ void widen_int8_rows(TensorFile& file) {
     if (it == file.tensors.end() || it->second.scalar_type() != torch::kChar || it->second.dim() < 2 ||
         scale.scalar_type() != torch::kFloat32 || scale.dim() != 1 || scale.size(0) != it->second.size(0))
       fail(file.path, "'" + printable(scale_name) + "' does not scale the rows of an int8 tensor '" + printable(name) + "'");
-    std::vector<int64_t> per_row(static_cast<size_t>(it->second.dim()), 1);
-    per_row[0] = -1;
-    it->second = it->second.to(torch::kFloat32) * scale.reshape(per_row);
+    // One pass by hand: ATen's int8 -> float conversion and broadcast multiply took about 90 ms for the
+    // captioner's 7.8M weights, a tenth of a cold-start `caption`.
+    const torch::Tensor q = it->second.contiguous();
+    torch::Tensor rows = torch::empty(q.sizes(), torch::kFloat32);
+    const int64_t n = q.size(0), width = q.numel() / std::max<int64_t>(n, 1);
+    const int8_t* src = q.data_ptr<int8_t>();
+    const torch::Tensor s = scale.contiguous();
+    const float* step = s.data_ptr<float>();
+    float* dst = rows.data_ptr<float>();
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < width; ++i) dst[r * width + i] = static_cast<float>(src[r * width + i]) * step[r];
+    it->second = rows;
     file.tensors.erase(scale_name);
   }
 }

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 namespace attnvision::pipelines {
@@ -39,6 +40,12 @@ void print_result(const CaptionCommandOptions& o, const InputResult& r) {
 
 int run_caption(CaptionCommandOptions o) {
   CocoImageIds ids(o.coco_images, o.results);
+  // One image file: its caption is some twenty beam steps of small products, where a second OpenMP thread costs
+  // more in synchronisation than it brings (0.14-0.16 s a caption on two threads against 0.10-0.13 s on one,
+  // 2026-12-05), and a cold start is what the user waits for (README, "Captioning from a cold start").
+  if (o.inputs.threads.torch_threads == 0 && o.inputs.paths.size() == 1 &&
+      std::filesystem::is_regular_file(o.inputs.paths[0]))
+    o.inputs.threads.torch_threads = 1;
   o.task.attention = !o.attention_dir.empty();
   std::unique_ptr<TaskRunner> task = make_caption_runner(o.task);
   std::vector<datasets::CocoCaptionResult> results;
@@ -84,6 +91,8 @@ CommandRun define_caption(CLI::App& app) {
                  "a COCO JSON whose `images` give the image id of each input, by file name (captions, instances or "
                  "image info)");
   app.add_option("--results", o->results, "write a COCO caption results file [{image_id, caption}]; needs --coco-images");
+  app.footer("A single image file is captioned on one torch thread unless --threads says otherwise: its beam "
+             "steps are too small for a second thread to pay for itself.");
   return [o] { return run_caption(*o); };
 }
 
