@@ -16,6 +16,14 @@ using testing::ScratchDir;
 
 const std::string kShipped = std::string(ATTNVISION_SOURCE_DIR) + "/models/pretrained/fmnist_resnet.safetensors";
 
+// Top-1 accuracy of a checkpoint on the first 1,000 Fashion-MNIST test images.
+double accuracy_on_1000(const ScratchDir& dir, const std::string& weights) {
+  const auto r = run_attnvision("eval --weights '" + weights + "' --data fashion-mnist:test --limit 1000 --json "
+                                "--confusion-png '" + (dir / "cm.png") + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return nlohmann::json::parse(r.out)["accuracy"].get<double>();
+}
+
 TEST(Convert, Float16CheckpointHalvesTheFileKeepsItsConfigAndScoresAsTheOriginal) {
   ScratchDir dir;
   const std::string half = dir / "half.safetensors";
@@ -42,13 +50,7 @@ TEST(Convert, Float16CheckpointHalvesTheFileKeepsItsConfigAndScoresAsTheOriginal
   EXPECT_LT(std::filesystem::file_size(half), std::filesystem::file_size(kShipped) * 0.55);
 
   if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-  auto accuracy = [&dir](const std::string& weights) {
-    const auto r = run_attnvision("eval --weights '" + weights + "' --data fashion-mnist:test --limit 1000 --json "
-                                  "--confusion-png '" + (dir / "cm.png") + "'");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return nlohmann::json::parse(r.out)["accuracy"].get<double>();
-  };
-  EXPECT_NEAR(accuracy(half), accuracy(kShipped), 0.002);  // at most two of the 1,000 images change
+  EXPECT_NEAR(accuracy_on_1000(dir, half), accuracy_on_1000(dir, kShipped), 0.002);  // at most two of the 1,000 images change
 }
 
 TEST(Convert, Int8CheckpointQuartersTheWeightsAndScoresAsTheOriginal) {
@@ -62,13 +64,7 @@ TEST(Convert, Int8CheckpointQuartersTheWeightsAndScoresAsTheOriginal) {
   ASSERT_EQ(converted.tensors.size(), original.tensors.size());  // read back without the scales
 
   if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-  auto accuracy = [&dir](const std::string& weights) {
-    const auto r = run_attnvision("eval --weights '" + weights + "' --data fashion-mnist:test --limit 1000 --json "
-                                  "--confusion-png '" + (dir / "cm.png") + "'");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return nlohmann::json::parse(r.out)["accuracy"].get<double>();
-  };
-  EXPECT_NEAR(accuracy(int8), accuracy(kShipped), 0.005);  // at most five of the 1,000 images change
+  EXPECT_NEAR(accuracy_on_1000(dir, int8), accuracy_on_1000(dir, kShipped), 0.005);  // at most five of the 1,000 images change
 }
 
 TEST(Convert, RefusesWithoutWeightsAndUnknownStorageTypes) {
