@@ -14,8 +14,10 @@
 
 namespace attnvision::models {
 
-// How gtest names a parameter in its output (found by argument-dependent lookup).
-void PrintTo(ConvAlgorithm a, std::ostream* os) { *os << (a == ConvAlgorithm::kDirect ? "direct" : "fastest"); }
+std::string algorithm_name(ConvAlgorithm a) { return a == ConvAlgorithm::kDirect ? "Direct" : "Fastest"; }
+
+// How gtest prints a parameter in its output (found by argument-dependent lookup).
+void PrintTo(ConvAlgorithm a, std::ostream* os) { *os << algorithm_name(a); }
 
 namespace {
 
@@ -50,8 +52,6 @@ std::vector<Case> cases() {
 // The direct product to float32 rounding; Winograd (kFastest on the 3x3 stride-1 cases) transforms its operands
 // and so rounds differently: measured about 2e-6 of the output's range on a ResNet's layer shapes.
 class PackedConv2dFloat32 : public ::testing::TestWithParam<ConvAlgorithm> {};
-
-std::string algorithm_name(ConvAlgorithm a) { return a == ConvAlgorithm::kDirect ? "Direct" : "Fastest"; }
 
 TEST_P(PackedConv2dFloat32, MatchesTorchConvReluAndResidual) {
   torch::manual_seed(5);
