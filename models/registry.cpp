@@ -126,9 +126,11 @@ ModelCfg default_cfg(const std::string& name) {
                               "; `attnvision models` lists them");
 }
 
-Network build_model(const ModelCfg& cfg) {
+Network build_model(const ModelCfg& cfg, Initialisation init) {
   cfg.validate();
   Backbone backbone = arch_row(cfg.arch).build(cfg);
+  // Before the head is built, so a seed gives the same network as when the backbone initialised itself.
+  if (init == Initialisation::kRandom) backbone->init_weights();
   Head head = head_for(cfg.task, cfg.head).build(cfg, *backbone);
   return std::make_shared<NetworkImpl>(std::move(backbone), std::move(head));
 }

@@ -151,7 +151,9 @@ LoadedModel load_model(const ModelChoice& given) {
   else if (!choice.random_init)
     throw ConfigError("no --weights given (pass --random-init to run with untrained weights on purpose)");
   m.cfg = resolve(choice, choice.weights.empty() ? nullptr : &file);
-  m.net = models::build_model(m.cfg);
+  // load_state_dict replaces every parameter and buffer or fails, so weights make random ones moot.
+  m.net = models::build_model(m.cfg, choice.weights.empty() ? models::Initialisation::kRandom
+                                                            : models::Initialisation::kNone);
   if (!choice.weights.empty()) models::load_state_dict(*m.net, file.tensors, choice.weights);
   if (choice.prepare_for_inference) {
     std::string note;

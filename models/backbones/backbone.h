@@ -147,6 +147,9 @@ class BackboneImpl : public torch::nn::Module {
   // initialisation timm gives it (PyTorch's default unless the family says otherwise).
   virtual std::string classifier_name() const = 0;
   virtual void init_classifier(torch::nn::LinearImpl& fc) {}
+  // The family's own random initialisation (timm's), over torch's defaults. build_model calls it right after
+  // construction, unless its caller overwrites every weight next (models::Initialisation::kNone).
+  virtual void init_weights() {}
   // True when the family's inference runs faster with weights and activations in channels-last memory format
   // (oneDNN's convolutions); see NetworkImpl::prepare_for_inference.
   virtual bool prefers_channels_last() const { return false; }

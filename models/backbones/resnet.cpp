@@ -233,7 +233,6 @@ class ResNetImpl : public BackboneImpl {
       info_.push_back({"layer" + std::to_string(s + 1), out, plan.net_stride});
     }
     num_features_ = inplanes;
-    init_weights();
   }
 
   Forward forward_features(const torch::Tensor& x, const ForwardRequest& request) override {
@@ -331,7 +330,7 @@ class ResNetImpl : public BackboneImpl {
 
   // timm's ResNet.init_weights: kaiming-normal convs (fan_out, relu), unit BN, and the last BN of each
   // block zeroed so every residual branch starts as identity.
-  void init_weights() {
+  void init_weights() override {
     for (auto& m : modules(/*include_self=*/false)) {
       if (auto* c = m->as<nn::Conv2d>()) nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
       if (auto* bn = m->as<nn::BatchNorm2d>()) {

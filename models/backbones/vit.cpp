@@ -277,7 +277,6 @@ class VisionTransformerImpl : public BackboneImpl {
       info_.push_back({"blocks." + std::to_string(i), dim_, patch_});
     }
     norm_ = register_module("norm", layer_norm(dim_));
-    init_weights();
   }
 
   Forward forward_features(const torch::Tensor& x, const ForwardRequest& request) override {
@@ -334,7 +333,7 @@ class VisionTransformerImpl : public BackboneImpl {
   // timm's init_weights (mode ''): truncated-normal position embedding and Linear weights, a near-zero
   // class token, zero Linear biases; LayerNorm (ones/zeros) and the patch conv keep torch's defaults.
   // The classifier, built afterwards by the head, gets the same through init_classifier.
-  void init_weights() {
+  void init_weights() override {
     torch::NoGradGuard no_grad;
     trunc_normal_(pos_embed_, 0.02);
     nn::init::normal_(cls_token_, 0.0, 1e-6);

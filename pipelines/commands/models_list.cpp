@@ -22,7 +22,8 @@ int list_models(bool as_json) {
   if (!as_json)
     std::printf("%-24s %10s %9s %-11s %-14s %s\n", "name", "params(M)", "GFLOPs", "input", "attention", "description");
   for (const models::RegisteredModel& m : models::registered_models()) {
-    models::Network net = models::build_model(m.cfg);
+    // Only counted: the values stay whatever torch's layer defaults drew.
+    models::Network net = models::build_model(m.cfg, models::Initialisation::kNone);
     const double params = models::count_parameters(*net) / 1e6;
     const double gflops = models::forward_gflops(m.cfg);
     const std::string input = std::to_string(m.cfg.input_size[0]) + "x" + std::to_string(m.cfg.input_size[1]) + "x" +
