@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libdnnl-dev libopenblas0-pthread libtbb-dev libtcmalloc-minimal4
+  libtorch-dev libdnnl-dev libopenblas0-pthread libtbb-dev libtcmalloc-minimal4 libgoogle-perftools-dev
   libopencv-dev
   libdcmtk-dev dcmtk libopenjp2-7-dev zlib1g-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
