@@ -16,6 +16,8 @@ that both sides load. Then per model, R rounds (round 1 peer first, round 2 ours
                as PyTorch's CPU guide advises for CNNs
   peer tcmalloc CL  the channels-last peer with tcmalloc preloaded (LD_PRELOAD, Debian's libtcmalloc-minimal4),
                the allocator PyTorch's CPU guide recommends and the one attnvision's binary links;
+  peer THP CL  the tuned channels-last peer with glibc's heap in transparent huge pages
+               (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), as attnvision asks tcmalloc for its heap;
                ratios are taken against the fastest tuned run per round ("peer best")
   attnvision   `attnvision batch IMAGES --out FRESH_DIR --tasks classify --set classify.model=M
                --set classify.weights=W --set classify.batch=B --set classify.topk=5`
@@ -53,7 +55,8 @@ TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 PEER_RUNS = [("asis", "peer as-is", {}, False),
              ("tuned", "peer tuned", TUNED_ENV, False),
              ("tuned_cl", "peer tuned CL", TUNED_ENV, True),
-             ("tcmalloc_cl", "peer tcmalloc CL", {"LD_PRELOAD": TCMALLOC}, True)]
+             ("tcmalloc_cl", "peer tcmalloc CL", {"LD_PRELOAD": TCMALLOC}, True),
+             ("thp_cl", "peer THP CL", {**TUNED_ENV, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}, True)]
 TARGET_VS_TUNED = {"resnet50": 1.15, "resnet18": 1.5}  # attnvision end to end / tuned peer end to end
 TARGET_E2E_OF_FWD = {"resnet50": 0.85}                 # batch end to end / bench forward-only
 TARGET_RSS_RATIO = 1.15                                # peak RSS, large set / small set
@@ -299,7 +302,8 @@ def main():
     ours_on = not args.peer_only
 
     cores = len(os.sched_getaffinity(0))
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
     thread_vars = {k: v for k, v in base_env.items() if k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                                "MKL_NUM_THREADS")}
 

@@ -6,8 +6,10 @@
 Each round starts a fresh process on each side and times it from spawn to exit (wall clock): attnvision
 (`caption IMAGE --weights CKPT --beam K`: process start, libtorch, reading the checkpoint, decoding the image, the
 encoder and beam search) and benchmarks/py_caption_peer.py (python start, `import torch`, the same checkpoint,
-image, network and beam search). Each side runs with torch on 1 and on 2 threads (the peer with tcmalloc
-preloaded, as attnvision links it), and each is compared at its faster plan. The sides alternate; the table shows
+image, network and beam search). Each side runs with torch on 1 and on 2 threads, and the peer with each of
+two allocators: tcmalloc preloaded (as attnvision links it) and glibc's malloc keeping freed memory in
+transparent huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, as attnvision asks tcmalloc for its heap);
+each side is compared at its fastest plan. The sides alternate; the table shows
 the medians per plan, the ratio of the best medians (peer / attnvision), and whether all captions agree word for
 word. Defaults: the shipped captioner and the first image of data/scenes_test (made by
 `attnvision synth scenes --out data/scenes_test --images 1000 --seed 2 --split test`).
@@ -45,30 +47,35 @@ def main():
     ours_cmd = [args.binary, "caption", image, "--weights", args.weights, "--beam", str(args.beam)]
     peer_cmd = [sys.executable, os.path.join(HERE, "py_caption_peer.py"), image, "--weights", args.weights, "--beam",
                 str(args.beam)]
-    peer_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    plain = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith(("MALLOC_", "GLIBC_"))}
+    # The sides and their allocator set-ups: (label, command, environment).
+    sides = [("attnvision", ours_cmd, None),
+             ("peer glibc+THP", peer_cmd, {**plain, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
+                                           "MALLOC_MMAP_THRESHOLD_": "17179869184",
+                                           "MALLOC_TRIM_THRESHOLD_": "17179869184"})]
     if os.path.exists(TCMALLOC):
-        peer_env["LD_PRELOAD"] = TCMALLOC
+        sides.append(("peer tcmalloc", peer_cmd, {**plain, "LD_PRELOAD": TCMALLOC}))
     plans = (1, 2)
-    runs = {(side, t): [] for side in ("attnvision", "peer") for t in plans}
+    runs = {(label, t): [] for label, _, _ in sides for t in plans}
     captions = set()
-    timed(ours_cmd), timed(peer_cmd, peer_env)  # page cache warm for both: a cold start, not a cold disk
+    for _, cmd, env in sides:
+        timed(cmd, env)  # page cache warm for every side: a cold start, not a cold disk
     for r in range(args.rounds):
         for t in plans:
-            seconds, caption = timed(ours_cmd + ["--threads", str(t)])
-            runs[("attnvision", t)].append(seconds)
-            captions.add(caption)
-            seconds, caption = timed(peer_cmd + ["--threads", str(t)], peer_env)
-            runs[("peer", t)].append(seconds)
-            captions.add(caption)
+            for label, cmd, env in sides:
+                seconds, caption = timed(cmd + ["--threads", str(t)], env)
+                runs[(label, t)].append(seconds)
+                captions.add(caption)
         print(f"round {r + 1}: " + ", ".join(f"{s} {t}t {v[-1]:.3f} s" for (s, t), v in runs.items()), file=sys.stderr)
     print(f"caption one image from a cold start, beam {args.beam}, {os.cpu_count()} cores, median of {args.rounds} "
           f"rounds ({os.path.basename(image)})")
     best = {}
-    for (side, t), v in runs.items():
-        print(f"  {side:<11} {t} thread{'s' if t > 1 else ' '}  {statistics.median(v):.3f} s  (best {min(v):.3f} s)")
+    for (label, t), v in runs.items():
+        print(f"  {label:<15} {t} thread{'s' if t > 1 else ' '}  {statistics.median(v):.3f} s  (best {min(v):.3f} s)")
+        side = label.split()[0]
         best[side] = min(best.get(side, float("inf")), statistics.median(v))
     agree = len(captions) == 1
-    print(f"  peer / attnvision at each one's faster plan: {best['peer'] / best['attnvision']:.2f}x; captions "
+    print(f"  peer / attnvision at each one's fastest plan: {best['peer'] / best['attnvision']:.2f}x; captions "
           f"{'agree' if agree else 'DIFFER'}: \"{sorted(captions)[0]}\"")
     return 0 if agree else 1
 
