@@ -11,8 +11,11 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <memory>
 
 namespace attnvision::pipelines {
@@ -88,6 +91,29 @@ std::string omp_wait_policy() {
   return policy && *policy ? policy : "default";
 }
 
+// Whether the heap's fresh memory may come in transparent huge pages: the mapping that holds a new 64 MB block
+// (larger than anything tcmalloc keeps free at start-up, so taken from the kernel now), as /proc/self/smaps
+// says it (THPeligible). True when the binary's allocator asks for them (pipelines/cli/huge_pages.h) and the
+// kernel gives them.
+bool heap_in_huge_pages() {
+  const std::unique_ptr<char[]> block(new char[size_t{64} << 20]);
+  static_cast<volatile char*>(block.get())[0] = 0;  // used, so the allocation stays
+  const auto at = reinterpret_cast<uintptr_t>(block.get());
+  std::ifstream smaps("/proc/self/smaps");
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    char dash = 0;
+    // A mapping's first line is "lo-hi perms ..."; its fields follow as "Name: value".
+    if (std::sscanf(line.c_str(), "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-') {
+      inside = lo <= at && at < hi;
+    } else if (inside && line.rfind("THPeligible:", 0) == 0) {
+      return std::atoi(line.c_str() + std::strlen("THPeligible:")) == 1;
+    }
+  }
+  return false;
+}
+
 int run_bench(BenchOptions o) {
   o.model.random_init = true;  // throughput does not depend on the weights' values
   LoadedModel m = load_model(o.model);
@@ -135,6 +161,7 @@ int run_bench(BenchOptions o) {
                                        {"blas_threads", plan.blas_threads},
                                        {"workers", 0},
                                        {"omp_wait_policy", omp_wait_policy()},
+                                       {"heap_huge_pages", heap_in_huge_pages()},
                                        {"cores", models::available_cores()}}
                                 .dump()
                                 .c_str());
@@ -163,7 +190,7 @@ CommandRun define_bench(CLI::App& app) {
                "fastest_forward_images_per_s, fastest_forward_gflop_s, percent_of_matmul_peak (the fastest forward's "
                "GFLOP/s against the peak), matmul_peak_gflop_s (the best of OpenBLAS and oneDNN), "
                "matmul_peak_openblas_gflop_s (fp32; 0 in bf16), matmul_peak_onednn_gflop_s, matmul_peak_precision, "
-               "torch_threads, blas_threads, workers (0: bench decodes nothing), omp_wait_policy, cores}");
+               "torch_threads, blas_threads, workers (0: bench decodes nothing), omp_wait_policy, heap_huge_pages (fresh heap memory may come in transparent huge pages), cores}");
   app.footer("Without --weights the network is random (throughput does not depend on the weights). The matmul peak "
              "is the best of five 2048x2048 products in the run's precision, through the faster library: fp32 in "
              "OpenBLAS (every core) and in oneDNN (torch's threads), bf16 in oneDNN.");

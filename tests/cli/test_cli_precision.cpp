@@ -1,6 +1,7 @@
 // Inference precision from the command line: bf16 on the shipped classifier agrees with fp32 image by image
 // over all of Fashion-MNIST's test set, a CPU without native bf16 falls back to fp32 with one line, `bench`
-// reports the precision and thread plan it ran with, and the batch config's `precision` key is checked.
+// reports the precision and thread plan it ran with (and whether its heap is in huge pages), and the batch
+// config's `precision` key is checked.
 #include "models/runtime.h"
 #include "test_util.h"
 
@@ -10,6 +11,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 
 namespace attnvision {
 namespace {
@@ -113,6 +116,25 @@ TEST(Precision, BenchReportsThePrecisionAndTheThreadPlanItRanWith) {
       EXPECT_EQ(j["blas_threads"], 1);
     }
   }
+}
+
+// The binary asks tcmalloc for its heap in transparent huge pages (pipelines/cli/huge_pages.h), and
+// ATTNVISION_HUGE_PAGES=0 leaves tcmalloc alone; `bench` reports what the kernel made of it.
+TEST(Precision, BenchReportsTheHeapInHugePagesUnlessTurnedOff) {
+  std::ifstream mode_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(mode_file, mode);
+  if (mode.empty() || mode.find("[never]") != std::string::npos) GTEST_SKIP() << "no transparent huge pages here";
+  const std::string cmd = "bench -m resnet18 --size 32 --batch 1 --iters 1 --warmup 0 --json";
+  const auto on = run_attnvision(cmd);
+  ASSERT_EQ(on.exit_code, 0) << on.err;
+  EXPECT_EQ(nlohmann::json::parse(on.out)["heap_huge_pages"], true) << "kernel mode: " << mode;
+  // With the kernel's mode at [always] every region gets them, asked or not: nothing to tell apart.
+  if (mode.find("[madvise]") == std::string::npos) return;
+  ScopedEnv off("ATTNVISION_HUGE_PAGES", "0");
+  const auto plain = run_attnvision(cmd);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(nlohmann::json::parse(plain.out)["heap_huge_pages"], false);
 }
 
 TEST(Precision, TheBatchConfigKeyIsCheckedAndReachesEveryTask) {
