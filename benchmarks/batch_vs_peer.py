@@ -509,7 +509,8 @@ def main():
             print(f"{'  fast':10}{fmt(f_ips, '.2f', 11)}{fmt(f_own, '.2f', 8)}{'':38}{fmt(f_rt, '.2f', 11)}{'':23}"
                   f"{fmt(fwd, '.2f', 9)}{('-' if f_pct is None else f'{100 * f_pct:.0f}%'):>8}")
     print("(own): each side's in-loop figure, start-up and model load excluded; peer best: the fastest tuned peer run "
-          "(NCHW, channels-last, tcmalloc channels-last), per round; e2e/fwd: attnvision end to end over bench's forward-only rate"
+          "(NCHW, channels-last, tcmalloc channels-last, huge-page channels-last), per round; "
+          "e2e/fwd: attnvision end to end over bench's forward-only rate"
           + ("; fast: attnvision batch --decode fast (not Pillow-exact)" if args.fast else ""))
     if rss:
         print(f"peak RSS attnvision batch resnet18: {rss[args.rss_small]['maxrss_mib']:.0f} MiB ({args.rss_small} "
