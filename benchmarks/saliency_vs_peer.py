@@ -16,8 +16,9 @@ Peer: benchmarks/py_saliency_peer.py, the same checkpoint, the same CT input (HU
 windows, normalisation) and Grad-CAM at the model's saliency stage mapped back to the source grid, with
 pydicom, OpenCV and PyTorch; tuned as PyTorch's CPU performance guide advises: tcmalloc preloaded
 (LD_PRELOAD, the allocator attnvision links), torch threads = cores, torch.no_grad wherever no gradient is
-needed (inference_mode cannot serve Grad-CAM), in four configurations: NCHW, channels-last, BatchNorm folded,
-folded channels-last. The best configuration of each round is the peer's figure for that round. The peer runs
+needed (inference_mode cannot serve Grad-CAM), in five configurations: NCHW, channels-last, BatchNorm folded,
+folded channels-last, and folded channels-last with glibc's heap in transparent huge pages instead of tcmalloc
+(GLIBC_TUNABLES=glibc.malloc.hugetlb=1, as attnvision asks tcmalloc for its heap). The best configuration of each round is the peer's figure for that round. The peer runs
 --batch slices per Grad-CAM pass (default 8, the saliency command's default batch).
 
 Timing: every run is a whole process, start to exit, and every side does the same work per slice (DICOM read,
@@ -58,8 +59,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-PEER_CONFIGS = [("NCHW", []), ("channels-last", ["--channels-last"]), ("folded", ["--fold"]),
-                ("folded channels-last", ["--fold", "--channels-last"])]
+# (name, flags, allocator): "tcmalloc" preloaded, or "thp": glibc's heap in transparent huge pages.
+PEER_CONFIGS = [("NCHW", [], "tcmalloc"), ("channels-last", ["--channels-last"], "tcmalloc"),
+                ("folded", ["--fold"], "tcmalloc"), ("folded channels-last", ["--fold", "--channels-last"], "tcmalloc"),
+                ("folded CL + THP", ["--fold", "--channels-last"], "thp")]
+THP_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "MALLOC_MMAP_THRESHOLD_": "17179869184",
+           "MALLOC_TRIM_THRESHOLD_": "17179869184"}
 TARGET = 1.0  # attnvision / best peer
 LESION_TOLERANCE_MM = 12.0  # one layer2 cell: stride 8 at 1.5 mm
 
@@ -259,12 +264,14 @@ def main():
     LOGS = os.path.join(work, "logs")
     os.makedirs(LOGS, exist_ok=True)
     cores = args.threads
-    base_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("MALLOC_")}
-    peer_env = dict(base_env)
+    base_env = {k: v for k, v in os.environ.items()
+                if k not in ("LD_PRELOAD", "GLIBC_TUNABLES") and not k.startswith("MALLOC_")}
+    peer_envs = {"tcmalloc": dict(base_env), "thp": {**base_env, **THP_ENV}}
     if os.path.exists(TCMALLOC):
-        peer_env["LD_PRELOAD"] = TCMALLOC
+        peer_envs["tcmalloc"]["LD_PRELOAD"] = TCMALLOC
     else:
         print(f"warning: {TCMALLOC} missing; the peer runs with glibc malloc", file=sys.stderr)
+    peer_env = peer_envs["tcmalloc"]  # the agreement check's peer run
 
     ready, why = ours_ready(args.binary)
     ours_on = ready and not args.peer_only
@@ -314,8 +321,9 @@ def main():
     print("commands (each also run on the first slice alone):")
     if ours_on:
         print(f"  attnvision: {shown(ours_cmd(files, ['--no-outputs']))}")
-    for name, flags in PEER_CONFIGS:
-        print(f"  peer {name}: {shown(peer_cmd(files, flags), {'LD_PRELOAD': peer_env.get('LD_PRELOAD', '')})}")
+    for name, flags, allocator in PEER_CONFIGS:
+        added = {k: v for k, v in peer_envs[allocator].items() if base_env.get(k) != v}
+        print(f"  peer {name}: {shown(peer_cmd(files, flags), added)}")
 
     rounds = []
     ours_rows = peer_rows = None
@@ -336,11 +344,12 @@ def main():
                                rate=(n - 1) / (full["wall"] - one["wall"]) if full["wall"] > one["wall"] else None,
                                e2e=n / full["wall"], own=float(own.group(1)) if own else None)
 
-        def peer(name, flags):
+        def peer(name, flags, allocator):
             nonlocal peer_rows
             tag = name.replace(" ", "_")
-            full = run(peer_cmd(files, flags), f"peer_{tag}_r{r + 1}_all", env=peer_env)
-            one = run(peer_cmd(files[:1], flags, ["--quiet"]), f"peer_{tag}_r{r + 1}_one", env=peer_env)
+            env = peer_envs[allocator]
+            full = run(peer_cmd(files, flags), f"peer_{tag}_r{r + 1}_all", env=env)
+            one = run(peer_cmd(files[:1], flags, ["--quiet"]), f"peer_{tag}_r{r + 1}_one", env=env)
             summary = json_lines(full["stdout"])[-1]
             rows = slice_rows(full["stdout"])
             if len(rows) != n:
@@ -406,7 +415,7 @@ def main():
     if ours_on:
         print(f"  {'attnvision':27}{fmt(ours_med, '.2f', 7)} |{fmt(med(r['ours']['e2e'] for r in rounds), '.2f', 6)} |"
               f"{fmt(med(r['ours']['own'] for r in rounds), '.2f', 6)}")
-    for name, _ in PEER_CONFIGS:
+    for name, _, _ in PEER_CONFIGS:
         print(f"  peer {name:22}{fmt(med(r['peer'][name]['rate'] for r in rounds), '.2f', 7)} |"
               f"{fmt(med(r['peer'][name]['e2e'] for r in rounds), '.2f', 6)} |"
               f"{fmt(med(r['peer'][name]['own'] for r in rounds), '.2f', 6)}")
@@ -431,10 +440,10 @@ def main():
         "benchmark": "saliency_vs_peer", "method": "gradcam", "slices": n, "size": 512, "rounds": args.rounds,
         "threads": cores, "cpu": machine_info(), "torch": torch_version, "weights": src, "weights_sha256": digest,
         "attnvision_slices_per_s": ours_med, "peer_best_slices_per_s": best_med,
-        "peer_slices_per_s": {name: med(r["peer"][name]["rate"] for r in rounds) for name, _ in PEER_CONFIGS},
+        "peer_slices_per_s": {name: med(r["peer"][name]["rate"] for r in rounds) for name, _, _ in PEER_CONFIGS},
         "attnvision_end_to_end_slices_per_s": med(r["ours"]["e2e"] for r in rounds) if ours_on else None,
         "attnvision_own_slices_per_s": med(r["ours"]["own"] for r in rounds) if ours_on else None,
-        "peer_end_to_end_slices_per_s": {name: med(r["peer"][name]["e2e"] for r in rounds) for name, _ in PEER_CONFIGS},
+        "peer_end_to_end_slices_per_s": {name: med(r["peer"][name]["e2e"] for r in rounds) for name, _, _ in PEER_CONFIGS},
         "ratio": ratio, "target": TARGET, "agreement": agree, "sanity": sanity,
         "foreign_cores_max": max((x for r in rounds for x in [r.get("ours", {}).get("foreign")] +
                                   [p["foreign"] for p in r["peer"].values()] if x is not None), default=None),
