@@ -6,8 +6,9 @@
 attnvision: `attnvision bench` on ResNet-18 + the CenterNet head (task detection, head width 64, stride 4, random
 init). Peer: benchmarks/py_detect_peer.py, the same network on torchvision's resnet18, run in every
 configuration PyTorch offers for CPU inference (NCHW or channels-last, BatchNorm folded or not, or
-torch.jit.optimize_for_inference), with tcmalloc preloaded as attnvision links it and torch threads = the
-machine's cores; its best configuration per round is the one compared. The sides alternate for --rounds rounds; the table shows the
+torch.jit.optimize_for_inference), with tcmalloc preloaded as attnvision links it (and the TorchScript model
+also with glibc's heap in transparent huge pages, GLIBC_TUNABLES=glibc.malloc.hugetlb=1, as attnvision asks
+tcmalloc for its heap) and torch threads = the machine's cores; its best configuration per round is the one compared. The sides alternate for --rounds rounds; the table shows the
 medians and the ratio attnvision / best peer (the issue's target: at least 1.2).
 """
 import argparse
@@ -20,9 +21,14 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-PEER_CONFIGS = [("NCHW", []), ("channels-last", ["--channels-last"]), ("folded", ["--fold"]),
-                ("folded channels-last", ["--fold", "--channels-last"]), ("TorchScript optimized", ["--jit"]),
-                ("TorchScript optimized, channels-last", ["--jit", "--channels-last"])]
+# (name, flags, allocator): "tcmalloc" preloaded, or "thp": glibc's heap in transparent huge pages.
+PEER_CONFIGS = [("NCHW", [], "tcmalloc"), ("channels-last", ["--channels-last"], "tcmalloc"),
+                ("folded", ["--fold"], "tcmalloc"), ("folded channels-last", ["--fold", "--channels-last"], "tcmalloc"),
+                ("TorchScript optimized", ["--jit"], "tcmalloc"),
+                ("TorchScript optimized, channels-last", ["--jit", "--channels-last"], "tcmalloc"),
+                ("TorchScript optimized, THP", ["--jit"], "thp")]
+THP_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "MALLOC_MMAP_THRESHOLD_": "17179869184",
+           "MALLOC_TRIM_THRESHOLD_": "17179869184"}
 
 
 def run_json(cmd, env=None):
@@ -42,17 +48,19 @@ def main():
     ours_cmd = [args.binary, "bench", "--model", "resnet18", "--set", "task=detection", "--set", "num_classes=10",
                 "--set", "head_width=64", "--set", "output_stride=4", "--size", str(args.size), "--batch",
                 str(args.batch), "--iters", str(args.iters), "--warmup", "2", "--json"]
-    peer_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    plain = {k: v for k, v in os.environ.items()
+             if k not in ("LD_PRELOAD", "GLIBC_TUNABLES") and not k.startswith("MALLOC_")}
+    peer_envs = {"tcmalloc": dict(plain), "thp": {**plain, **THP_ENV}}
     if os.path.exists(TCMALLOC):
-        peer_env["LD_PRELOAD"] = TCMALLOC
-    ours, peers = [], {name: [] for name, _ in PEER_CONFIGS}
+        peer_envs["tcmalloc"]["LD_PRELOAD"] = TCMALLOC
+    ours, peers = [], {name: [] for name, _, _ in PEER_CONFIGS}
     for r in range(args.rounds):
         ours.append(run_json(ours_cmd)["images_per_s"])
-        for name, flags in PEER_CONFIGS:
+        for name, flags, allocator in PEER_CONFIGS:
             cmd = [sys.executable, os.path.join(HERE, "py_detect_peer.py"), "--arch", "resnet18", "--size",
                    str(args.size), "--batch", str(args.batch), "--iters", str(args.iters), "--threads",
                    str(threads)] + flags
-            peers[name].append(run_json(cmd, peer_env)["images_per_s"])
+            peers[name].append(run_json(cmd, peer_envs[allocator])["images_per_s"])
         best = max(peers[name][-1] for name in peers)
         print(f"round {r + 1}: attnvision {ours[-1]:.1f} images/s, best peer {best:.1f} images/s", file=sys.stderr)
     print(f"ResNet-18 + CenterNet, {args.size}x{args.size}, batch {args.batch}, {threads} threads, "
