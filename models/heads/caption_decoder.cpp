@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <tuple>
 
 namespace attnvision::models {
 namespace {
@@ -49,6 +50,7 @@ std::pair<torch::Tensor, torch::Tensor> CaptionDecoderImpl::teacher_force(const 
 
 Captions CaptionDecoderImpl::decode(const torch::Tensor& feature_map, const DecodeOptions& o) {
   if (o.beam < 1 || o.max_words < 1) throw std::invalid_argument("decode: beam and max_words must be >= 1");
+  if (o.sample && o.beam != 1) throw std::invalid_argument("decode: sampling draws one caption per row (beam 1)");
   const int64_t n = feature_map.size(0), k = o.beam, cells = feature_map.size(2) * feature_map.size(3);
   const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(feature_map.device());
   const auto float_opts = torch::TensorOptions().dtype(torch::kFloat32).device(feature_map.device());
@@ -85,17 +87,26 @@ Captions CaptionDecoderImpl::decode(const torch::Tensor& feature_map, const Deco
     }
     logp = torch::where(finished.unsqueeze(1), pad_only.expand_as(logp), logp);
     const torch::Tensor candidates = (score.reshape({n * k, 1}) + logp).reshape({n, -1});
-    const auto [best, index] = candidates.topk(k, 1);
+    torch::Tensor best, index;
+    if (o.sample) {  // k is 1: a row's candidates are its next word's log-probabilities plus a constant
+      index = torch::multinomial(logp.detach().exp(), 1);
+      best = candidates.gather(1, index);
+    } else {
+      std::tie(best, index) = candidates.topk(k, 1);
+    }
     const torch::Tensor origin = (image_base + torch::div(index, cfg_.num_classes, "floor")).flatten();
     const torch::Tensor word = index.remainder(cfg_.num_classes).flatten();
 
-    for (torch::Tensor& s : state) s = s.index_select(0, origin);
-    const torch::Tensor word_logp = logp.index_select(0, origin).gather(1, word.unsqueeze(1));
-    const torch::Tensor was_finished = finished.index_select(0, origin);
-    ids = torch::cat({ids.index_select(0, origin), word.unsqueeze(1)}, 1);
-    logprobs = torch::cat({logprobs.index_select(0, origin), word_logp}, 1);
-    attention = torch::cat({attention.index_select(0, origin), alpha.to(torch::kFloat32).index_select(0, origin).unsqueeze(1)}, 1);
-    length = length.index_select(0, origin) + was_finished.logical_not().to(torch::kFloat32);
+    // With one beam every row continues itself: no reordering (whose backward, for sampled captions, would
+    // scatter every step's whole state back row by row).
+    const auto follow = [&](const torch::Tensor& t) { return k == 1 ? t : t.index_select(0, origin); };
+    for (torch::Tensor& s : state) s = follow(s);
+    const torch::Tensor word_logp = follow(logp).gather(1, word.unsqueeze(1));
+    const torch::Tensor was_finished = follow(finished);
+    ids = torch::cat({follow(ids), word.unsqueeze(1)}, 1);
+    logprobs = torch::cat({follow(logprobs), word_logp}, 1);
+    attention = torch::cat({follow(attention), follow(alpha.to(torch::kFloat32)).unsqueeze(1)}, 1);
+    length = follow(length) + was_finished.logical_not().to(torch::kFloat32);
     finished = was_finished.logical_or(word.eq(kEnd));
     score = best;
     words = word;

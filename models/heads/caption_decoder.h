@@ -24,6 +24,9 @@ struct DecodeOptions {
   // Beams are ranked at the end by (sum of log p) / length^length_alpha, length counting <end>: 0 ranks by
   // the raw sum (which favours short captions), 1 by the mean log p per word.
   double length_alpha = 1.0;
+  // Draw each word from the model's distribution instead of taking the likeliest (beam 1 only): the captions
+  // self-critical training scores; their logprobs carry the gradient back to the decoder and the encoder.
+  bool sample = false;
 };
 
 // A batch's captions, padded with <pad> after each <end>.

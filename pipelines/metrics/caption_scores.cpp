@@ -178,6 +178,40 @@ size_t longest_common_subsequence(const Tokens& a, const Tokens& b) {
   return a.empty() ? 0 : row[b.size()];
 }
 
+CiderD::CiderD(const std::vector<std::vector<Tokens>>& corpus)
+    : log_images_(std::log(static_cast<double>(corpus.size()))) {
+  for (const std::vector<Tokens>& references : corpus) {
+    std::unordered_set<std::string> in_image;
+    for (const Tokens& r : references)
+      for (auto& item : count_ngrams(r).items) in_image.insert(std::move(item.first));
+    for (const std::string& g : in_image) df_[g] += 1;
+  }
+}
+
+std::vector<double> CiderD::score(const std::vector<Tokens>& candidates, const std::vector<Tokens>& references) const {
+  if (references.empty()) throw std::invalid_argument("CIDEr-D: no reference caption to score against");
+  // tf_idf keeps pointers to the counts' n-grams: the counts outlive their vectors.
+  std::vector<NgramCounts> ref_counts;
+  for (const Tokens& r : references) ref_counts.push_back(count_ngrams(r));
+  std::vector<TfIdf> refs;
+  for (const NgramCounts& r : ref_counts) refs.push_back(tf_idf(r, df_, log_images_));
+  std::vector<double> scores;
+  for (const Tokens& c : candidates) {
+    const NgramCounts counts = count_ngrams(c);
+    const TfIdf hyp = tf_idf(counts, df_, log_images_);
+    std::array<double, kMaxN> sum{};
+    for (const TfIdf& r : refs) {
+      const std::array<double, kMaxN> sim = cider_similarity(hyp, r);
+      for (int n = 0; n < kMaxN; ++n) sum[n] += sim[n];
+    }
+    double score = numpy_mean({sum.begin(), sum.end()});
+    score /= static_cast<double>(refs.size());
+    score *= 10.0;
+    scores.push_back(score);
+  }
+  return scores;
+}
+
 CaptionScores score_captions(const std::vector<CaptionPair>& pairs) {
   if (pairs.empty()) throw std::invalid_argument("caption scores: no captions to score");
   std::unordered_set<int64_t> seen;
@@ -190,37 +224,19 @@ CaptionScores score_captions(const std::vector<CaptionPair>& pairs) {
     for (const Tokens& r : p.references) check_words(r, p.image_id);
   }
 
-  std::vector<NgramCounts> candidates;
-  std::vector<std::vector<NgramCounts>> references;
-  std::unordered_map<std::string, double> df;  // images whose references hold the n-gram
-  for (const CaptionPair& p : pairs) {
-    candidates.push_back(count_ngrams(p.candidate));
-    std::vector<NgramCounts>& refs = references.emplace_back();
-    std::unordered_set<std::string> in_image;
-    for (const Tokens& r : p.references) {
-      refs.push_back(count_ngrams(r));
-      for (const auto& item : refs.back().items) in_image.insert(item.first);
-    }
-    for (const std::string& g : in_image) df[g] += 1;
-  }
+  std::vector<std::vector<Tokens>> corpus;
+  for (const CaptionPair& p : pairs) corpus.push_back(p.references);
+  const CiderD cider(corpus);  // document frequencies over the evaluated images' references, as coco-caption
 
   CaptionScores s;
   s.images = static_cast<int64_t>(pairs.size());
   BleuTotals totals;
-  const double log_images = std::log(static_cast<double>(pairs.size()));
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    add_bleu(candidates[i], references[i], totals);
-    s.rouge_l_per_image.push_back(rouge_l(pairs[i].candidate, pairs[i].references));
-    const TfIdf hyp = tf_idf(candidates[i], df, log_images);
-    std::array<double, kMaxN> sum{};
-    for (const NgramCounts& r : references[i]) {
-      const std::array<double, kMaxN> sim = cider_similarity(hyp, tf_idf(r, df, log_images));
-      for (int n = 0; n < kMaxN; ++n) sum[n] += sim[n];
-    }
-    double score = numpy_mean({sum.begin(), sum.end()});
-    score /= static_cast<double>(references[i].size());
-    score *= 10.0;
-    s.cider_d_per_image.push_back(score);
+  for (const CaptionPair& p : pairs) {
+    std::vector<NgramCounts> references;
+    for (const Tokens& r : p.references) references.push_back(count_ngrams(r));
+    add_bleu(count_ngrams(p.candidate), references, totals);
+    s.rouge_l_per_image.push_back(rouge_l(p.candidate, p.references));
+    s.cider_d_per_image.push_back(cider.score({p.candidate}, p.references).front());
   }
   s.bleu = corpus_bleu(totals);
   s.rouge_l = numpy_mean(s.rouge_l_per_image);

@@ -22,6 +22,8 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace attnvision::pipelines {
@@ -45,6 +47,21 @@ struct CaptionScores {
 
   // {Bleu_1, ..., CIDEr} at full double precision, plus "images".
   nlohmann::json to_json() const;
+};
+
+// CIDEr-D with its document frequencies taken from a corpus of references (one list per image): what
+// score_captions uses over the evaluated images, and what self-critical training scores its drawn captions
+// with over the training set's references (so a rare n-gram weighs as it does across the whole set).
+class CiderD {
+ public:
+  explicit CiderD(const std::vector<std::vector<datasets::Tokens>>& corpus);
+  // Each candidate's CIDEr-D against the same references (at least one); cider_scorer.py's arithmetic.
+  std::vector<double> score(const std::vector<datasets::Tokens>& candidates,
+                            const std::vector<datasets::Tokens>& references) const;
+
+ private:
+  std::unordered_map<std::string, double> df_;  // images whose references hold the n-gram
+  double log_images_;
 };
 
 // Scores every pair; the means run over the pairs in the order given (pycocoevalcap: its image id order).

@@ -7,6 +7,8 @@
 #include "datasets/labeled_images.h"
 #include "datasets/samples.h"
 #include "models/model_cfg.h"
+#include "models/network.h"
+#include "models/runtime.h"
 #include "models/saliency/saliency.h"
 #include "pipelines/commands/command.h"
 #include "pipelines/config.h"
@@ -62,6 +64,18 @@ class TaskRunner {
   virtual std::vector<TaskOutput> run(const datasets::SampleBatch& batch, const torch::Tensor& x) = 0;
 };
 
+// Reinforcement on a sequence task's own score (captioning: self-critical sequence training on CIDEr-D), in
+// place of its loss. Made once per run, from the training targets the rewards are measured against.
+class SequenceObjective {
+ public:
+  virtual ~SequenceObjective() = default;
+  // One training step's loss for the images `x` (normalised) with their `targets`: draws outputs from `net`
+  // in training mode under `precision`, rewards each against the targets, and returns what to back-propagate.
+  // `mean_reward` gets the draws' mean reward, for the progress line.
+  virtual torch::Tensor loss(models::NetworkImpl& net, const torch::Tensor& x, const torch::Tensor& targets,
+                             models::Precision precision, double& mean_reward) = 0;
+};
+
 struct TaskRow {
   const char* name;        // "classify": the subcommand, the `batch --tasks` entry, the batch config section
   const char* model_task;  // the ModelCfg task its networks carry ("classification")
@@ -87,6 +101,11 @@ struct TaskRow {
   // Whether the network's outputs are sized by the training data's classes (a captioner's vocabulary, built
   // from its training captions) rather than by the recipe's num_classes.
   bool classes_from_data = false;
+  // Self-critical training for the task, drawing `samples` outputs per image (`train self_critical_samples`),
+  // for a network of `cfg` (its labels set) and the training targets; null where the task has no such reward.
+  std::unique_ptr<SequenceObjective> (*make_self_critical)(const models::ModelCfg& cfg,
+                                                           const torch::Tensor& train_targets,
+                                                           int64_t samples) = nullptr;
 };
 
 const std::vector<TaskRow>& task_table();

@@ -47,6 +47,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"output", Kind::kString, false, "run folder: checkpoints, log.csv, curves.png"},
       {"init", Kind::kString, false, "weights the run starts from instead of a fresh initialisation: a checkpoint (ours or timm's) of this very model, e.g. a previous run's best.safetensors to train on with a new schedule"},
       {"init_backbone", Kind::kString, false, "weights the backbone alone starts from: a checkpoint of any model with this backbone (e.g. a detector trained on the same images); the head starts fresh"},
+      {"self_critical_samples", Kind::kInt, false, "a captioner: self-critical sequence training, this many captions drawn per image and rewarded by CIDEr-D against the mean of the image's others (start from a teacher-forced run's weights with init); 0: teacher forcing"},
   };
   return schema;
 }
@@ -90,6 +91,7 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   take(j, "output", c.output);
   take(j, "init", c.init);
   take(j, "init_backbone", c.init_backbone);
+  take(j, "self_critical_samples", c.self_critical_samples);
 
   check(c.optim.name == "sgd" || c.optim.name == "adamw", doc, "optim.name", "must be sgd or adamw");
   check(c.optim.lr > 0, doc, "optim.lr", "must be positive");
@@ -108,6 +110,8 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   check(c.augment.erase_prob >= 0 && c.augment.erase_prob <= 1, doc, "augment.random_erasing", "must be in 0..1");
   check(c.model.num_classes > 0, doc, "model.num_classes", "must be positive to train a classifier");
   check(!c.output.empty(), doc, "output", "must name a folder");
+  check(c.self_critical_samples == 0 || (c.self_critical_samples >= 2 && c.self_critical_samples <= 64), doc,
+        "self_critical_samples", "must be 0 (off) or in 2..64 (each draw's baseline is the mean of the others)");
   return c;
 }
 
@@ -149,6 +153,7 @@ json to_json(const TrainCfg& c) {
       {"init", c.init}};
   // Written only when set, so the recipe of a run started before the key existed still matches on --resume.
   if (!c.init_backbone.empty()) j["init_backbone"] = c.init_backbone;
+  if (c.self_critical_samples > 0) j["self_critical_samples"] = c.self_critical_samples;
   return j;
 }
 

@@ -56,6 +56,10 @@ struct TrainCfg {
   // (e.g. a detector trained on the same images, for a captioner); its other tensors are not read, and the
   // head starts fresh. Applied after `init`.
   std::string init_backbone;
+  // Self-critical sequence training (a captioner, after teacher forcing): this many captions drawn per image
+  // and rewarded by their CIDEr-D against the mean of the image's other draws, instead of the task's loss.
+  // 0: the task's own loss (teacher forcing for a captioner).
+  int64_t self_critical_samples = 0;
 };
 
 const std::vector<KeySpec>& train_yaml_schema();

@@ -226,6 +226,13 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   torch::manual_seed(cfg.seed);
   models::Network net = models::build_model(cfg.model);
   std::unique_ptr<torch::optim::Optimizer> opt = make_optimizer(cfg.optim, *net);
+  std::unique_ptr<SequenceObjective> self_critical;
+  if (cfg.self_critical_samples > 0) {
+    if (!task.make_self_critical)
+      throw std::invalid_argument(cfg.source + ": 'self_critical_samples' needs a task with a sequence reward "
+                                  "(captioning); '" + cfg.model.task + "' has none");
+    self_critical = task.make_self_critical(cfg.model, data.train.labels, cfg.self_critical_samples);
+  }
 
   const fs::path dir = cfg.output;
   RunState state;
@@ -244,7 +251,17 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     if (writer && fs::exists(dir / "state.pt"))
       throw std::invalid_argument(dir.string() + ": holds a run already; pass --resume to continue it, or choose " +
                                   "another output");
-    if (!cfg.init.empty()) models::load_state_dict(*net, models::read_weights(cfg.init).tensors, cfg.init);
+    if (!cfg.init.empty()) {
+      const models::TensorFile init = models::read_weights(cfg.init);
+      // A captioner's word ids are its vocabulary's: starting from weights that spell words with other ids
+      // would train nonsense without a shape ever differing.
+      models::ModelCfg init_cfg;
+      if (task.classes_from_data && models::read_checkpoint_cfg(init, init_cfg) && !init_cfg.labels.empty() &&
+          init_cfg.labels != cfg.model.labels)
+        throw std::invalid_argument(cfg.init + ": its classes (a captioner's vocabulary) differ from those of " +
+                                    cfg.train_data + "; start from weights trained on the same data");
+      models::load_state_dict(*net, init.tensors, cfg.init);
+    }
     if (!cfg.init_backbone.empty())
       models::load_state_dict(net->backbone(), models::read_weights(cfg.init_backbone).tensors,
                               cfg.init_backbone, models::ExtraKeys::kIgnore);
@@ -277,7 +294,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     net->train();
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.schedule.epochs),
                       steps_per_epoch * cfg.batch_size * world);
-    torch::Tensor totals = torch::zeros({2}, torch::kFloat64);  // loss sum, seen
+    torch::Tensor totals = torch::zeros({3}, torch::kFloat64);  // loss sum, seen, self-critical reward sum
     const std::unique_ptr<Metric> train_metric = task.make_metric(cfg.model, cfg.model.labels);
     double lr = 0;
     for (int64_t s = 0; s < steps_per_epoch; ++s) {
@@ -290,22 +307,32 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       lr = scheduled_lr(cfg, epoch * steps_per_epoch + s, steps_per_epoch);
       for (auto& group : opt->param_groups()) group.options().set_lr(lr);
       opt->zero_grad();
-      const models::Forward f = float32_forward(*net, x, cfg.precision, y);
-      const torch::Tensor loss = task.loss(cfg.model, f, y, cfg.label_smoothing);
+      torch::Tensor loss;
+      double reward = NAN;
+      if (self_critical) {
+        loss = self_critical->loss(*net, x, y, cfg.precision, reward);
+      } else {
+        const models::Forward f = float32_forward(*net, x, cfg.precision, y);
+        loss = task.loss(cfg.model, f, y, cfg.label_smoothing);
+        torch::NoGradGuard no_grad;
+        train_metric->add(f.detached(), y);
+      }
       loss.backward();
       if (dp) dp->average_gradients(*net);
       if (cfg.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.clip_grad_norm);
       opt->step();
       const double batch_loss = loss.item<double>();
-      {
-        torch::NoGradGuard no_grad;
-        train_metric->add(f.detached(), y);
-      }
       totals[0] += batch_loss * cfg.batch_size, totals[1] += cfg.batch_size;
+      if (self_critical) totals[2] += reward * cfg.batch_size;
       if (writer) {
-        char status[96];  // the batch's loss and the epoch's running training score so far
-        std::snprintf(status, sizeof(status), "loss %.4f  %s  lr %.4g", batch_loss, train_metric->progress().c_str(),
-                      lr);
+        // The batch's loss and the epoch's running training score so far (self-critical: the draws' reward).
+        char score[48];
+        if (self_critical)
+          std::snprintf(score, sizeof(score), "reward %.3f", reward);
+        else
+          std::snprintf(score, sizeof(score), "%s", train_metric->progress().c_str());
+        char status[112];
+        std::snprintf(status, sizeof(status), "loss %.4f  %s  lr %.4g", batch_loss, score, lr);
         progress.advance(cfg.batch_size * world, status);
       }
     }
@@ -323,7 +350,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     row.epoch = epoch + 1;
     row.lr = lr;
     row.train_loss = totals[0].item<double>() / totals[1].item<double>();
-    row.train_acc = train_metric->score();
+    // Self-critical: the mean reward of the epoch's drawn captions (their CIDEr-D over the training set).
+    row.train_acc = self_critical ? totals[2].item<double>() / totals[1].item<double>() : train_metric->score();
     row.images_per_s = totals[1].item<double>() / train_s;
     if (data.val.size() > 0) {
       const std::unique_ptr<Metric> v = task.make_metric(cfg.model, cfg.model.labels);
@@ -350,7 +378,8 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
       const double eta = row.seconds * (last_epoch - epoch - 1);
       const char* score = train_metric->score_name();
       char train_score[64];  // a metric that scores nothing on training batches (captions) gives its running figure
-      if (std::isnan(row.train_acc)) std::snprintf(train_score, sizeof(train_score), "%s", train_metric->progress().c_str());
+      if (self_critical) std::snprintf(train_score, sizeof(train_score), "draws' %s %.4f", score, row.train_acc);
+      else if (std::isnan(row.train_acc)) std::snprintf(train_score, sizeof(train_score), "%s", train_metric->progress().c_str());
       else std::snprintf(train_score, sizeof(train_score), "%s %.2f%%", score, 100 * row.train_acc);
       std::fprintf(stderr,
                    "epoch %lld/%lld  lr %.4g  train loss %.4f %s  val loss %.4f %s %.2f%%%s  %.0f img/s  "

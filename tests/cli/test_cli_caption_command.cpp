@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -29,16 +30,21 @@ class CliCaption : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     r = run_attnvision("synth scenes --out '" + d + "/test' --images 6 --seed 2 --split test");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_caption.yaml' " +
-                       "--set data.train='" + d + "/train' --set data.test='" + d + "/test' --set data.val_count=8 " +
-                       "--set batch_size=16 --set schedule.epochs=2 --set 'model.layers=[1, 1, 1, 1]' " +
-                       "--set 'model.channels=[8, 16, 16, 16]' --set model.stem_width=8 --set model.decoder_dim=32 " +
-                       "--set model.word_dim=16 --set model.attention_dim=16 --set model.max_words=8 " +
-                       "--set precision=fp32 --set output='" + d + "/run'");
+    r = run_attnvision(tiny_recipe() + " --set schedule.epochs=2 --set output='" + d + "/run'");
     train_ok_ = r.exit_code == 0;
     train_err_ = r.err;
   }
   static void TearDownTestSuite() { delete dir_; }
+
+  // `train` with the shipped recipe shrunk to a tiny captioner on the suite's scenes.
+  static std::string tiny_recipe() {
+    const std::string d = dir_->path().string();
+    return std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_caption.yaml' " +
+           "--set data.train='" + d + "/train' --set data.test='" + d + "/test' --set data.val_count=8 " +
+           "--set batch_size=16 --set 'model.layers=[1, 1, 1, 1]' " +
+           "--set 'model.channels=[8, 16, 16, 16]' --set model.stem_width=8 --set model.decoder_dim=32 " +
+           "--set model.word_dim=16 --set model.attention_dim=16 --set model.max_words=8 --set precision=fp32";
+  }
 
   void SetUp() override {
     if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
@@ -143,6 +149,33 @@ TEST_F(CliCaption, AnUnreadableImageIsOneLineAndTheOthersGoOn) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find(bad + "/broken.png"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find(bad + "/good.png\t"), std::string::npos) << r.out;
+}
+
+// Self-critical training goes on from the teacher-forced run's weights: it reports the reward of its drawn
+// captions each epoch, keeps its best checkpoint by validation CIDEr-D and records the setting in its recipe.
+// Weights whose word ids belong to another vocabulary are refused before any step.
+TEST_F(CliCaption, SelfCriticalTrainingGoesOnFromTheTeacherForcedRunsWeights) {
+  const std::string init = " --set init='" + path("run/best.safetensors") + "'";
+  auto r = run_attnvision(tiny_recipe() + init + " --set schedule.epochs=1 --set schedule.warmup_epochs=0 " +
+                          "--set optim.lr=1e-4 --set self_critical_samples=3 --set output='" + path("scst") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("draws' CIDEr-D "), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(path("scst/best.safetensors")));
+  const nlohmann::json recipe = nlohmann::json::parse(testing::read_text(path("scst/config.json")));
+  EXPECT_EQ(recipe.at("self_critical_samples"), 3);
+  const std::string log = testing::read_text(path("scst/log.csv"));
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 2) << log;  // the header and one epoch
+
+  // A minimum word count of 4 leaves the rarer words out of the vocabulary: the ids of the init weights mean other words.
+  r = run_attnvision(tiny_recipe() + init + " --set model.min_word_count=4 --set self_critical_samples=3 " +
+                     "--set output='" + path("scst_other") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("differ from those of"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("scst_other/last.safetensors")));
+
+  r = run_attnvision(tiny_recipe() + " --set self_critical_samples=1 --set output='" + path("scst_one") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("self_critical_samples"), std::string::npos) << r.err;
 }
 
 TEST_F(CliCaption, AModelThatIsNotACaptionerIsRefusedSayingWhatItIs) {

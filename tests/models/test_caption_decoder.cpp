@@ -127,6 +127,60 @@ TEST_P(EveryDecoder, ACaptionStillOpenAtMaxWordsIsClosedWithEnd) {
   for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(c.ids[i].eq(kEnd).sum().item<int64_t>(), 1) << c.ids[i];
 }
 
+// Self-critical training's draws: each word is drawn from the model's next-word distribution (the first
+// word's frequencies over many draws match its probabilities), a draw's log-probabilities are teacher
+// forcing's on the same words, and they carry a gradient back into the network.
+TEST_P(EveryDecoder, SampledCaptionsFollowTheModelsDistributionAndCarryAGradient) {
+  torch::manual_seed(11);
+  const int64_t vocabulary = 6;
+  Network net = build_model(tiny_captioner(GetParam(), vocabulary, 64, /*max_words=*/3));
+  net->eval();  // no dropout: the distribution drawn from is the one teacher forcing computes
+  const torch::Tensor x = torch::randn({1, 3, 64, 64});
+  DecodeOptions draw{1, 3, 1.0, /*sample=*/true};
+  const int64_t draws = 4000;
+  Captions c;
+  {
+    torch::NoGradGuard no_grad;
+    c = decoder_of(net).decode(net->features(x).feature_map.expand({draws, -1, -1, -1}).contiguous(), draw);
+  }
+  // The first word's probabilities, from teacher forcing on any caption.
+  const torch::Tensor first = torch::log_softmax(
+      [&] {
+        ForwardRequest request;
+        request.targets = torch::tensor({kStart, kEnd}, torch::kLong).reshape({1, 1, 2});
+        torch::NoGradGuard no_grad;
+        return net->forward(x, request).word_logits;
+      }()[0][0], 0).exp();
+  const torch::Tensor counts = torch::bincount(c.ids.select(1, 0), {}, vocabulary).to(torch::kDouble) / draws;
+  EXPECT_EQ(counts[kPad].item<double>(), 0.0);
+  EXPECT_EQ(counts[kStart].item<double>(), 0.0);
+  // <pad> and <start> are never drawn, so the others' probabilities are renormalised without them.
+  const double live = 1.0 - first[kPad].item<double>() - first[kStart].item<double>();
+  for (int64_t w = kEnd; w < vocabulary; ++w)  // 4000 draws: a standard error of at most 0.008
+    EXPECT_NEAR(counts[w].item<double>(), first[w].item<double>() / live, 0.03) << "word " << w;
+  // The draws are not all one caption: sampling, not a disguised argmax.
+  EXPECT_GT(std::get<0>(torch::_unique(c.ids.select(1, 0))).size(0), 2);
+
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor some = c.ids.narrow(0, 0, 8);
+    const torch::Tensor teacher = teacher_logprobs(net, x.expand({8, -1, -1, -1}), some);
+    // Both are log p under the full softmax: the -inf decode adds to <pad> and <start> only keeps them from
+    // being drawn.
+    EXPECT_TRUE(torch::allclose(teacher, c.logprobs.narrow(0, 0, 8).narrow(1, 0, teacher.size(1)), 1e-5, 1e-5))
+        << teacher << c.logprobs.narrow(0, 0, 8);
+  }
+
+  net->train();
+  const Captions g = decoder_of(net).decode(net->features(x.expand({4, -1, -1, -1})).feature_map, draw);
+  g.logprobs.sum().backward();
+  double gradient = 0;
+  for (const torch::Tensor& p : net->parameters())
+    if (p.grad().defined()) gradient += p.grad().abs().sum().item<double>();
+  EXPECT_GT(gradient, 0.0);
+  EXPECT_THROW(decoder_of(net).decode(net->features(x).feature_map, {2, 3, 1.0, true}), std::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(Decoders, EveryDecoder, ::testing::Values("show_attend_tell", "transformer", "mean_lstm"));
 
 TEST(CaptionLoss, PaddingAndMissingReferencesChangeNothing) {

@@ -84,6 +84,32 @@ TEST(CaptionScores, CiderDAveragesOverReferencesAndGivesASingleImageZero) {
   EXPECT_EQ(score_captions({pair(7, {"a red bag"}, "a red bag")}).cider_d, 0.0);
 }
 
+// Worked by hand: over the corpus {"a b"}, {"a c"}, "a" is in both images (idf 0), "b", "c", "a b" and "a c"
+// in one (idf log 2). "a b" against {"a b"}: unigrams and bigrams cosine 1, no 3- or 4-grams (0), no length
+// difference: 10 x (1 + 1 + 0 + 0) / 4 = 5. "a c" against {"a b"}: nothing with weight in common: 0.
+TEST(CaptionScores, CiderDOverAFixedCorpusWeighsByThatCorpussDocumentFrequencies) {
+  const CiderD cider({{{"a", "b"}}, {{"a", "c"}}});
+  const std::vector<double> s = cider.score({{"a", "b"}, {"a", "c"}}, {{"a", "b"}});
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_NEAR(s[0], 5.0, 1e-12);
+  EXPECT_EQ(s[1], 0.0);
+  EXPECT_THROW(cider.score({{"a"}}, {}), std::invalid_argument);
+}
+
+// score_captions is CiderD over the evaluated images' own references, to the last bit.
+TEST(CaptionScores, CiderDOverTheEvaluatedImagesIsScoreCaptionsPerImageCiderD) {
+  const std::vector<CaptionPair> pairs = {
+      pair(1, {"a red bag", "one red bag"}, "a red bag here"),
+      pair(2, {"two blue tops", "a blue top and a blue top"}, "two blue tops"),
+      pair(3, {"a bag left of a top"}, "a top left of a bag")};
+  std::vector<std::vector<datasets::Tokens>> corpus;
+  for (const CaptionPair& p : pairs) corpus.push_back(p.references);
+  const CiderD cider(corpus);
+  const CaptionScores s = score_captions(pairs);
+  for (size_t i = 0; i < pairs.size(); ++i)
+    EXPECT_EQ(cider.score({pairs[i].candidate}, pairs[i].references).front(), s.cider_d_per_image[i]) << i;
+}
+
 TEST(CaptionScores, RougeLTakesTheBestPrecisionAndRecallSeparately) {
   // Candidate "a b c d" (4); reference 1 "a b" (LCS 2: P 2/4, R 1), reference 2 "a b c x y z" (LCS 3:
   // P 3/4, R 3/6). Best P 3/4 and best R 1 come from different references: F = 2.44 x 0.75 / (1 + 1.44 x 0.75).

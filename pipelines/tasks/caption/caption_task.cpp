@@ -5,6 +5,7 @@
 #include "datasets/preprocess.h"
 #include "models/heads/caption_decoder.h"
 #include "pipelines/metrics/caption_metric.h"
+#include "pipelines/tasks/caption/self_critical.h"
 #include "vision/image_write.h"
 #include "vision/overlay.h"
 #include "vision/transforms.h"
@@ -209,7 +210,8 @@ const TaskRow& caption_task() {
                               make_metric,
                               models::caption_loss,
                               caption_logprob,
-                              /*classes_from_data=*/true};
+                              /*classes_from_data=*/true,
+                              make_caption_self_critical};
   return row;
 }
 
