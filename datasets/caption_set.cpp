@@ -56,4 +56,18 @@ CaptionSet load_caption_set(const std::string& dir, const CaptionSetOptions& o) 
   return set;
 }
 
+Tokens caption_words(const Vocabulary& vocabulary, const torch::Tensor& ids) {
+  const torch::Tensor row = ids.to(torch::kLong).contiguous();
+  return vocabulary.decode({row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()});
+}
+
+std::vector<Tokens> reference_captions(const Vocabulary& vocabulary, const torch::Tensor& rows) {
+  std::vector<Tokens> out;
+  for (int64_t r = 0; r < rows.size(0); ++r) {
+    Tokens words = caption_words(vocabulary, rows[r]);
+    if (!words.empty()) out.push_back(std::move(words));
+  }
+  return out;
+}
+
 }  // namespace attnvision::datasets

@@ -38,4 +38,9 @@ struct CaptionSetOptions {
 // without a reference caption is an error naming it: there is nothing to learn or score it against.
 CaptionSet load_caption_set(const std::string& dir, const CaptionSetOptions& options = {});
 
+// Word ids back to words: one caption's row (a decoder's output or a reference, up to its <end>), and one
+// image's reference rows (R x L, as CaptionSet::references holds them; rows of <pad> skipped).
+Tokens caption_words(const Vocabulary& vocabulary, const torch::Tensor& ids);
+std::vector<Tokens> reference_captions(const Vocabulary& vocabulary, const torch::Tensor& rows);
+
 }  // namespace attnvision::datasets

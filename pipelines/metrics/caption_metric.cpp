@@ -1,5 +1,6 @@
 #include "pipelines/metrics/caption_metric.h"
 
+#include "datasets/caption_set.h"
 #include "models/heads/caption_decoder.h"
 #include "vision/image_write.h"
 #include "vision/plot.h"
@@ -11,14 +12,6 @@
 #include <cstdio>
 
 namespace attnvision::pipelines {
-namespace {
-
-std::vector<int64_t> row_ids(const torch::Tensor& row) {
-  const torch::Tensor r = row.contiguous();
-  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
-}
-
-}  // namespace
 
 CaptionMetric::CaptionMetric(const models::ModelCfg& /*cfg*/, const std::vector<std::string>& labels)
     : vocabulary_(datasets::Vocabulary::from_json(labels, "the captioner's labels (its vocabulary)")),
@@ -43,11 +36,8 @@ void CaptionMetric::add(const models::Forward& f, const torch::Tensor& reference
   for (int64_t i = 0; i < n; ++i) {
     CaptionPair pair;
     pair.image_id = static_cast<int64_t>(pairs_.size());
-    for (int64_t r = 0; r < references.size(1); ++r) {
-      const datasets::Tokens words = vocabulary_.decode(row_ids(references[i][r]));
-      if (!words.empty()) pair.references.push_back(words);
-    }
-    pair.candidate = vocabulary_.decode(row_ids(f.caption_ids[i]));
+    pair.references = datasets::reference_captions(vocabulary_, references[i]);
+    pair.candidate = datasets::caption_words(vocabulary_, f.caption_ids[i]);
     pairs_.push_back(std::move(pair));
   }
 }

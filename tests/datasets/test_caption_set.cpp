@@ -45,6 +45,16 @@ TEST_F(CaptionSetFolder, ReadsImagesByIdAndEncodesEveryReferencePadded) {
   EXPECT_TRUE(torch::equal(set.references, expected)) << set.references;
 }
 
+// Back to words: the padding row of image 3 is no reference, and a caption row ends at its <end>.
+TEST_F(CaptionSetFolder, ReferenceRowsTurnBackIntoTheirTokenisedCaptions) {
+  const CaptionSet set = load_caption_set(dir_.path().string());
+  EXPECT_EQ(reference_captions(set.vocabulary, set.references[0]), (std::vector<Tokens>{{"two", "bags", "left"}}));
+  EXPECT_EQ(reference_captions(set.vocabulary, set.references[1]),
+            (std::vector<Tokens>{{"a", "red", "bag"}, {"a", "bag", "to", "left"}}));
+  const torch::Tensor decoded = torch::tensor({4, 8, 2, 5, 0}, torch::kLong);  // a red <end> bag <pad>
+  EXPECT_EQ(caption_words(set.vocabulary, decoded), (Tokens{"a", "red"}));
+}
+
 TEST_F(CaptionSetFolder, AModelsVocabularyEncodesUnknownWordsAsUnkAndLongCaptionsAreCut) {
   const Vocabulary model = Vocabulary::build({{"a", "bag"}}, 1);  // a = 4, bag = 5
   CaptionSetOptions o;

@@ -182,12 +182,7 @@ Captioner::Captioner(const CaptionOptions& options)
 std::vector<datasets::Tokens> Captioner::caption(const torch::Tensor& x) {
   const models::Captions c = decoder_of(m_).decode(m_.net->features(x).feature_map, decode_);
   std::vector<datasets::Tokens> out;
-  const auto ids = c.ids.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < ids.size(0); ++i) {
-    std::vector<int64_t> row;
-    for (int64_t t = 0; t < ids.size(1); ++t) row.push_back(ids[i][t]);
-    out.push_back(vocabulary_.decode(row));
-  }
+  for (int64_t i = 0; i < c.ids.size(0); ++i) out.push_back(datasets::caption_words(vocabulary_, c.ids[i]));
   return out;
 }
 

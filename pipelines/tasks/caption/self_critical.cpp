@@ -6,6 +6,7 @@
 // minus the advantage times the caption's log-probability, per word.
 #include "pipelines/tasks/caption/self_critical.h"
 
+#include "datasets/caption_set.h"
 #include "datasets/vocabulary.h"
 #include "models/heads/caption_decoder.h"
 #include "pipelines/metrics/caption_scores.h"
@@ -20,24 +21,9 @@ namespace {
 using datasets::Tokens;
 using datasets::Vocabulary;
 
-std::vector<int64_t> row_ids(const torch::Tensor& row) {
-  const torch::Tensor r = row.contiguous();
-  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
-}
-
-// An image's reference captions: its rows of word ids (N x R x L), all-padding rows skipped.
-std::vector<Tokens> references_of(const Vocabulary& vocabulary, const torch::Tensor& rows) {
-  std::vector<Tokens> out;
-  for (int64_t r = 0; r < rows.size(0); ++r) {
-    Tokens words = vocabulary.decode(row_ids(rows[r]));
-    if (!words.empty()) out.push_back(std::move(words));
-  }
-  return out;
-}
-
 std::vector<std::vector<Tokens>> corpus_of(const Vocabulary& vocabulary, const torch::Tensor& targets) {
   std::vector<std::vector<Tokens>> corpus;
-  for (int64_t i = 0; i < targets.size(0); ++i) corpus.push_back(references_of(vocabulary, targets[i]));
+  for (int64_t i = 0; i < targets.size(0); ++i) corpus.push_back(datasets::reference_captions(vocabulary, targets[i]));
   return corpus;
 }
 
@@ -68,8 +54,8 @@ class CaptionSelfCritical : public SequenceObjective {
     auto r = reward.accessor<double, 2>();
     for (int64_t i = 0; i < n; ++i) {
       std::vector<Tokens> drawn;
-      for (int64_t j = 0; j < k; ++j) drawn.push_back(vocabulary_.decode(row_ids(c.ids[i * k + j])));
-      const std::vector<double> scores = cider_.score(drawn, references_of(vocabulary_, targets[i]));
+      for (int64_t j = 0; j < k; ++j) drawn.push_back(datasets::caption_words(vocabulary_, c.ids[i * k + j]));
+      const std::vector<double> scores = cider_.score(drawn, datasets::reference_captions(vocabulary_, targets[i]));
       for (int64_t j = 0; j < k; ++j) r[i][j] = scores[static_cast<size_t>(j)];
     }
     mean_reward = reward.mean().item<double>();
