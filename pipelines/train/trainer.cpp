@@ -292,8 +292,10 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     std::seed_seq seq{cfg.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank)};
     std::mt19937_64 rng(seq);
     net->train();
+    // An epoch can take a quarter of an hour: off a terminal (a log file under nohup) a line every 10 s says how
+    // far it is.
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.schedule.epochs),
-                      steps_per_epoch * cfg.batch_size * world);
+                      steps_per_epoch * cfg.batch_size * world, Progress::Mode::kAuto);
     torch::Tensor totals = torch::zeros({3}, torch::kFloat64);  // loss sum, seen, self-critical reward sum
     const std::unique_ptr<Metric> train_metric = task.make_metric(cfg.model, cfg.model.labels);
     double lr = 0;
