@@ -337,4 +337,12 @@ torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride) {
   return torch::stack({x0, y0, x1 - x0, y1 - y0, scores, cls.to(torch::kFloat)}, 2);
 }
 
+Forward centernet_flip_average(Forward f, const Forward& mirrored) {
+  const torch::Tensor p =
+      (f.heatmap.to(torch::kFloat).sigmoid() + mirrored.heatmap.to(torch::kFloat).sigmoid().flip({3})) / 2;
+  f.heatmap = torch::logit(p, 1e-7);  // p is never 0 or 1 in float32 here; eps only guards the logarithm
+  f.box_size = (f.box_size.to(torch::kFloat) + mirrored.box_size.to(torch::kFloat).flip({3})) / 2;
+  return f;
+}
+
 }  // namespace attnvision::models

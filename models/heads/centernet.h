@@ -40,4 +40,10 @@ CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64
 // input (h * stride x w * stride pixels); a negative predicted size counts as 0, so a box may have no extent.
 torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride);
 
+// CenterNet's flip test: the outputs `f` for an image averaged with `mirrored`, the outputs for the image flipped
+// left to right, flipped back. Class probabilities (the heatmap comes back as logits) and box sizes are averaged
+// cell by cell; the sub-cell offsets stay f's, since a mirrored offset is measured from the other side of its
+// cell. Mirroring keeps the grid's cells (the input is a whole number of cells wide), so each cell meets its own.
+Forward centernet_flip_average(Forward f, const Forward& mirrored);
+
 }  // namespace attnvision::models

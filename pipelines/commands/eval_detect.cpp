@@ -11,6 +11,7 @@
 #include "pipelines/metrics/detection.h"
 #include "pipelines/metrics/evaluation.h"
 #include "pipelines/model_loader.h"
+#include "pipelines/tasks/detect/detect_task.h"
 #include "pipelines/tasks/task.h"
 #include "pipelines/report/progress.h"
 
@@ -35,6 +36,7 @@ struct EvalDetectOptions {
   int64_t batch = 32;
   std::string write_results;
   bool json = false;
+  bool flip_test = false;
 };
 
 // Every image of a scenes folder through the detector, as COCO results: image ids from instances.json, class
@@ -55,8 +57,8 @@ std::vector<datasets::CocoResult> detect_folder(const EvalDetectOptions& o) {
   for (int64_t begin = 0; begin < set.size(); begin += o.batch) {
     const int64_t n = std::min(o.batch, set.size() - begin);
     const torch::Tensor x = datasets::normalize_batch(set.images.narrow(0, begin, n), m.cfg.mean, m.cfg.std);
-    const torch::Tensor peaks =
-        models::centernet_decode(m.net->forward(x), m.cfg.detection.max_detections, m.cfg.detection.output_stride);
+    const torch::Tensor peaks = models::centernet_decode(detector_forward(*m.net, x, o.flip_test),
+                                                         m.cfg.detection.max_detections, m.cfg.detection.output_stride);
     for (int64_t i = 0; i < n; ++i)
       append_coco_results(peaks[i], set.image_ids[static_cast<size_t>(begin + i)], set.category_ids, results);
     progress.advance(static_cast<size_t>(n), size_t{0});
@@ -105,6 +107,8 @@ CommandRun define_eval_detect(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   app.add_option("--write-results", o->write_results, "with --data: also write the detections as a COCO results file");
+  app.add_flag("--flip-test", o->flip_test,
+               "with --data: average the outputs with those for the mirrored image (CenterNet's flip test)");
   app.add_flag("--json", o->json,
                "print {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl} as one JSON object "
                "(-1 where undefined)");

@@ -142,6 +142,29 @@ TEST_F(CliDetect, ResultsFileEvaluatesAsEvalDetectDataDoes) {
   }
 }
 
+// --flip-test reaches both commands alike: detect's results evaluate as eval-detect --data --flip-test scores,
+// and they are not the plain pass's.
+TEST_F(CliDetect, FlipTestResultsEvaluateAsEvalDetectFlipTestDoes) {
+  const std::string results = path("results_flip.json");
+  auto r = run_attnvision("detect '" + path("test/images") + "' " + weights() + " --flip-test --coco-images '" +
+                          path("test/instances.json") + "' --results '" + results + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_attnvision("eval-detect --gt '" + path("test/instances.json") + "' --results '" + results + "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json from_file = nlohmann::json::parse(r.out);
+  r = run_attnvision("eval-detect --data '" + path("test") + "' " + weights() + " --flip-test --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json in_one_go = nlohmann::json::parse(r.out);
+  for (const char* key : {"AP", "AP50", "AP75", "AR100"})
+    EXPECT_NEAR(from_file[key].get<double>(), in_one_go[key].get<double>(), 1e-9) << key;
+
+  const std::string plain = path("results_plain.json");
+  r = run_attnvision("detect '" + path("test/images") + "' " + weights() + " --coco-images '" +
+                     path("test/instances.json") + "' --results '" + plain + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(read_json(plain), read_json(results));
+}
+
 TEST_F(CliDetect, AnInputWithoutAnImageIdIsReportedAndTheRestWritten) {
   std::filesystem::create_directories(path("extra"));
   const auto first = *std::filesystem::directory_iterator(path("test/images"));

@@ -119,6 +119,47 @@ void learns_a_batch(const std::string& model) {
 TEST(CenterNet, ResNetDetectorLearnsABatch) { learns_a_batch("cbam_resnet18"); }
 TEST(CenterNet, VitDetectorLearnsABatch) { learns_a_batch("vit_tiny_patch16_224"); }
 
+// Worked by hand on one row of four cells: the mirrored pass's probabilities 0.1 0.3 0.5 0.7 flipped back are
+// 0.7 0.5 0.3 0.1, so with 0.2 0.4 0.6 0.8 every cell averages to 0.45; sizes 2 and 1 2 3 4 flipped back average to
+// 3 2.5 2 1.5; the offsets are the unmirrored pass's.
+TEST(CenterNet, FlipTestAveragesProbabilitiesAndSizesWithTheMirroredPassFlippedBack) {
+  Forward f, mirrored;
+  f.heatmap = torch::logit(torch::tensor({0.2, 0.4, 0.6, 0.8}, torch::kFloat)).reshape({1, 1, 1, 4});
+  mirrored.heatmap = torch::logit(torch::tensor({0.1, 0.3, 0.5, 0.7}, torch::kFloat)).reshape({1, 1, 1, 4});
+  f.box_size = torch::full({1, 2, 1, 4}, 2.0f);
+  mirrored.box_size = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).reshape({1, 1, 1, 4}).repeat({1, 2, 1, 1});
+  f.box_offset = torch::full({1, 2, 1, 4}, 0.25f);
+  mirrored.box_offset = torch::full({1, 2, 1, 4}, 0.75f);
+  const Forward a = centernet_flip_average(f, mirrored);
+  EXPECT_TRUE(torch::allclose(a.heatmap.sigmoid(), torch::full({1, 1, 1, 4}, 0.45f), 0, 1e-6)) << a.heatmap.sigmoid();
+  const torch::Tensor sizes = torch::tensor({3.0f, 2.5f, 2.0f, 1.5f}).reshape({1, 1, 1, 4}).repeat({1, 2, 1, 1});
+  EXPECT_TRUE(torch::equal(a.box_size, sizes)) << a.box_size;
+  EXPECT_TRUE(torch::equal(a.box_offset, f.box_offset));
+}
+
+// A network with strided convolutions is not mirror-equivariant (its sampling grids start at the left edge);
+// the flip test makes it so: the flip test of the mirrored image is the mirror of the image's flip test.
+TEST(CenterNet, FlipTestMakesTheDetectorsOutputsMirrorEquivariant) {
+  torch::manual_seed(2);
+  ModelCfg cfg = default_cfg("cbam_resnet18");
+  cfg.task = "detection";
+  cfg.num_classes = 3;
+  cfg.labels.clear();
+  cfg.detection.head_width = 32;
+  cfg.input_size = {3, 64, 64};
+  cfg.validate();
+  Network net = build_model(cfg);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({2, 3, 64, 64}), mirror = x.flip({3});
+  const Forward plain = net->forward(x), plain_mirror = net->forward(mirror);
+  ASSERT_FALSE(torch::allclose(plain_mirror.heatmap, plain.heatmap.flip({3}), 1e-3, 1e-3));  // not equivariant
+  const Forward a = centernet_flip_average(plain, plain_mirror);
+  const Forward b = centernet_flip_average(plain_mirror, plain);
+  EXPECT_TRUE(torch::allclose(b.heatmap.sigmoid(), a.heatmap.sigmoid().flip({3}), 0, 1e-6));
+  EXPECT_TRUE(torch::allclose(b.box_size, a.box_size.flip({3}), 0, 1e-6));
+}
+
 TEST(CenterNet, ConfigIsValidatedAndTravelsInTheCheckpointJson) {
   ModelCfg cfg = default_cfg("resnet18");
   cfg.task = "detection";

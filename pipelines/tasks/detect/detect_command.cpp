@@ -96,6 +96,9 @@ CommandRun define_detect(CLI::App& app) {
                  "class-wise NMS at this IoU through cv::dnn::NMSBoxes (0: none; CenterNet's 3x3 peaks seldom need it)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--flip-test", o->task.flip_test,
+               "average the outputs with those for the mirrored image (CenterNet's flip test): twice the compute, "
+               "about a point of COCO AP more on the scenes");
   app.add_option("--batch,-b", o->task.batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--out", o->out_dir,
                  "write each input with its detections drawn as <out>/<input path below its argument>.boxes.png");

@@ -36,6 +36,16 @@ nlohmann::json to_json(const std::vector<Found>& found, const LoadedModel& m) {
   return list;
 }
 
+}  // namespace
+
+models::Forward detector_forward(models::NetworkImpl& net, const torch::Tensor& x, bool flip_test) {
+  models::Forward f = net.forward(x);
+  if (flip_test) f = models::centernet_flip_average(std::move(f), net.forward(x.flip({3})));
+  return f;
+}
+
+namespace {
+
 class DetectRunner : public TaskRunner {
  public:
   explicit DetectRunner(DetectOptions o) : o_(std::move(o)), m_(load_task_model(o_.model, detect_task())) {
@@ -50,7 +60,7 @@ class DetectRunner : public TaskRunner {
     std::vector<TaskOutput> out(batch.samples.size());
     for (int64_t begin = 0; begin < x.size(0); begin += o_.batch) {
       const int64_t n = std::min(o_.batch, x.size(0) - begin);
-      const models::Forward f = m_.net->forward(x.narrow(0, begin, n));
+      const models::Forward f = detector_forward(*m_.net, x.narrow(0, begin, n), o_.flip_test);
       const torch::Tensor peaks =
           models::centernet_decode(f, m_.cfg.detection.max_detections, m_.cfg.detection.output_stride).contiguous();
       for (int64_t r = 0; r < n; ++r) add_row(batch, begin + r, peaks[r], out);
@@ -132,7 +142,8 @@ const std::vector<KeySpec>& section_schema() {
       "the shipped scenes detector",
       {{"score_thresh", Kind::kNumber, false, "leave out detections scoring below this (0..1)"},
        {"nms_iou", Kind::kNumber, false, "class-wise NMS at this IoU (0: none; CenterNet's peaks rarely need it)"},
-       {"overlay", Kind::kBool, false, "also write each image with its boxes drawn (<name>.boxes.png)"}});
+       {"overlay", Kind::kBool, false, "also write each image with its boxes drawn (<name>.boxes.png)"},
+       {"flip_test", Kind::kBool, false, "average with the pass over the mirrored image (CenterNet's flip test: twice the compute)"}});
   return schema;
 }
 
@@ -143,6 +154,7 @@ std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   take(j, "score_thresh", o.score_thresh);
   take(j, "nms_iou", o.nms_iou);
   take(j, "overlay", o.overlay);
+  take(j, "flip_test", o.flip_test);
   auto check = [&](bool ok, const std::string& key, const std::string& problem) {
     if (!ok) throw ConfigError(section.where(key) + ": 'detect." + key + "' " + problem);
   };

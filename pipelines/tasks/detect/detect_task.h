@@ -19,7 +19,13 @@ struct DetectOptions {
   // Also list every peak the network decoded (up to its max_detections, no score threshold) as
   // `all_detections`: what a COCO results file wants.
   bool all_detections = false;
+  // CenterNet's flip test: average the outputs with those for the mirrored image (twice the compute).
+  bool flip_test = false;
 };
+
+// The detector's outputs for the batch `x`; with `flip_test`, averaged with its pass over `x` mirrored left to
+// right (models::centernet_flip_average).
+models::Forward detector_forward(models::NetworkImpl& net, const torch::Tensor& x, bool flip_test);
 
 // Loads the network; an error when it is not a detector.
 std::unique_ptr<TaskRunner> make_detect_runner(const DetectOptions& options);
