@@ -340,7 +340,8 @@ torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride) {
 Forward centernet_flip_average(Forward f, const Forward& mirrored) {
   const torch::Tensor p =
       (f.heatmap.to(torch::kFloat).sigmoid() + mirrored.heatmap.to(torch::kFloat).sigmoid().flip({3})) / 2;
-  f.heatmap = torch::logit(p, 1e-7);  // p is never 0 or 1 in float32 here; eps only guards the logarithm
+  // eps keeps a saturated probability finite (sigmoid is exactly 1 in float32 beyond a logit of about 17).
+  f.heatmap = torch::logit(p, 1e-7);
   f.box_size = (f.box_size.to(torch::kFloat) + mirrored.box_size.to(torch::kFloat).flip({3})) / 2;
   return f;
 }
