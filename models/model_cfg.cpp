@@ -52,6 +52,8 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"max_words", "captioning", "longest caption decoded, <end> not counted", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.max_words; }},
       {"attention_reg", "captioning", "doubly stochastic attention regularisation weight", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.attention_reg; }},
       {"min_word_count", "captioning", "vocabulary: training words seen fewer times become <unk>", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.min_word_count; }},
+      {"detector_classes", "captioning", "classes of an embedded detector the decoder also attends to (0: none; Transformer decoder)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_classes; }},
+      {"detector_tokens", "captioning", "the embedded detector's strongest detections the decoder attends to", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_tokens; }},
       {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
       {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
       {"input_size", "", "[C, H, W] the model is fed", [](ModelCfg& c) -> CfgFieldRef { return &c.input_size; }},
@@ -63,6 +65,17 @@ const std::vector<CfgField>& model_cfg_fields() {
   };
   // clang-format on
   return fields;
+}
+
+ModelCfg ModelCfg::embedded_detector() const {
+  ModelCfg d = *this;
+  d.name = name + ".detector";
+  d.task = "detection";
+  d.head = "";
+  d.num_classes = caption.detector_classes;
+  d.labels.clear();
+  d.caption = CaptionArgs();
+  return d;
 }
 
 int64_t ModelCfg::category_id(int64_t class_index) const {
@@ -140,6 +153,16 @@ void ModelCfg::validate() const {
     if (c.max_words < 1 || c.max_words > 512) fail("max_words must be in 1..512");
     if (!(c.attention_reg >= 0)) fail("attention_reg must be >= 0");
     if (c.min_word_count < 1) fail("min_word_count must be >= 1");
+    if (c.detector_classes < 0 || c.detector_classes > 1000) fail("detector_classes must be in 0..1000");
+    if (c.detector_classes > 0) {
+      if (head != "transformer") fail("detector_classes: only the transformer decoder attends to a detector's findings");
+      if (c.detector_tokens < 1 || c.detector_tokens > 100) fail("detector_tokens must be in 1..100");
+      try {
+        embedded_detector().validate();
+      } catch (const std::invalid_argument& e) {
+        fail(std::string("its embedded detector: ") + e.what());
+      }
+    }
   }
   if (task == "detection") {
     const int64_t s = detection.output_stride;

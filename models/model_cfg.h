@@ -83,6 +83,13 @@ struct CaptionArgs {
   // Training words seen fewer times than this become <unk> when the vocabulary is built (kept with the model
   // so that a rerun builds the same vocabulary).
   int64_t min_word_count = 1;
+  // Bottom-up attention (Anderson et al. 2018) over a detector's findings: with detector_classes > 0 the
+  // captioner embeds a CenterNet detector of its own backbone's architecture (its head_width and output_stride
+  // in the detection section), frozen, trained apart and loaded with the train key init_detector; the decoder
+  // attends to the detector's detector_tokens strongest detections (class, score, box and the box's pixels)
+  // beside the feature map's cells. 0: the cells alone. The Transformer decoder only.
+  int64_t detector_classes = 0;
+  int64_t detector_tokens = 8;
 };
 
 struct ModelCfg {
@@ -107,6 +114,9 @@ struct ModelCfg {
   // names when num_classes == 1000).
   std::vector<std::string> labels;
 
+  // The detector a captioner embeds (caption.detector_classes > 0): this backbone with the detection head of
+  // this cfg's detection settings and detector_classes classes.
+  ModelCfg embedded_detector() const;
   // A detector's COCO category id of class `class_index` (detection.category_ids, or index + 1).
   int64_t category_id(int64_t class_index) const;
 
@@ -127,7 +137,11 @@ struct CfgField {
   CfgFieldRef (*ref)(ModelCfg& cfg);
   // Where the checkpoint JSON keeps it: "<section>.<key>" for a section's field, "<key>" otherwise.
   std::string json_path() const { return *section ? std::string(section) + "." + key : std::string(key); }
-  bool applies_to(const ModelCfg& cfg) const { return !*section || cfg.arch == section || cfg.task == section; }
+  // A captioner that embeds a detector carries the detection section too (its detector's settings).
+  bool applies_to(const ModelCfg& cfg) const {
+    return !*section || cfg.arch == section || cfg.task == section ||
+           (std::string(section) == "detection" && cfg.task == "captioning" && cfg.caption.detector_classes > 0);
+  }
 };
 
 // Every field of ModelCfg, once.

@@ -28,7 +28,11 @@ Forward NetworkImpl::trunk(const torch::Tensor& x, const ForwardRequest& request
   ForwardRequest asked = request;
   asked.stages = asked.stages || head_->needs().stages;
   const torch::Tensor input = channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
-  if (!request.gradient_at) return backbone_->forward_features(input, asked);
+  if (!request.gradient_at) {
+    Forward f = backbone_->forward_features(input, asked);
+    f.input = x;
+    return f;
+  }
   if (!c10::GradMode::is_enabled())
     throw std::logic_error("network: a forward with gradient_at needs grad mode on (the head is recorded)");
   // Before the leaf nothing is recorded: no graph the gradient never walks, no saved tensors kept alive. The
@@ -40,6 +44,7 @@ Forward NetworkImpl::trunk(const torch::Tensor& x, const ForwardRequest& request
     f = backbone_->forward_features(input, asked);
   }
   if (request.gradient_at->empty()) f.feature_map = f.feature_map.detach().requires_grad_(true);
+  f.input = x;
   return f;
 }
 

@@ -143,7 +143,10 @@ int64_t count_parameters(torch::nn::Module& model) {
 
 double forward_gflops(const ModelCfg& cfg) {
   const ArchRow& arch = arch_row(cfg.arch);
-  return 2.0 * (arch.gmacs(cfg) + head_for(cfg.task, cfg.head).gmacs(cfg, arch.num_features(cfg)));
+  const double own = 2.0 * (arch.gmacs(cfg) + head_for(cfg.task, cfg.head).gmacs(cfg, arch.num_features(cfg)));
+  // A captioner that attends to a detector's findings runs that detector too.
+  if (cfg.task == "captioning" && cfg.caption.detector_classes > 0) return own + forward_gflops(cfg.embedded_detector());
+  return own;
 }
 
 }  // namespace attnvision::models

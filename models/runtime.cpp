@@ -76,6 +76,12 @@ AutocastScope::AutocastScope(Precision p) : active_(p == Precision::kBFloat16) {
   at::autocast::increment_nesting();
 }
 
+NoAutocastScope::NoAutocastScope() : was_enabled_(at::autocast::is_cpu_enabled()) {
+  at::autocast::set_cpu_enabled(false);
+}
+
+NoAutocastScope::~NoAutocastScope() { at::autocast::set_cpu_enabled(was_enabled_); }
+
 AutocastScope::~AutocastScope() {
   if (!active_) return;
   // The outermost scope drops autocast's cache of weights already cast to bfloat16, as Python's does.

@@ -74,4 +74,17 @@ class AutocastScope {
   c10::ScalarType previous_dtype_ = c10::ScalarType::Float;
 };
 
+// Float32 within its scope whatever autocast the caller runs under: for a frozen part whose outputs must not
+// depend on the precision its host trains in (a captioner's embedded detector).
+class NoAutocastScope {
+ public:
+  NoAutocastScope();
+  ~NoAutocastScope();
+  NoAutocastScope(const NoAutocastScope&) = delete;
+  NoAutocastScope& operator=(const NoAutocastScope&) = delete;
+
+ private:
+  bool was_enabled_ = false;
+};
+
 }  // namespace attnvision::models

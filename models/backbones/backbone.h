@@ -49,6 +49,7 @@ struct ForwardRequest {
 
 // Everything one forward pass produced. Fields nobody asked for stay undefined tensors / empty lists.
 struct Forward {
+  torch::Tensor input;        // the network's input as given (for a head that looks at the pixels itself)
   torch::Tensor feature_map;  // N x C x H x W (a ViT's patch tokens on their grid)
   torch::Tensor tokens;       // ViT only: all tokens after the final norm, N x (1 + patches) x D
   // Filled by the classification head (models/heads/classifier.cpp):
@@ -96,8 +97,8 @@ struct Forward {
 
  private:
   // The single tensors, in one list whatever is done to all of them.
-  static std::array<torch::Tensor*, 13> outputs(Forward& f) {
-    return {&f.feature_map, &f.tokens,      &f.pre_logits,  &f.logits,    &f.anomaly_map,      &f.heatmap,
+  static std::array<torch::Tensor*, 14> outputs(Forward& f) {
+    return {&f.input,       &f.feature_map, &f.tokens,      &f.pre_logits,  &f.logits,    &f.anomaly_map,      &f.heatmap,
             &f.box_size,    &f.box_offset,  &f.word_logits, &f.word_alphas, &f.caption_ids, &f.caption_logprobs,
             &f.caption_attention};
   }

@@ -25,21 +25,21 @@ std::pair<torch::Tensor, torch::Tensor> teacher_inputs_and_targets(const torch::
 }
 
 void CaptionDecoderImpl::forward(BackboneImpl&, Forward& f, const ForwardRequest& request) {
+  const torch::Tensor memory = encode(f);
   if (request.targets.defined()) {
     const int64_t references = request.targets.size(1);
     const auto [inputs, _] = teacher_inputs_and_targets(request.targets);
-    std::tie(f.word_logits, f.word_alphas) =
-        teacher_force(f.feature_map.repeat_interleave(references, 0), inputs);
+    std::tie(f.word_logits, f.word_alphas) = teacher_force(memory.repeat_interleave(references, 0), inputs);
   }
   if (!is_training()) {
-    const Captions c = decode(f.feature_map, {1, cfg_.caption.max_words, 1.0});
+    const Captions c = decode(memory, {1, cfg_.caption.max_words, 1.0});
     f.caption_ids = c.ids, f.caption_logprobs = c.logprobs, f.caption_attention = c.attention;
   }
 }
 
-std::pair<torch::Tensor, torch::Tensor> CaptionDecoderImpl::teacher_force(const torch::Tensor& feature_map,
+std::pair<torch::Tensor, torch::Tensor> CaptionDecoderImpl::teacher_force(const torch::Tensor& memory,
                                                                           const torch::Tensor& words) {
-  DecoderState state = start(feature_map);
+  DecoderState state = start(memory);
   std::vector<torch::Tensor> logits, alphas;
   for (int64_t t = 0; t < words.size(1); ++t) {
     auto [l, a] = step(state, words.select(1, t));
@@ -48,15 +48,15 @@ std::pair<torch::Tensor, torch::Tensor> CaptionDecoderImpl::teacher_force(const 
   return {torch::stack(logits, 1), torch::stack(alphas, 1)};
 }
 
-Captions CaptionDecoderImpl::decode(const torch::Tensor& feature_map, const DecodeOptions& o) {
+Captions CaptionDecoderImpl::decode(const torch::Tensor& memory, const DecodeOptions& o) {
   if (o.beam < 1 || o.max_words < 1) throw std::invalid_argument("decode: beam and max_words must be >= 1");
   if (o.sample && o.beam != 1) throw std::invalid_argument("decode: sampling draws one caption per row (beam 1)");
-  const int64_t n = feature_map.size(0), k = o.beam, cells = feature_map.size(2) * feature_map.size(3);
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(feature_map.device());
-  const auto float_opts = torch::TensorOptions().dtype(torch::kFloat32).device(feature_map.device());
+  const int64_t n = memory.size(0), k = o.beam;
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(memory.device());
+  const auto float_opts = torch::TensorOptions().dtype(torch::kFloat32).device(memory.device());
   const float neg_inf = -std::numeric_limits<float>::infinity();
 
-  DecoderState state = start(k == 1 ? feature_map : feature_map.repeat_interleave(k, 0));
+  DecoderState state = start(k == 1 ? memory : memory.repeat_interleave(k, 0));
   torch::Tensor words = torch::full({n * k}, kStart, long_opts);
   // Beam j of image i is row i k + j. At the start every beam is the same empty caption: only beam 0 is live,
   // so the first step expands k different words rather than k copies of the best one.
@@ -66,7 +66,7 @@ Captions CaptionDecoderImpl::decode(const torch::Tensor& feature_map, const Deco
   torch::Tensor length = torch::zeros({n * k}, float_opts);
   torch::Tensor ids = torch::empty({n * k, 0}, long_opts);
   torch::Tensor logprobs = torch::empty({n * k, 0}, float_opts);
-  torch::Tensor attention = torch::empty({n * k, 0, cells}, float_opts);
+  torch::Tensor attention;  // N k x t x P, begun at the first step, which says P
   // A finished caption continues with <pad> at no cost, so it keeps its score while it competes.
   torch::Tensor pad_only = torch::full({1, cfg_.num_classes}, neg_inf, float_opts);
   pad_only[0][kPad] = 0.0f;
@@ -103,6 +103,7 @@ Captions CaptionDecoderImpl::decode(const torch::Tensor& feature_map, const Deco
     for (torch::Tensor& s : state) s = follow(s);
     const torch::Tensor word_logp = follow(logp).gather(1, word.unsqueeze(1));
     const torch::Tensor was_finished = follow(finished);
+    if (!attention.defined()) attention = torch::empty({n * k, 0, alpha.size(1)}, float_opts);
     ids = torch::cat({follow(ids), word.unsqueeze(1)}, 1);
     logprobs = torch::cat({follow(logprobs), word_logp}, 1);
     attention = torch::cat({follow(attention), follow(alpha.to(torch::kFloat32)).unsqueeze(1)}, 1);

@@ -1,8 +1,10 @@
 // What every caption decoder shares (models/heads/show_attend_tell.cpp, transformer_decoder.cpp): teacher
-// forcing for training, and greedy and beam search for inference, written once over two per-decoder steps:
-// start() prepares a batch's state from the backbone's feature map and step() emits one word's logits and
-// where the decoder looked for it. The state is a list of batch-first tensors (the LSTM's h and c, the
-// Transformer's words so far, the projected feature map), so beam search reorders any decoder's beams alike.
+// forcing for training, and greedy and beam search for inference, written once over three per-decoder steps:
+// encode() turns a forward pass into what the decoder attends to (its memory: the backbone's feature map, or
+// the Transformer's tokens), start() prepares a batch's state from that memory and step() emits one word's
+// logits and where the decoder looked for it. The memory and the state are batch-first tensors (the LSTM's h
+// and c, the Transformer's words so far, its memory's keys and values), so beam search reorders any decoder's
+// beams alike.
 //
 // Words are ids of the model's vocabulary (its labels; datasets/vocabulary.h): <pad> 0, <start> 1, <end> 2.
 #pragma once
@@ -33,7 +35,7 @@ struct DecodeOptions {
 struct Captions {
   torch::Tensor ids;        // N x T int64
   torch::Tensor logprobs;   // N x T, log p of each chosen word (0 on padding), differentiable
-  torch::Tensor attention;  // N x T x P, over the feature map's cells
+  torch::Tensor attention;  // N x T x P, over the memory's P entries (the feature map's cells first)
   torch::Tensor score;      // N, the ranking score of the chosen beam
 };
 
@@ -45,19 +47,27 @@ class CaptionDecoderImpl : public HeadImpl {
   // word_logits / word_alphas, and in eval mode the greedy caption into caption_ids / _logprobs / _attention.
   void forward(BackboneImpl& backbone, Forward& f, const ForwardRequest& request) final;
 
-  // Beam search (greedy at beam 1) over a batch's feature maps (N x C x h x w), all images at once.
-  Captions decode(const torch::Tensor& feature_map, const DecodeOptions& options);
+  // What the decoder attends to for a forward pass's images, batch first: by default the feature map (N x C x
+  // h x w); the Transformer's tokens (N x P x D: the cells, then any detections; f.input feeds its detector).
+  virtual torch::Tensor encode(const Forward& f) { return f.feature_map; }
+
+  // Where in the input the memory's entries after the feature map's cells look, N x E x 4 boxes (x, y, w, h in
+  // input pixels; a detection's box), for drawing a word's attention: N x 0 x 4 for a memory of cells alone.
+  virtual torch::Tensor memory_boxes(const Forward& f) { return torch::zeros({f.feature_map.size(0), 0, 4}); }
+
+  // Beam search (greedy at beam 1) over a batch's memories (encode's), all images at once.
+  Captions decode(const torch::Tensor& memory, const DecodeOptions& options);
 
  protected:
-  // The state of N empty captions, one per feature map (N x C x h x w).
-  virtual DecoderState start(const torch::Tensor& feature_map) = 0;
+  // The state of N empty captions, one per memory.
+  virtual DecoderState start(const torch::Tensor& memory) = 0;
   // Feeds each caption its previous word (N ids) and returns the next word's logits (N x V) and the attention
   // over the cells behind them (N x P).
   virtual std::pair<torch::Tensor, torch::Tensor> step(DecoderState& state, const torch::Tensor& words) = 0;
-  // All words at once, given the previous ones (B x L ids, the feature maps already one per row): B x L x V
+  // All words at once, given the previous ones (B x L ids, the memories already one per row): B x L x V
   // logits and the B x L x P attention to regularise (undefined when the decoder has no regulariser). This
   // default steps through the words; a decoder that can run them in parallel overrides it.
-  virtual std::pair<torch::Tensor, torch::Tensor> teacher_force(const torch::Tensor& feature_map,
+  virtual std::pair<torch::Tensor, torch::Tensor> teacher_force(const torch::Tensor& memory,
                                                                 const torch::Tensor& words);
 
   const ModelCfg& cfg() const { return cfg_; }

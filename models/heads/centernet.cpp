@@ -316,6 +316,10 @@ CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64
 }
 
 torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride) {
+  return centernet_decode_with_classes(f, k, stride).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> centernet_decode_with_classes(const Forward& f, int64_t k, int64_t stride) {
   const torch::Tensor heat = f.heatmap.to(torch::kFloat).sigmoid();
   const int64_t n = heat.size(0), c = heat.size(1), h = heat.size(2), w = heat.size(3);
   // A peak is its own 3x3 maximum; everything else is suppressed (CenterNet's NMS-free decoding).
@@ -334,7 +338,7 @@ torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride) {
   const double width = static_cast<double>(w * stride), height = static_cast<double>(h * stride);
   const torch::Tensor x0 = (cx - half_w).clamp(0, width), x1 = (cx + half_w).clamp(0, width);
   const torch::Tensor y0 = (cy - half_h).clamp(0, height), y1 = (cy + half_h).clamp(0, height);
-  return torch::stack({x0, y0, x1 - x0, y1 - y0, scores, cls.to(torch::kFloat)}, 2);
+  return {torch::stack({x0, y0, x1 - x0, y1 - y0, scores, cls.to(torch::kFloat)}, 2), gather_cells(heat, cell)};
 }
 
 Forward centernet_flip_average(Forward f, const Forward& mirrored) {

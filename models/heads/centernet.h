@@ -39,6 +39,9 @@ CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64
 // N x k x 6 rows of [x, y, w, h, score, class] in input pixels, by descending score. Boxes are cut to the
 // input (h * stride x w * stride pixels); a negative predicted size counts as 0, so a box may have no extent.
 torch::Tensor centernet_decode(const Forward& f, int64_t k, int64_t stride);
+// centernet_decode's peaks and, for each, every class's probability at its cell (N x k x num_classes): what a
+// captioner that attends to a detector's findings reads of a detection beside its box.
+std::pair<torch::Tensor, torch::Tensor> centernet_decode_with_classes(const Forward& f, int64_t k, int64_t stride);
 
 // CenterNet's flip test: the outputs `f` for an image averaged with `mirrored`, the outputs for the image flipped
 // left to right, flipped back. Class probabilities (the heatmap comes back as logits) and box sizes are averaged

@@ -6,7 +6,19 @@
 // each block's cached keys and values (the words' so far and the cells', which are projected once per
 // caption), all held as batch-first tensors so that beam search reorders them as any decoder state. The
 // attention reported for a word is the last block's cross-attention, averaged over heads.
+//
+// With caption.detector_classes > 0 the decoder also attends to a detector's findings, as bottom-up attention
+// (Anderson et al. 2018) attends to object regions: a CenterNet detector on a backbone of the captioner's
+// architecture, embedded as the module `detector` (its parameters `detector.<a detector checkpoint's names>`),
+// frozen and always in eval mode, runs on the same input in float32. Its detector_tokens strongest peaks each
+// become one more memory token, after the cells: an MLP of the peak's class probabilities, its score, its box
+// (centre, width and height as fractions of the input) and the input's pixels at 4 x 4 points spread over the
+// box (the item's colours, which a detector trained to name kinds need not keep).
 #include "models/heads/caption_decoder.h"
+
+#include "models/heads/centernet.h"
+#include "models/registry.h"
+#include "models/runtime.h"
 
 #include <torch/torch.h>
 
@@ -18,6 +30,7 @@ namespace attnvision::models {
 namespace {
 
 constexpr int64_t kMaxGridSide = 64;  // the largest feature-map side the position embeddings cover
+constexpr int64_t kBoxPoints = 4;     // a detection token samples the input at kBoxPoints^2 points of its box
 
 // Multi-head attention that also hands back its weights (averaged over heads).
 class AttentionImpl : public torch::nn::Module {
@@ -131,18 +144,47 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
     norm_ = register_module("dec_norm", nn::LayerNorm(nn::LayerNormOptions({d})));
     dropout_ = register_module("word_dropout", nn::Dropout(c.decoder_dropout));
     word_out_ = register_module("word_out", nn::Linear(d, cfg.num_classes));
+    if (c.detector_classes > 0) {
+      detector_cfg_ = cfg.embedded_detector();
+      detector_ = register_module("detector", build_model(detector_cfg_, Initialisation::kNone));
+      for (auto& p : detector_->parameters()) p.requires_grad_(false);
+      detector_->eval();
+      const int64_t features = c.detector_classes + 5 + cfg.in_chans * kBoxPoints * kBoxPoints;
+      det_embed_ = register_module("det_embed", nn::Sequential(nn::Linear(features, d), nn::GELU(), nn::Linear(d, d)));
+    }
+  }
+
+  // The cells' tokens, then the detections'.
+  torch::Tensor encode(const Forward& f) override {
+    const torch::Tensor cells = cell_tokens(f.feature_map);
+    if (!detector_) return cells;
+    return torch::cat({cells, detection_tokens(f.input).to(cells.scalar_type())}, 1);
+  }
+
+  torch::Tensor memory_boxes(const Forward& f) override {
+    if (!detector_) return CaptionDecoderImpl::memory_boxes(f);
+    return detections(f.input).first.narrow(2, 0, 4);
+  }
+
+  // The embedded detector keeps its running statistics and never trains.
+  void train(bool on) override {
+    CaptionDecoderImpl::train(on);
+    if (detector_) detector_->train(false);
+  }
+
+  void prepare_for_inference() override {
+    if (detector_) detector_->prepare_for_inference(Precision::kFloat32);
   }
 
  protected:
   // State, per block: the words' self-attention keys and values so far (N x heads x t x D/heads, empty at
   // first), and the cells' cross-attention keys and values (N x heads x P x D/heads).
-  DecoderState start(const torch::Tensor& feature_map) override {
-    const torch::Tensor cells = memory(feature_map);
-    const int64_t n = cells.size(0), heads = cfg().caption.decoder_heads, d = cells.size(2);
+  DecoderState start(const torch::Tensor& memory) override {
+    const int64_t n = memory.size(0), heads = cfg().caption.decoder_heads, d = memory.size(2);
     DecoderState s;
     for (const auto& block : *blocks_) {
-      const torch::Tensor none = cells.new_empty({n, heads, 0, d / heads});
-      auto [k, v] = block->as<Block>()->memory_keys_values(cells);
+      const torch::Tensor none = memory.new_empty({n, heads, 0, d / heads});
+      auto [k, v] = block->as<Block>()->memory_keys_values(memory);
       s.insert(s.end(), {none, none, k, v});
     }
     return s;
@@ -161,19 +203,58 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
     return {word_out_->forward(norm_->forward(x)).select(1, 0), weights.select(1, 0)};
   }
 
-  std::pair<torch::Tensor, torch::Tensor> teacher_force(const torch::Tensor& feature_map, const torch::Tensor& words) override {
+  std::pair<torch::Tensor, torch::Tensor> teacher_force(const torch::Tensor& memory, const torch::Tensor& words) override {
     // The regulariser is Show-Attend-Tell's; this decoder trains on the words alone.
-    return {run(memory(feature_map), words).first, torch::Tensor()};
+    return {run(memory, words).first, torch::Tensor()};
   }
 
  private:
-  torch::Tensor memory(const torch::Tensor& feature_map) {
+  torch::Tensor cell_tokens(const torch::Tensor& feature_map) {
     const int64_t h = feature_map.size(2), w = feature_map.size(3);
     if (h > kMaxGridSide || w > kMaxGridSide)
       throw std::invalid_argument("transformer decoder: a " + std::to_string(h) + "x" + std::to_string(w) +
                                   " feature map is larger than the " + std::to_string(kMaxGridSide) + "-cell side it places");
     const torch::Tensor where = (cell_row_.narrow(0, 0, h).unsqueeze(1) + cell_col_.narrow(0, 0, w).unsqueeze(0)).reshape({h * w, -1});
     return cell_proj_->forward(feature_map.flatten(2).transpose(1, 2)) + where;
+  }
+
+  // One token per detection of the embedded detector on `image` (N x C x H x W, as the network was fed):
+  // N x detector_tokens x D. The detector runs without gradient; the pixels sampled from the image keep theirs.
+  torch::Tensor detection_tokens(const torch::Tensor& image) {
+    const auto [found, classes] = detections(image);
+    const int64_t n = found.size(0), kept = found.size(1);
+    const double height = static_cast<double>(image.size(2)), width = static_cast<double>(image.size(3));
+    const torch::Tensor x = found.select(2, 0) / width, y = found.select(2, 1) / height;
+    const torch::Tensor w = found.select(2, 2) / width, h = found.select(2, 3) / height;
+    const torch::Tensor box = torch::stack({x + w / 2, y + h / 2, w, h}, 2);  // N x k x 4
+    // kBoxPoints^2 points at the centres of a kBoxPoints x kBoxPoints split of each box, in grid_sample's
+    // [-1, 1] coordinates (align_corners false: -1 and 1 are the input's outer edges).
+    const torch::Tensor steps = (torch::arange(kBoxPoints, found.options()) + 0.5) / kBoxPoints;  // P
+    const torch::Tensor px = x.unsqueeze(2).unsqueeze(3) + w.unsqueeze(2).unsqueeze(3) * steps.view({1, 1, 1, -1});
+    const torch::Tensor py = y.unsqueeze(2).unsqueeze(3) + h.unsqueeze(2).unsqueeze(3) * steps.view({1, 1, -1, 1});
+    const torch::Tensor grid = torch::stack({px.expand({n, kept, kBoxPoints, kBoxPoints}),
+                                             py.expand({n, kept, kBoxPoints, kBoxPoints})}, 4) * 2 - 1;
+    const torch::Tensor pixels = torch::grid_sampler(image.to(torch::kFloat), grid.reshape({n, kept * kBoxPoints * kBoxPoints, 1, 2}),
+                                                     /*bilinear*/ 0, /*zeros*/ 0, /*align_corners=*/false);  // N x C x k P x 1
+    const torch::Tensor colours = pixels.reshape({n, image.size(1), kept, kBoxPoints * kBoxPoints})
+                                      .permute({0, 2, 1, 3}).reshape({n, kept, -1});
+    return det_embed_->forward(torch::cat({classes, found.select(2, 4).unsqueeze(2), box, colours}, 2));
+  }
+
+  // The embedded detector's detector_tokens strongest peaks on `image` (centernet_decode_with_classes: N x k x 6
+  // and N x k x detector_classes), without gradient, in float32. An input with fewer cells than detector_tokens
+  // gets rows of zeros for the rest (no class, no score, an empty box in the corner).
+  std::pair<torch::Tensor, torch::Tensor> detections(const torch::Tensor& image) {
+    const int64_t k = cfg().caption.detector_tokens, stride = detector_cfg_.detection.output_stride;
+    const torch::NoGradGuard no_grad;
+    const NoAutocastScope float32;
+    auto [found, classes] = centernet_decode_with_classes(detector_->forward(image.detach().to(torch::kFloat)), k, stride);
+    const int64_t n = found.size(0), kept = found.size(1);
+    if (kept < k) {
+      found = torch::cat({found, found.new_zeros({n, k - kept, found.size(2)})}, 1);
+      classes = torch::cat({classes, classes.new_zeros({n, k - kept, classes.size(2)})}, 1);
+    }
+    return {found, classes};
   }
 
   // Logits (N x t x V) and the last block's cross-attention (N x t x P) of every prefix of `words` (N x t).
@@ -194,6 +275,9 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm norm_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
+  ModelCfg detector_cfg_;                    // the embedded detector's, when there is one
+  Network detector_{nullptr};
+  torch::nn::Sequential det_embed_{nullptr};  // a detection's features -> its memory token
 };
 
 }  // namespace
@@ -204,7 +288,8 @@ Head build_transformer_decoder_head(const ModelCfg& cfg, BackboneImpl& backbone)
 
 // Per caption, decoded a word at a time against cached keys and values: per word and block the self- and
 // cross-attention projections, the MLP, the scores and sums over the cells and over the words so far (their
-// prefix lengths summed over the steps); the word logits; the cells' projection and keys and values once.
+// prefix lengths summed over the steps); the word logits; the cells' projection and keys and values once. (An
+// embedded detector's own forward is counted by forward_gflops, from its cfg.)
 double transformer_decoder_gmacs(const ModelCfg& cfg, int64_t num_features) {
   const CaptionArgs& c = cfg.caption;
   const double cells = caption_cells(cfg);

@@ -441,8 +441,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, torc
   }
 }
 
-void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
-                     const std::string& source, ExtraKeys extra) {
+std::vector<std::string> load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
+                                         const std::string& source, ExtraKeys extra, MissingKeys missing_keys) {
   const auto state = module_state(module);
   std::vector<std::string> missing, unexpected, shapes, dtypes;
   for (const auto& [name, dst] : state) {
@@ -469,7 +469,8 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
       unexpected.push_back(printable(entry.first));
 
   std::vector<std::string> problems;
-  if (!missing.empty()) problems.push_back(name_list(missing, "missing key", "missing keys"));
+  if (!missing.empty() && missing_keys == MissingKeys::kError)
+    problems.push_back(name_list(missing, "missing key", "missing keys"));
   if (!unexpected.empty()) problems.push_back(name_list(unexpected, "unexpected key", "unexpected keys"));
   if (!shapes.empty()) problems.push_back(name_list(shapes, "shape mismatch", "shape mismatches"));
   if (!dtypes.empty()) problems.push_back(name_list(dtypes, "dtype mismatch", "dtype mismatches"));
@@ -481,6 +482,7 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
   torch::NoGradGuard no_grad;
   for (const auto& [name, dst] : state)
     if (auto it = tensors.find(name); it != tensors.end()) dst.copy_(it->second);
+  return missing;
 }
 
 void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,

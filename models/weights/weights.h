@@ -48,10 +48,14 @@ TensorFile read_weights(const std::string& path);
 // nothing is copied unless everything matches. BatchNorm's num_batches_tracked may be present or
 // absent on either side. Floating tensors are converted to the module's dtype (F16/BF16/F64 -> F32).
 // With ExtraKeys::kIgnore the file may hold more than the module (a whole network's checkpoint loaded into
-// its backbone): the extra tensors are passed over, every other check stays.
+// its backbone): the extra tensors are passed over, every other check stays. With MissingKeys::kKeep the
+// module may hold more than the file (a model that adds parts to the one the file was trained as): those
+// tensors keep their values, and their names are returned.
 enum class ExtraKeys { kError, kIgnore };
-void load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
-                     const std::string& source, ExtraKeys extra = ExtraKeys::kError);
+enum class MissingKeys { kError, kKeep };
+std::vector<std::string> load_state_dict(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
+                                         const std::string& source, ExtraKeys extra = ExtraKeys::kError,
+                                         MissingKeys missing_keys = MissingKeys::kError);
 
 // The metadata key that holds the ModelCfg JSON in our checkpoints.
 inline constexpr const char* kModelCfgMetadataKey = "attnvision.model_cfg";

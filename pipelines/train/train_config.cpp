@@ -47,6 +47,8 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"output", Kind::kString, false, "run folder: checkpoints, log.csv, curves.png"},
       {"init", Kind::kString, false, "weights the run starts from instead of a fresh initialisation: a checkpoint (ours or timm's) of this very model, e.g. a previous run's best.safetensors to train on with a new schedule"},
       {"init_backbone", Kind::kString, false, "weights the backbone alone starts from: a checkpoint of any model with this backbone (e.g. a detector trained on the same images); the head starts fresh"},
+      {"init_partial", Kind::kBool, false, "init may lack some of the model's tensors (parts the model adds, e.g. a captioner's detection tokens): those start fresh, listed when the run starts"},
+      {"init_detector", Kind::kString, false, "a captioner with an embedded detector (model.caption.detector_classes): the detector checkpoint (e.g. the scenes detector) its frozen detector is loaded from"},
       {"self_critical_samples", Kind::kInt, false, "a captioner: self-critical sequence training, this many captions drawn per image and rewarded by CIDEr-D against the mean of the image's others (start from a teacher-forced run's weights with init); 0: teacher forcing"},
   };
   return schema;
@@ -91,6 +93,8 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   take(j, "output", c.output);
   take(j, "init", c.init);
   take(j, "init_backbone", c.init_backbone);
+  take(j, "init_partial", c.init_partial);
+  take(j, "init_detector", c.init_detector);
   take(j, "self_critical_samples", c.self_critical_samples);
 
   check(c.optim.name == "sgd" || c.optim.name == "adamw", doc, "optim.name", "must be sgd or adamw");
@@ -153,6 +157,8 @@ json to_json(const TrainCfg& c) {
       {"init", c.init}};
   // Written only when set, so the recipe of a run started before the key existed still matches on --resume.
   if (!c.init_backbone.empty()) j["init_backbone"] = c.init_backbone;
+  if (c.init_partial) j["init_partial"] = true;
+  if (!c.init_detector.empty()) j["init_detector"] = c.init_detector;
   if (c.self_critical_samples > 0) j["self_critical_samples"] = c.self_critical_samples;
   return j;
 }

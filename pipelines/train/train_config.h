@@ -52,10 +52,16 @@ struct TrainCfg {
   // Weights to start from (every tensor of the model, matched by timm name); empty: a fresh initialisation.
   // Lets a run go on from another's result under a new schedule, which --resume (the same run) does not.
   std::string init;
+  // `init` may lack tensors of the model (parts it adds to the model the file was trained as, e.g. a captioner's
+  // detection tokens): those start fresh, and the run says which.
+  bool init_partial = false;
   // Weights the backbone alone starts from: any checkpoint holding this model's backbone under the same names
   // (e.g. a detector trained on the same images, for a captioner); its other tensors are not read, and the
   // head starts fresh. Applied after `init`.
   std::string init_backbone;
+  // A captioner that attends to a detector's findings (caption.detector_classes): the detector checkpoint its
+  // embedded, frozen detector is loaded from. Applied after `init`; without it, `init` must hold the detector.
+  std::string init_detector;
   // Self-critical sequence training (a captioner, after teacher forcing): this many captions drawn per image
   // and rewarded by their CIDEr-D against the mean of the image's other draws, instead of the task's loss.
   // 0: the task's own loss (teacher forcing for a captioner).

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 namespace attnvision::pipelines {
@@ -57,7 +58,8 @@ EpochRow row_from_json(const json& j) {
 template <typename Options, typename Optim>
 std::unique_ptr<torch::optim::Optimizer> with_decay_groups(torch::nn::Module& m, const Options& opts) {
   std::vector<torch::Tensor> decay, no_decay;
-  for (const torch::Tensor& p : m.parameters()) (p.dim() <= 1 ? no_decay : decay).push_back(p);
+  for (const torch::Tensor& p : m.parameters())
+    if (p.requires_grad()) (p.dim() <= 1 ? no_decay : decay).push_back(p);  // a frozen part is not optimised
   Options exempt = opts;
   exempt.weight_decay(0.0);
   std::vector<torch::optim::OptimizerParamGroup> groups;
@@ -184,6 +186,48 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Tensor names grouped by their first component, with counts: "det_embed (4), detector (122)".
+std::string tensor_groups(const std::vector<std::string>& names) {
+  std::map<std::string, int> counts;
+  for (const std::string& name : names) ++counts[name.substr(0, name.find('.'))];
+  std::string out;
+  for (const auto& [group, count] : counts) out += (out.empty() ? "" : ", ") + group + " (" + std::to_string(count) + ")";
+  return out;
+}
+
+// A captioner's embedded detector (models/heads/transformer_decoder.cpp, the module `detector`) from
+// init_detector; a model with one that neither init nor init_detector fills is refused, since its detector
+// never trains and would stay random. `fresh`: the tensors `init` did not hold.
+void load_embedded_detector(const TrainCfg& cfg, models::NetworkImpl& net, const std::vector<std::string>& fresh) {
+  std::shared_ptr<torch::nn::Module> detector;
+  for (const auto& child : net.named_children())
+    if (child.key() == "detector") detector = child.value();
+  if (cfg.init_detector.empty()) {
+    const bool filled = !cfg.init.empty() && std::none_of(fresh.begin(), fresh.end(), [](const std::string& name) {
+      return name.rfind("detector.", 0) == 0;
+    });
+    if (detector && !filled)
+      throw std::invalid_argument(cfg.source + ": the model embeds a detector (caption.detector_classes), which never "
+                                  "trains: give its weights with init_detector (a detector checkpoint)");
+    return;
+  }
+  if (!detector)
+    throw std::invalid_argument(cfg.source + ": init_detector needs a captioner that embeds a detector "
+                                "(model.caption.detector_classes > 0)");
+  const models::TensorFile file = models::read_weights(cfg.init_detector);
+  models::ModelCfg file_cfg;
+  if (models::read_checkpoint_cfg(file, file_cfg)) {
+    if (file_cfg.task != "detection")
+      throw std::invalid_argument(cfg.init_detector + ": init_detector takes a detector's checkpoint, not a '" +
+                                  file_cfg.task + "' model's");
+    // The detector reads the captioner's input: it must have been trained on the same preprocessing.
+    if (file_cfg.mean != cfg.model.mean || file_cfg.std != cfg.model.std || file_cfg.input_size != cfg.model.input_size)
+      throw std::invalid_argument(cfg.init_detector + ": the detector was trained on another input (input_size, mean "
+                                  "or std) than the captioner's");
+  }
+  models::load_state_dict(*detector, file.tensors, cfg.init_detector);
+}
+
 }  // namespace
 
 std::string with_todays_model_defaults(const std::string& stored) {
@@ -251,6 +295,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
     if (writer && fs::exists(dir / "state.pt"))
       throw std::invalid_argument(dir.string() + ": holds a run already; pass --resume to continue it, or choose " +
                                   "another output");
+    std::vector<std::string> fresh;  // the model's tensors `init` did not hold
     if (!cfg.init.empty()) {
       const models::TensorFile init = models::read_weights(cfg.init);
       // A captioner's word ids are its vocabulary's: starting from weights that spell words with other ids
@@ -260,11 +305,16 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
           init_cfg.labels != cfg.model.labels)
         throw std::invalid_argument(cfg.init + ": its classes (a captioner's vocabulary) differ from those of " +
                                     cfg.train_data + "; start from weights trained on the same data");
-      models::load_state_dict(*net, init.tensors, cfg.init);
+      fresh = models::load_state_dict(*net, init.tensors, cfg.init, models::ExtraKeys::kError,
+                                       cfg.init_partial ? models::MissingKeys::kKeep : models::MissingKeys::kError);
+      if (writer && !fresh.empty())
+        std::fprintf(stderr, "%s: not in %s, so starting fresh: %s\n", cfg.source.c_str(), cfg.init.c_str(),
+                     tensor_groups(fresh).c_str());
     }
     if (!cfg.init_backbone.empty())
       models::load_state_dict(net->backbone(), models::read_weights(cfg.init_backbone).tensors,
                               cfg.init_backbone, models::ExtraKeys::kIgnore);
+    load_embedded_detector(cfg, *net, fresh);
   }
   if (dp) dp->broadcast_state(*net);
   if (writer) {

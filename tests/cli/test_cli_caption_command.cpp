@@ -3,9 +3,12 @@
 // strips, a COCO results file) and `eval-caption --data`: the same captions score the same either way.
 #include "test_util.h"
 
+#include "models/weights/weights.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -176,6 +179,64 @@ TEST_F(CliCaption, SelfCriticalTrainingGoesOnFromTheTeacherForcedRunsWeights) {
   r = run_attnvision(tiny_recipe() + " --set self_critical_samples=1 --set output='" + path("scst_one") + "'");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("self_critical_samples"), std::string::npos) << r.err;
+}
+
+// Bottom-up attention (configs/train/scenes_caption_bottomup.yaml): a captioner that embeds a detector trains
+// with that detector loaded from init_detector and frozen (its checkpoint holds the detector's tensors exactly
+// as the detector's file does), captions, and draws each word's attention over cells and detected boxes. A
+// model that embeds a detector without its weights, and init_detector for a model without one, are refused.
+TEST_F(CliCaption, ABottomUpCaptionerTrainsOverItsFrozenDetectorsFindings) {
+  const std::string d = dir_->path().string();
+  const std::string tiny = "--set data.train='" + d + "/train' --set data.test='" + d + "/test' " +
+                           "--set data.val_count=8 --set batch_size=16 --set 'model.layers=[1, 1, 1, 1]' " +
+                           "--set 'model.channels=[8, 16, 16, 16]' --set model.stem_width=8 --set model.head_width=8 " +
+                           "--set precision=fp32 --set schedule.epochs=1 --set schedule.warmup_epochs=0";
+  auto r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_detect.yaml' " + tiny +
+                          " --set output='" + path("detector") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string detector = path("detector/best.safetensors");
+  const std::string bottom_up = std::string("train '") + ATTNVISION_SOURCE_DIR +
+                                "/configs/train/scenes_caption_bottomup.yaml' " + tiny +
+                                " --set model.decoder_dim=32 --set model.max_words=8";
+  r = run_attnvision(bottom_up + " --set init_detector='" + detector + "' --set output='" + path("bottom_up") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("CIDEr-D"), std::string::npos) << r.err;
+
+  const auto own = models::read_weights(detector).tensors;
+  const auto embedded = models::read_weights(path("bottom_up/best.safetensors")).tensors;
+  size_t compared = 0;
+  for (const auto& [name, t] : own) {
+    const auto it = embedded.find("detector." + name);
+    ASSERT_NE(it, embedded.end()) << name;
+    EXPECT_TRUE(torch::equal(it->second, t)) << name << " moved in training";
+    ++compared;
+  }
+  EXPECT_GT(compared, 20u);
+
+  const std::string out = path("bottom_up_attention");
+  r = run_attnvision("caption '" + path("test/images") + "' --weights '" + path("bottom_up/best.safetensors") +
+                     "' --json --attention-dir '" + out + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const nlohmann::json& row : json_lines(r.out)) {
+    const std::string name = std::filesystem::path(row.at("path").get<std::string>()).filename().string();
+    const size_t words = row.at("tokens").size();
+    if (words == 0) continue;
+    const cv::Mat png = cv::imread(out + "/images/" + name + ".words.png", cv::IMREAD_UNCHANGED);
+    ASSERT_FALSE(png.empty()) << name;
+    EXPECT_EQ(png.cols, static_cast<int>(128 * words)) << name;
+  }
+
+  r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_caption.yaml' " + tiny +
+                     " --set model.head=transformer --set model.detector_classes=10 --set output='" + path("no_detector") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("give its weights with init_detector"), std::string::npos) << r.err;
+  r = run_attnvision(tiny_recipe() + " --set init_detector='" + detector + "' --set output='" + path("none_embedded") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("init_detector needs a captioner that embeds a detector"), std::string::npos) << r.err;
+  r = run_attnvision(bottom_up + " --set init_detector='" + path("run/best.safetensors") + "' --set output='" +
+                     path("captioner_as_detector") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("takes a detector's checkpoint, not a 'captioning' model's"), std::string::npos) << r.err;
 }
 
 TEST_F(CliCaption, AModelThatIsNotACaptionerIsRefusedSayingWhatItIs) {

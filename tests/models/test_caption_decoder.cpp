@@ -7,8 +7,10 @@
 #include "models/saliency/saliency.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -18,13 +20,21 @@ namespace {
 
 constexpr int64_t kPad = 0, kStart = 1, kEnd = 2;
 
-// A tiny captioner on a tiny ResNet: 32x32 inputs give a 1x1 feature map, 64x64 a 2x2 one.
+// A tiny captioner on a tiny ResNet: 32x32 inputs give a 1x1 feature map, 64x64 a 2x2 one. The head
+// "transformer+detector" is the Transformer decoder attending also to an embedded detector's 4 strongest peaks
+// (3 classes, untrained).
 ModelCfg tiny_captioner(const std::string& head, int64_t vocabulary, int64_t side = 64, int64_t max_words = 4) {
   ModelCfg c;
   c.name = "tiny_captioner";
   c.arch = "resnet";
   c.task = "captioning";
   c.head = head;
+  if (head == "transformer+detector") {
+    c.head = "transformer";
+    c.caption.detector_classes = 3;
+    c.caption.detector_tokens = 4;
+    c.detection.head_width = 8;
+  }
   c.resnet.layers = {1, 1, 1, 1};
   c.resnet.channels = {8, 8, 16, 16};
   c.resnet.stem_width = 8;
@@ -62,9 +72,10 @@ TEST_P(EveryDecoder, GreedyWordsAreTheArgmaxOfTeacherForcingOnThemAndTheirLogPro
   net->eval();
   torch::NoGradGuard no_grad;
   const torch::Tensor x = torch::randn({3, 3, 64, 64});
-  const Captions greedy = decoder_of(net).decode(net->features(x).feature_map, {1, 4, 1.0});
+  const Captions greedy = decoder_of(net).decode(decoder_of(net).encode(net->features(x)), {1, 4, 1.0});
   ASSERT_EQ(greedy.ids.size(0), 3);
-  ASSERT_EQ(greedy.attention.size(2), 4);  // 2 x 2 cells
+  // 2 x 2 cells (and the detector's 4 peaks)
+  ASSERT_EQ(greedy.attention.size(2), std::string(GetParam()) == "transformer+detector" ? 8 : 4);
   const torch::Tensor teacher = teacher_logprobs(net, x, greedy.ids);
   EXPECT_TRUE(torch::allclose(teacher, greedy.logprobs.narrow(1, 0, teacher.size(1)), 1e-5, 1e-5))
       << teacher << greedy.logprobs;
@@ -99,7 +110,7 @@ TEST_P(EveryDecoder, BeamSearchFindsTheExhaustiveSearchsBestCaption) {
     for (int64_t b = kEnd + 1; b < vocabulary; ++b) candidates.push_back({a, b, kEnd});
   }
   for (double alpha : {0.0, 1.0}) {
-    const Captions beam = decoder_of(net).decode(net->features(x).feature_map, {25, 2, alpha});
+    const Captions beam = decoder_of(net).decode(decoder_of(net).encode(net->features(x)), {25, 2, alpha});
     for (int64_t image = 0; image < 2; ++image) {
       double best = -std::numeric_limits<double>::infinity();
       std::vector<int64_t> best_caption;
@@ -122,7 +133,7 @@ TEST_P(EveryDecoder, ACaptionStillOpenAtMaxWordsIsClosedWithEnd) {
   Network net = build_model(tiny_captioner(GetParam(), 9, 64, /*max_words=*/3));
   net->eval();
   torch::NoGradGuard no_grad;
-  const Captions c = decoder_of(net).decode(net->features(torch::randn({4, 3, 64, 64})).feature_map, {3, 3, 1.0});
+  const Captions c = decoder_of(net).decode(decoder_of(net).encode(net->features(torch::randn({4, 3, 64, 64}))), {3, 3, 1.0});
   ASSERT_LE(c.ids.size(1), 4);
   for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(c.ids[i].eq(kEnd).sum().item<int64_t>(), 1) << c.ids[i];
 }
@@ -141,7 +152,7 @@ TEST_P(EveryDecoder, SampledCaptionsFollowTheModelsDistributionAndCarryAGradient
   Captions c;
   {
     torch::NoGradGuard no_grad;
-    c = decoder_of(net).decode(net->features(x).feature_map.expand({draws, -1, -1, -1}).contiguous(), draw);
+    c = decoder_of(net).decode(decoder_of(net).encode(net->features(x)).repeat_interleave(draws, 0), draw);
   }
   // The first word's probabilities, from teacher forcing on any caption.
   const torch::Tensor first = torch::log_softmax(
@@ -172,16 +183,103 @@ TEST_P(EveryDecoder, SampledCaptionsFollowTheModelsDistributionAndCarryAGradient
   }
 
   net->train();
-  const Captions g = decoder_of(net).decode(net->features(x.expand({4, -1, -1, -1})).feature_map, draw);
+  const Captions g = decoder_of(net).decode(decoder_of(net).encode(net->features(x.expand({4, -1, -1, -1}))), draw);
   g.logprobs.sum().backward();
   double gradient = 0;
   for (const torch::Tensor& p : net->parameters())
     if (p.grad().defined()) gradient += p.grad().abs().sum().item<double>();
   EXPECT_GT(gradient, 0.0);
-  EXPECT_THROW(decoder_of(net).decode(net->features(x).feature_map, {2, 3, 1.0, true}), std::invalid_argument);
+  EXPECT_THROW(decoder_of(net).decode(decoder_of(net).encode(net->features(x)), {2, 3, 1.0, true}), std::invalid_argument);
 }
 
-INSTANTIATE_TEST_SUITE_P(Decoders, EveryDecoder, ::testing::Values("show_attend_tell", "transformer", "mean_lstm"));
+INSTANTIATE_TEST_SUITE_P(Decoders, EveryDecoder,
+                         ::testing::Values("show_attend_tell", "transformer", "mean_lstm", "transformer+detector"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '+', '_');
+                           return name;
+                         });
+
+// Bottom-up attention: the Transformer's memory is the feature map's cells, then one token per detection of
+// the embedded detector, which stays frozen (eval mode, no gradient) while the captioner trains; the tokens
+// carry the detector's findings (another detector, other tokens) and the box pixels' gradient.
+TEST(BottomUpCaptioner, AttendsToTheCellsThenOneTokenPerDetectionOfAFrozenDetector) {
+  torch::manual_seed(5);
+  Network net = build_model(tiny_captioner("transformer+detector", 7));
+  std::shared_ptr<torch::nn::Module> detector;
+  for (const auto& child : net->named_children())
+    if (child.key() == "detector") detector = child.value();
+  ASSERT_TRUE(detector) << "the detector is registered at the network's root, as a detector checkpoint names it";
+  EXPECT_TRUE(net->named_parameters().contains("detector.heatmap.2.weight"));
+  net->train();
+  EXPECT_TRUE(net->is_training());
+  EXPECT_FALSE(detector->is_training()) << "BatchNorm statistics of the frozen detector must not move";
+  for (const auto& p : detector->parameters()) EXPECT_FALSE(p.requires_grad());
+
+  const torch::Tensor x = torch::randn({2, 3, 64, 64});
+  const Forward f = net->features(x);
+  CaptionDecoderImpl& decoder = decoder_of(net);
+  const torch::Tensor memory = decoder.encode(f);
+  EXPECT_EQ(memory.sizes(), (std::vector<int64_t>{2, 4 + 4, 16})) << "2 x 2 cells, then 4 detections";
+  const torch::Tensor boxes = decoder.memory_boxes(f);
+  EXPECT_EQ(boxes.sizes(), (std::vector<int64_t>{2, 4, 4}));
+  EXPECT_TRUE((boxes.select(2, 2) >= 0).all().item<bool>());
+  EXPECT_TRUE((boxes.select(2, 0) + boxes.select(2, 2) <= 64 + 1e-4).all().item<bool>());
+
+  // Teacher forcing's loss reaches the token encoder and the backbone, never the detector.
+  ForwardRequest request;
+  request.targets = torch::tensor({kStart, int64_t{4}, int64_t{5}, kEnd}, torch::kLong).reshape({1, 1, 4}).repeat({2, 1, 1});
+  const Forward trained = net->forward(x, request);
+  caption_loss(tiny_captioner("transformer+detector", 7), trained, request.targets, 0.0).backward();
+  EXPECT_TRUE(net->named_parameters()["det_embed.0.weight"].grad().defined());
+  EXPECT_GT(net->named_parameters()["det_embed.0.weight"].grad().abs().sum().item<double>(), 0.0);
+  EXPECT_GT(net->named_parameters()["conv1.weight"].grad().abs().sum().item<double>(), 0.0);
+  for (const auto& p : detector->parameters()) EXPECT_FALSE(p.grad().defined());
+
+  // Other detector weights: other detections, so other tokens for the cells' same tokens.
+  net->eval();
+  const torch::Tensor before = decoder.encode(net->features(x));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : detector->parameters()) p.add_(torch::randn_like(p) * 0.5);
+  }
+  const torch::Tensor after = decoder.encode(net->features(x));
+  EXPECT_TRUE(torch::equal(before.narrow(1, 0, 4), after.narrow(1, 0, 4)));
+  EXPECT_FALSE(torch::allclose(before.narrow(1, 4, 4), after.narrow(1, 4, 4)));
+}
+
+// Prepared for inference (the detector folded and packed too) the captions stay the unprepared network's.
+TEST(BottomUpCaptioner, PreparedForInferenceDecodesTheSameCaptions) {
+  torch::manual_seed(6);
+  Network net = build_model(tiny_captioner("transformer+detector", 9));
+  net->eval();
+  const torch::Tensor x = torch::randn({3, 3, 64, 64});
+  torch::NoGradGuard no_grad;
+  const Captions plain = decoder_of(net).decode(decoder_of(net).encode(net->features(x)), {2, 4, 1.0});
+  net->prepare_for_inference();
+  const Captions prepared = decoder_of(net).decode(decoder_of(net).encode(net->features(x)), {2, 4, 1.0});
+  EXPECT_TRUE(torch::equal(plain.ids, prepared.ids));
+  EXPECT_TRUE(torch::allclose(plain.logprobs, prepared.logprobs, 1e-4, 1e-4));
+}
+
+TEST(BottomUpCaptioner, OnlyTheTransformerDecoderTakesADetector) {
+  ModelCfg c = tiny_captioner("transformer+detector", 6);
+  EXPECT_NO_THROW(c.validate());
+  c.head = "show_attend_tell";
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c = tiny_captioner("transformer+detector", 6);
+  c.caption.detector_tokens = 0;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c = tiny_captioner("transformer+detector", 6);
+  c.detection.output_stride = 3;  // the embedded detector's settings are validated as a detector's
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  // The checkpoint's cfg carries the detector's settings, and reads back the same.
+  c = tiny_captioner("transformer+detector", 6);
+  const ModelCfg back = cfg_from_json(to_json(c));
+  EXPECT_EQ(to_json(back), to_json(c));
+  EXPECT_EQ(to_json(c).at("detection").at("head_width"), 8);
+  EXPECT_FALSE(to_json(tiny_captioner("transformer", 6)).contains("detection"));
+}
 
 TEST(CaptionLoss, PaddingAndMissingReferencesChangeNothing) {
   torch::manual_seed(11);

@@ -63,6 +63,32 @@ TEST(CenterNet, DecodingAPerfectPredictionGivesTheBoxesBack) {
   EXPECT_LT(d[0][3][4].item<float>(), 0.5f);
 }
 
+// What a bottom-up captioner reads of each detection: every class's probability at the peak's cell, whose
+// largest is the peak's score and class.
+TEST(CenterNet, DecodingWithClassesGivesEachPeaksClassProbabilities) {
+  torch::manual_seed(3);
+  Forward f;
+  f.heatmap = torch::randn({2, 3, 8, 8}) * 3;
+  f.box_size = torch::rand({2, 2, 8, 8}) * 4;
+  f.box_offset = torch::rand({2, 2, 8, 8});
+  const auto [d, classes] = centernet_decode_with_classes(f, 5, 4);
+  EXPECT_TRUE(torch::equal(d, centernet_decode(f, 5, 4)));
+  ASSERT_EQ(classes.sizes(), (std::vector<int64_t>{2, 5, 3}));
+  const auto [best, which] = classes.max(2);
+  EXPECT_TRUE(torch::allclose(best, d.select(2, 4)));
+  EXPECT_TRUE(torch::equal(which.to(torch::kFloat), d.select(2, 5)));
+  // And they are the probabilities of one cell: the one under the box's centre (offsets stay within a cell).
+  const torch::Tensor p = f.heatmap.sigmoid();
+  for (int64_t j = 0; j < 5; ++j) {
+    const int64_t cx = static_cast<int64_t>(std::floor((d[0][j][0] + d[0][j][2] / 2).item<float>() / 4));
+    const int64_t cy = static_cast<int64_t>(std::floor((d[0][j][1] + d[0][j][3] / 2).item<float>() / 4));
+    const float x0 = d[0][j][0].item<float>(), y0 = d[0][j][1].item<float>();
+    const float x1 = x0 + d[0][j][2].item<float>(), y1 = y0 + d[0][j][3].item<float>();
+    if (x0 <= 0 || y0 <= 0 || x1 >= 32 || y1 >= 32) continue;  // a box cut by the input's edge moves its centre
+    EXPECT_TRUE(torch::allclose(classes[0][j], p[0].select(1, cy).select(1, cx))) << j;
+  }
+}
+
 TEST(CenterNet, LossIsLowForAPerfectPredictionAndHighForABlankOne) {
   const torch::Tensor boxes = boxes_of({{2, 8, 12, 16, 8}, {0, 10, 6, 14, 10}}, 3);
   const Forward perfect = perfect_forward(boxes, 3, 16, 4);

@@ -675,6 +675,25 @@ TEST(LoadStateDict, ConvertsFloatingDtypesToTheModules) {
   expect_same_tensors(state_of(*net), want, "converted");
 }
 
+// A model that adds parts to the one the file was trained as: with MissingKeys::kKeep those keep their values
+// and are named; every other check stays (an unexpected key still fails).
+TEST(LoadStateDict, MissingKeysMayBeKeptAndAreReturned) {
+  TinyNet net;
+  const auto before = state_of(*net);
+  auto file = random_state(*net);
+  file.erase("fc1.bias");
+  file.erase("head.weight");
+  const std::vector<std::string> kept =
+      am::load_state_dict(*net, file, "part.safetensors", am::ExtraKeys::kError, am::MissingKeys::kKeep);
+  EXPECT_EQ(kept, (std::vector<std::string>{"fc1.bias", "head.weight"}));
+  EXPECT_TRUE(torch::equal(net->fc1->bias, before.at("fc1.bias")));
+  EXPECT_TRUE(torch::equal(net->fc1->weight, file.at("fc1.weight")));
+  EXPECT_THROW(am::load_state_dict(*net, file, "part.safetensors"), WeightsError) << "strict by default";
+  file["extra.weight"] = torch::zeros({1});
+  EXPECT_THROW(am::load_state_dict(*net, file, "part.safetensors", am::ExtraKeys::kError, am::MissingKeys::kKeep),
+               WeightsError);
+}
+
 TEST(LoadStateDict, ReportsEveryProblemAtOnceAndCopiesNothing) {
   TinyNet net;
   const auto before = state_of(*net);

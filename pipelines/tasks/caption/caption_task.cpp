@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace attnvision::pipelines {
 
@@ -53,17 +54,17 @@ class CaptionRunner : public TaskRunner {
     std::vector<TaskOutput> out(batch.samples.size());
     for (int64_t begin = 0; begin < x.size(0); begin += o_.batch) {
       const int64_t n = std::min(o_.batch, x.size(0) - begin);
-      const torch::Tensor feature_map = m_.net->features(x.narrow(0, begin, n)).feature_map;
-      const models::Captions c = decoder_->decode(feature_map, decode_);
-      const cv::Size grid(static_cast<int>(feature_map.size(3)), static_cast<int>(feature_map.size(2)));
-      for (int64_t r = 0; r < n; ++r) add_row(batch, begin + r, c, r, grid, out);
+      const models::Forward f = m_.net->features(x.narrow(0, begin, n));
+      const models::Captions c = decoder_->decode(decoder_->encode(f), decode_);
+      const torch::Tensor boxes = o_.attention ? decoder_->memory_boxes(f) : torch::Tensor();
+      for (int64_t r = 0; r < n; ++r) add_row(batch, begin + r, c, r, f, boxes, out);
     }
     return out;
   }
 
  private:
-  void add_row(const datasets::SampleBatch& batch, int64_t row, const models::Captions& c, int64_t r, cv::Size grid,
-               std::vector<TaskOutput>& out) const {
+  void add_row(const datasets::SampleBatch& batch, int64_t row, const models::Captions& c, int64_t r,
+               const models::Forward& f, const torch::Tensor& boxes, std::vector<TaskOutput>& out) const {
     const size_t sample = batch.sample_of[row];
     const int frame = batch.frame_of[row];
     const datasets::Sample& s = batch.samples[sample];
@@ -86,18 +87,39 @@ class CaptionRunner : public TaskRunner {
     TaskOutput& o = out[sample];
     const std::string frame_suffix = add_frame_entry(o, s, frame, std::move(entry));
     if (o_.attention && !words.empty())
-      add_word_panels(o, s.display[static_cast<size_t>(frame)], c.attention[r].narrow(0, 0, kept), words, grid,
-                      frame_suffix);
+      add_word_panels(o, s.display[static_cast<size_t>(frame)], word_maps(c.attention[r].narrow(0, 0, kept), f, boxes[r]),
+                      words, frame_suffix);
   }
 
-  // One panel per word: the image with the attention behind that word over it, scaled to its own peak.
-  void add_word_panels(TaskOutput& o, const cv::Mat& display, const torch::Tensor& attention,
-                       const datasets::Tokens& words, cv::Size grid, const std::string& frame_suffix) const {
-    std::vector<cv::Mat> maps;
-    for (int64_t t = 0; t < attention.size(0); ++t) {
-      const torch::Tensor a = attention[t].reshape({grid.height, grid.width});
-      maps.push_back(datasets::map_to_mat(a / a.max().clamp_min(1e-12)));
+  // Each word's attention (T x P) as a map over the input: on the feature map's grid for a memory of cells
+  // alone; with detections after the cells, on the input's pixels, the cells' attention upsampled and each
+  // detection's added over its box (`boxes`: E x 4). T maps scaled to their own peaks.
+  static torch::Tensor word_maps(const torch::Tensor& attention, const models::Forward& f, const torch::Tensor& boxes) {
+    const int64_t words = attention.size(0), h = f.feature_map.size(2), w = f.feature_map.size(3), cells = h * w;
+    torch::Tensor maps = attention.narrow(1, 0, cells).reshape({words, h, w});
+    if (boxes.size(0) > 0) {
+      const int64_t height = f.input.size(2), width = f.input.size(3);
+      maps = torch::nn::functional::interpolate(
+                 maps.unsqueeze(1), torch::nn::functional::InterpolateFuncOptions()
+                                        .size(std::vector<int64_t>{height, width}).mode(torch::kBilinear).align_corners(false))
+                 .squeeze(1);
+      const auto box = boxes.accessor<float, 2>();
+      for (int64_t e = 0; e < boxes.size(0); ++e) {
+        const int64_t x0 = std::clamp<int64_t>(std::lround(box[e][0]), 0, width);
+        const int64_t y0 = std::clamp<int64_t>(std::lround(box[e][1]), 0, height);
+        const int64_t x1 = std::clamp<int64_t>(std::lround(box[e][0] + box[e][2]), x0, width);
+        const int64_t y1 = std::clamp<int64_t>(std::lround(box[e][1] + box[e][3]), y0, height);
+        maps.narrow(1, y0, y1 - y0).narrow(2, x0, x1 - x0) += attention.select(1, cells + e).view({words, 1, 1});
+      }
     }
+    return maps / maps.amax({1, 2}, true).clamp_min(1e-12);
+  }
+
+  // One panel per word: the image with the map of that word's attention (word_maps) over it.
+  void add_word_panels(TaskOutput& o, const cv::Mat& display, const torch::Tensor& word_maps,
+                       const datasets::Tokens& words, const std::string& frame_suffix) const {
+    std::vector<cv::Mat> maps;
+    for (int64_t t = 0; t < word_maps.size(0); ++t) maps.push_back(datasets::map_to_mat(word_maps[t]));
     o.files.push_back({frame_suffix + ".words.png", [display, maps, words, t = transform_](const std::string& path) {
                          std::vector<cv::Mat> panels;
                          for (const cv::Mat& m : maps)
@@ -180,7 +202,8 @@ Captioner::Captioner(const CaptionOptions& options)
 }
 
 std::vector<datasets::Tokens> Captioner::caption(const torch::Tensor& x) {
-  const models::Captions c = decoder_of(m_).decode(m_.net->features(x).feature_map, decode_);
+  models::CaptionDecoderImpl& decoder = decoder_of(m_);
+  const models::Captions c = decoder.decode(decoder.encode(m_.net->features(x)), decode_);
   std::vector<datasets::Tokens> out;
   for (int64_t i = 0; i < c.ids.size(0); ++i) out.push_back(datasets::caption_words(vocabulary_, c.ids[i]));
   return out;

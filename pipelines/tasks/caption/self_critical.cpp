@@ -42,12 +42,12 @@ class CaptionSelfCritical : public SequenceObjective {
     auto* decoder = dynamic_cast<models::CaptionDecoderImpl*>(&net.head());
     if (!decoder) throw std::logic_error("self-critical training: the network has no caption decoder head");
     const models::AutocastScope autocast(precision);
-    const torch::Tensor feature_map = net.features(x).feature_map;
+    const torch::Tensor memory = decoder->encode(net.features(x));
     models::DecodeOptions draw;
     draw.max_words = max_words_;
     draw.sample = true;
     // Row i k + j is image i's draw j.
-    const models::Captions c = decoder->decode(feature_map.repeat_interleave(samples_, 0), draw);
+    const models::Captions c = decoder->decode(memory.repeat_interleave(samples_, 0), draw);
 
     const int64_t n = x.size(0), k = samples_;
     torch::Tensor reward = torch::empty({n, k}, torch::kFloat64);
