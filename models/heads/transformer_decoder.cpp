@@ -178,7 +178,7 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
 
  protected:
   // State, per block: the words' self-attention keys and values so far (N x heads x t x D/heads, empty at
-  // first), and the cells' cross-attention keys and values (N x heads x P x D/heads).
+  // first), and the memory's cross-attention keys and values (N x heads x P x D/heads).
   DecoderState start(const torch::Tensor& memory) override {
     const int64_t n = memory.size(0), heads = cfg().caption.decoder_heads, d = memory.size(2);
     DecoderState s;
@@ -287,19 +287,24 @@ Head build_transformer_decoder_head(const ModelCfg& cfg, BackboneImpl& backbone)
 }
 
 // Per caption, decoded a word at a time against cached keys and values: per word and block the self- and
-// cross-attention projections, the MLP, the scores and sums over the cells and over the words so far (their
-// prefix lengths summed over the steps); the word logits; the cells' projection and keys and values once. (An
-// embedded detector's own forward is counted by forward_gflops, from its cfg.)
+// cross-attention projections, the MLP, the scores and sums over the memory and over the words so far (their
+// prefix lengths summed over the steps); the word logits; the memory's tokens (the cells' projection, the
+// detections' MLP) and keys and values once. (An embedded detector's own forward is counted by forward_gflops,
+// from its cfg.)
 double transformer_decoder_gmacs(const ModelCfg& cfg, int64_t num_features) {
   const CaptionArgs& c = cfg.caption;
   const double cells = caption_cells(cfg);
   const double d = static_cast<double>(c.decoder_dim), words = static_cast<double>(c.max_words + 1);
+  const double detections = c.detector_classes > 0 ? static_cast<double>(c.detector_tokens) : 0.0;
+  const double detection_features = static_cast<double>(c.detector_classes + 5 + cfg.in_chans * kBoxPoints * kBoxPoints);
+  const double memory = cells + detections;
   const double prefixes = words * (words + 1) / 2;  // prefix lengths summed over the decoding steps
   const double layers = static_cast<double>(c.decoder_layers);
-  // self-attention q, k, v and proj; cross-attention q and proj, and its scores and sum over the cells; MLP
-  const double per_word_block = 4 * d * d + 2 * d * d + 2 * cells * d + 8 * d * d;
-  return (cells * static_cast<double>(num_features) * d + cells * 2 * d * d * layers +
-          words * (layers * per_word_block + d * static_cast<double>(cfg.num_classes)) + prefixes * layers * 2 * d) /
+  // self-attention q, k, v and proj; cross-attention q and proj, and its scores and sum over the memory; MLP
+  const double per_word_block = 4 * d * d + 2 * d * d + 2 * memory * d + 8 * d * d;
+  return (cells * static_cast<double>(num_features) * d + detections * (detection_features * d + d * d) +
+          memory * 2 * d * d * layers + words * (layers * per_word_block + d * static_cast<double>(cfg.num_classes)) +
+          prefixes * layers * 2 * d) /
          1e9;
 }
 
