@@ -48,7 +48,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"init", Kind::kString, false, "weights the run starts from instead of a fresh initialisation: a checkpoint (ours or timm's) of this very model, e.g. a previous run's best.safetensors to train on with a new schedule"},
       {"init_backbone", Kind::kString, false, "weights the backbone alone starts from: a checkpoint of any model with this backbone (e.g. a detector trained on the same images); the head starts fresh"},
       {"init_partial", Kind::kBool, false, "init may lack some of the model's tensors (parts the model adds, e.g. a captioner's detection tokens): those start fresh, listed when the run starts"},
-      {"init_detector", Kind::kString, false, "a captioner with an embedded detector (model.caption.detector_classes): the detector checkpoint (e.g. the scenes detector) its frozen detector is loaded from"},
+      {"init_detector", Kind::kString, false, "a captioner with an embedded detector (model.detector_classes > 0): the detector checkpoint (e.g. the scenes detector) its frozen detector is loaded from"},
       {"self_critical_samples", Kind::kInt, false, "a captioner: self-critical sequence training, this many captions drawn per image and rewarded by CIDEr-D against the mean of the image's others (start from a teacher-forced run's weights with init); 0: teacher forcing"},
   };
   return schema;

@@ -186,7 +186,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Tensor names grouped by their first component, with counts: "det_embed (4), detector (122)".
+// Tensor names grouped by their first component, with counts: "det_embed (4), detector (160)".
 std::string tensor_groups(const std::vector<std::string>& names) {
   std::map<std::string, int> counts;
   for (const std::string& name : names) ++counts[name.substr(0, name.find('.'))];
@@ -207,13 +207,13 @@ void load_embedded_detector(const TrainCfg& cfg, models::NetworkImpl& net, const
       return name.rfind("detector.", 0) == 0;
     });
     if (detector && !filled)
-      throw std::invalid_argument(cfg.source + ": the model embeds a detector (caption.detector_classes), which never "
+      throw std::invalid_argument(cfg.source + ": the model embeds a detector (model.detector_classes), which never "
                                   "trains: give its weights with init_detector (a detector checkpoint)");
     return;
   }
   if (!detector)
     throw std::invalid_argument(cfg.source + ": init_detector needs a captioner that embeds a detector "
-                                "(model.caption.detector_classes > 0)");
+                                "(model.detector_classes > 0)");
   const models::TensorFile file = models::read_weights(cfg.init_detector);
   models::ModelCfg file_cfg;
   if (models::read_checkpoint_cfg(file, file_cfg)) {

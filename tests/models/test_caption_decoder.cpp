@@ -201,8 +201,8 @@ INSTANTIATE_TEST_SUITE_P(Decoders, EveryDecoder,
                          });
 
 // Bottom-up attention: the Transformer's memory is the feature map's cells, then one token per detection of
-// the embedded detector, which stays frozen (eval mode, no gradient) while the captioner trains; the tokens
-// carry the detector's findings (another detector, other tokens) and the box pixels' gradient.
+// the embedded detector, which stays frozen (eval mode, no gradient) while the captioner trains and the loss
+// reaches the tokens' MLP; the tokens carry the detector's findings (another detector, other tokens).
 TEST(BottomUpCaptioner, AttendsToTheCellsThenOneTokenPerDetectionOfAFrozenDetector) {
   torch::manual_seed(5);
   Network net = build_model(tiny_captioner("transformer+detector", 7));
