@@ -117,6 +117,8 @@ struct ModelCfg {
   // The detector a captioner embeds (caption.detector_classes > 0): this backbone with the detection head of
   // this cfg's detection settings and detector_classes classes.
   ModelCfg embedded_detector() const;
+  // Input pixels per cell of the backbone's last feature map (a ResNet's feature_stride, a ViT's patch size).
+  int64_t backbone_stride() const { return arch == "vit" ? vit.patch_size : resnet.feature_stride; }
   // A detector's COCO category id of class `class_index` (detection.category_ids, or index + 1).
   int64_t category_id(int64_t class_index) const;
 

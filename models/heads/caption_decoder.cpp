@@ -141,7 +141,7 @@ torch::Tensor caption_loss(const ModelCfg& cfg, const Forward& f, const torch::T
 }
 
 double caption_cells(const ModelCfg& cfg) {
-  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : cfg.resnet.feature_stride;
+  const int64_t stride = cfg.backbone_stride();
   return static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
 }
 

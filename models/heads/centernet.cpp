@@ -1,14 +1,12 @@
-// The detection head: CenterNet ("Objects as Points") on any backbone. A neck brings the backbone's last
-// feature map up to output_stride by 2x bilinear steps, adding at each step a 1x1 projection of the
-// backbone stage of that stride when there is one (a ResNet's layer3, layer2, layer1); a ViT has one stride,
-// so its neck is the simple feature pyramid of its token grid (ViTDet) without laterals. Three branches then
-// predict, per cell, class-centre logits, box size and the centre's sub-cell offset. Targets, loss and
+// The detection head: CenterNet ("Objects as Points") on any backbone. The upsampling neck
+// (models/heads/upsampling_neck.h) brings the backbone's last feature map up to output_stride; three branches
+// then predict, per cell, class-centre logits, box size and the centre's sub-cell offset. Targets, loss and
 // decoding are in models/heads/centernet.h.
 #include "models/heads/centernet.h"
 
 #include "models/heads/head.h"
+#include "models/heads/upsampling_neck.h"
 #include "models/kernels/packed_conv.h"
-#include "models/layers/batchnorm_fold.h"
 
 #include <torch/nn/functional/upsampling.h>
 #include <torch/nn/modules/activation.h>
@@ -32,11 +30,6 @@ namespace attnvision::models {
 namespace {
 namespace nn = torch::nn;
 
-nn::Sequential conv_bn_relu(int64_t in, int64_t out, int64_t kernel) {
-  return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, kernel).padding(kernel / 2).bias(false)),
-                        nn::BatchNorm2d(out), nn::ReLU(nn::ReLUOptions(true)));
-}
-
 // 3x3 conv + ReLU + 1x1 conv, as CenterNet's branches.
 nn::Sequential branch(int64_t width, int64_t outputs, double bias) {
   auto last = nn::Conv2d(nn::Conv2dOptions(width, outputs, 1));
@@ -51,34 +44,10 @@ constexpr double kHeatmapPriorBias = -2.19;
 
 class CenterNetHeadImpl : public HeadImpl {
  public:
-  CenterNetHeadImpl(const ModelCfg& cfg, BackboneImpl& backbone) {
-    const std::vector<FeatureInfo> info = backbone.feature_info();
-    if (info.empty()) throw std::invalid_argument("detection head: the backbone reports no stages");
+  CenterNetHeadImpl(const ModelCfg& cfg, BackboneImpl& backbone)
+      : neck_(*this, backbone.feature_info(), cfg.detection.head_width, cfg.detection.output_stride,
+              "detection head") {
     const int64_t width = cfg.detection.head_width;
-    int64_t stride = info.back().stride;
-    if (cfg.detection.output_stride > stride)
-      throw std::invalid_argument("detection head: output_stride " + std::to_string(cfg.detection.output_stride) +
-                                  " is coarser than the backbone's stride " + std::to_string(stride));
-    reduce_ = register_module("neck_reduce", conv_bn_relu(info.back().channels, width, 1));
-    ups_ = register_module("neck_up", nn::ModuleList());
-    laterals_ = register_module("neck_lateral", nn::ModuleDict());
-    for (; stride > cfg.detection.output_stride; stride /= 2) {
-      // The deepest stage at the finer stride, if the backbone has one there.
-      std::string lateral;
-      int64_t channels = 0;
-      for (const FeatureInfo& fi : info)
-        if (fi.stride == stride / 2) {
-          lateral = fi.module;
-          channels = fi.channels;
-        }
-      if (!lateral.empty()) {
-        const std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>> entry{
-            {lateral, conv_bn_relu(channels, width, 1).ptr()}};
-        laterals_->update(entry);
-      }
-      step_laterals_.push_back(lateral);
-      ups_->push_back(conv_bn_relu(width, width, 3));
-    }
     heatmap_ = register_module("heatmap", branch(width, cfg.num_classes, kHeatmapPriorBias));
     size_ = register_module("box_size", branch(width, 2, 0.0));
     offset_ = register_module("box_offset", branch(width, 2, 0.0));
@@ -94,17 +63,7 @@ class CenterNetHeadImpl : public HeadImpl {
 
   void forward(BackboneImpl&, Forward& f, const ForwardRequest&) override {
     if (runs_packed(f.feature_map)) return forward_packed(f);
-    torch::Tensor y = reduce_->forward(f.feature_map);
-    for (size_t i = 0; i < step_laterals_.size(); ++i) {
-      y = nn::functional::interpolate(
-          y, nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0})
-                 .mode(torch::kBilinear).align_corners(false));
-      if (!step_laterals_[i].empty()) {
-        const torch::Tensor& stage = stage_output(f, step_laterals_[i]);
-        y = y + laterals_[step_laterals_[i]]->as<nn::Sequential>()->forward(stage);
-      }
-      y = ups_[i]->as<nn::Sequential>()->forward(y);
-    }
+    const torch::Tensor y = neck_.forward(f);
     f.heatmap = heatmap_->forward(y);
     f.box_size = size_->forward(y);
     f.box_offset = offset_->forward(y);
@@ -115,9 +74,8 @@ class CenterNetHeadImpl : public HeadImpl {
   // convolution and the ReLUs fused into them, the three branches' 3x3 convolutions run as one three times as
   // wide and their 1x1 convolutions as one block-diagonal 1x1, whose output channels are split again.
   struct Packed {
-    std::optional<PackedConv2d> reduce, branch_hidden, branch_out;
-    std::vector<PackedConv2d> ups;
-    std::map<std::string, PackedConv2d> laterals;
+    UpsamplingNeck::Packed neck;
+    std::optional<PackedConv2d> branch_hidden, branch_out;
   };
 
   // Measured with `attnvision bench` on ResNet-18 + this head (128 px, batch 32, 2 cores): see README,
@@ -127,19 +85,10 @@ class CenterNetHeadImpl : public HeadImpl {
            !c10::GradMode::is_enabled();
   }
 
-  static PackedConv2d pack_conv_bn(const nn::SequentialImpl& conv_bn_relu) {
-    const auto& conv = *conv_bn_relu[0]->as<nn::Conv2dImpl>();
-    const ConvWeights w = fold_batchnorm(conv, *conv_bn_relu[1]->as<nn::BatchNorm2dImpl>());
-    return PackedConv2d(w.weight, w.bias, geometry_of(conv), torch::kFloat32);
-  }
-
   const Packed& packed() {
     std::call_once(packed_once_, [this] {
       torch::NoGradGuard no_grad;
-      packed_.reduce.emplace(pack_conv_bn(*reduce_));
-      for (size_t i = 0; i < ups_->size(); ++i) packed_.ups.push_back(pack_conv_bn(*ups_[i]->as<nn::Sequential>()));
-      for (const auto& [name, lateral] : laterals_->items())
-        packed_.laterals.emplace(name, pack_conv_bn(*std::dynamic_pointer_cast<nn::SequentialImpl>(lateral)));
+      packed_.neck = neck_.pack();
       const std::vector<nn::Sequential> branches{heatmap_, size_, offset_};
       std::vector<torch::Tensor> hidden_w, hidden_b, out_b;
       int64_t outputs = 0;
@@ -166,15 +115,7 @@ class CenterNetHeadImpl : public HeadImpl {
 
   void forward_packed(Forward& f) {
     const Packed& p = packed();
-    torch::Tensor y = (*p.reduce)(f.feature_map, /*relu=*/true);
-    for (size_t i = 0; i < step_laterals_.size(); ++i) {
-      y = nn::functional::interpolate(
-          y, nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0})
-                 .mode(torch::kBilinear).align_corners(false));
-      if (!step_laterals_[i].empty())
-        y.add_(p.laterals.at(step_laterals_[i])(stage_output(f, step_laterals_[i]), /*relu=*/true));
-      y = p.ups[i](y, /*relu=*/true);
-    }
+    const torch::Tensor y = neck_.forward(p.neck, f);
     const torch::Tensor out = (*p.branch_out)((*p.branch_hidden)(y, /*relu=*/true));
     const int64_t classes = heatmap_->ptr<nn::Conv2dImpl>(2)->options.out_channels();
     const int64_t sizes = size_->ptr<nn::Conv2dImpl>(2)->options.out_channels();
@@ -183,16 +124,7 @@ class CenterNetHeadImpl : public HeadImpl {
     f.box_offset = out.narrow(1, classes + sizes, out.size(1) - classes - sizes);
   }
 
-  static const torch::Tensor& stage_output(const Forward& f, const std::string& name) {
-    for (const auto& [stage, t] : f.stages)
-      if (stage == name) return t;
-    throw std::logic_error("detection head: the backbone did not hand back stage '" + name + "'");
-  }
-
-  nn::Sequential reduce_{nullptr};
-  nn::ModuleList ups_{nullptr};
-  nn::ModuleDict laterals_{nullptr};
-  std::vector<std::string> step_laterals_;  // per upsampling step, the stage added there ("" for none)
+  UpsamplingNeck neck_;
   nn::Sequential heatmap_{nullptr}, size_{nullptr}, offset_{nullptr};
   bool packed_allowed_ = false;  // prepare_for_inference: forwards without gradient may take the packed path
   std::once_flag packed_once_;
@@ -229,16 +161,15 @@ Head build_centernet_head(const ModelCfg& cfg, BackboneImpl& backbone) {
   return std::make_shared<CenterNetHeadImpl>(cfg, backbone);
 }
 
-// The neck and the three branches at input_size / output_stride, given the backbone's output width (the
-// laterals are left out: 1x1 convolutions on maps of a quarter of the cells or fewer).
+// The neck and the three branches at input_size / output_stride, given the backbone's output width.
 double centernet_head_gmacs(const ModelCfg& cfg, int64_t num_features) {
   const double width = static_cast<double>(cfg.detection.head_width);
   const double cells = static_cast<double>(cfg.input_size[1] / cfg.detection.output_stride) *
                        static_cast<double>(cfg.input_size[2] / cfg.detection.output_stride);
-  const double neck = cells * width * width * 9;  // the last upsampling conv dominates its neck
   const double branches = cells * (3 * width * width * 9 + width * (cfg.num_classes + 4));
-  const double reduce = cells / 64.0 * num_features * width;
-  return (neck + branches + reduce) / 1e9;
+  return UpsamplingNeck::gmacs(cfg.input_size[1], cfg.input_size[2], cfg.detection.head_width,
+                               cfg.detection.output_stride, cfg.backbone_stride(), num_features) +
+         branches / 1e9;
 }
 
 double centernet_gaussian_radius(double height, double width, double min_overlap) {

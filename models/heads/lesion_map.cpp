@@ -46,7 +46,7 @@ Head build_lesion_map_head(const ModelCfg& cfg, BackboneImpl& backbone) {
 }
 
 double lesion_map_head_gmacs(const ModelCfg& cfg, int64_t num_features) {
-  const int64_t stride = cfg.arch == "vit" ? cfg.vit.patch_size : cfg.resnet.feature_stride;
+  const int64_t stride = cfg.backbone_stride();
   const double cells = static_cast<double>(cfg.input_size[1] / stride) * static_cast<double>(cfg.input_size[2] / stride);
   return cells * static_cast<double>(num_features) / 1e9;
 }
