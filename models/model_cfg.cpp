@@ -39,6 +39,8 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"category_ids", "detection", "COCO category id of each class ([]: 1..num_classes)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.category_ids; }},
       {"ct_spacing_mm", "anomaly", "CT input: the model grid's pixel spacing in mm", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.spacing_mm; }},
       {"ct_windows", "anomaly", "CT input: one window per channel, a preset or \"CENTER,WIDTH\" in HU", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.windows; }},
+      {"lesion_map_stride", "anomaly", "input pixels per lesion-map cell: 0, the backbone's feature map; finer (4, 8): through an upsampling neck", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.lesion_map_stride; }},
+      {"lesion_map_width", "anomaly", "channels of the lesion map's upsampling neck (lesion_map_stride > 0)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.lesion_map_width; }},
       {"saliency_method", "anomaly", "the saliency method `saliency` uses by default", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_method; }},
       {"saliency_stage", "anomaly", "the stage CAM methods explain ('' : the last feature map)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_stage; }},
       {"operating_threshold", "anomaly", "p(lesion) from which a slice is anomalous and gets regions", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.operating_threshold; }},
@@ -138,6 +140,12 @@ void ModelCfg::validate() const {
     if (num_classes != 2) fail("an anomaly model has 2 classes: clean, lesion");
     if (!(ct.operating_threshold >= 0 && ct.operating_threshold <= 1)) fail("operating_threshold must be in 0..1");
     if (!(ct.region_level > 0 && ct.region_level < 1)) fail("region_level must be in (0, 1)");
+    const int64_t m = ct.lesion_map_stride;
+    if (m != 0 && (m < 1 || m > 32 || (m & (m - 1)) != 0)) fail("lesion_map_stride must be 0 or a power of two in 1..32");
+    if (m > backbone_stride())
+      fail("lesion_map_stride " + std::to_string(m) + " is coarser than the backbone's feature map (stride " +
+           std::to_string(backbone_stride()) + ")");
+    if (ct.lesion_map_width < 8 || ct.lesion_map_width > 1024) fail("lesion_map_width must be in 8..1024");
     if (ct.saliency_method.empty()) fail("saliency_method must name a method");
   }
   if (task == "captioning") {

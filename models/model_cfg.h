@@ -61,6 +61,11 @@ struct CtArgs {
   // How `saliency` reads this model, chosen by measurement (eval-saliency on validation phantoms) and kept with
   // the weights: the method and stage it explains with by default, the p(lesion) from which a slice is called
   // anomalous (only those get regions), and the region threshold as a fraction of the slice map's peak.
+  // The anomaly head's lesion map: 0 scores the cells of the backbone's last feature map; a finer stride (a power
+  // of two, e.g. 4) scores the cells of an upsampling neck of lesion_map_width channels over the backbone's
+  // stages (models/heads/upsampling_neck.h), so that a lesion of a few pixels is a cell of its own.
+  int64_t lesion_map_stride = 0;
+  int64_t lesion_map_width = 64;
   std::string saliency_method = "gradcam";
   std::string saliency_stage = "layer2";
   double operating_threshold = 0.5;

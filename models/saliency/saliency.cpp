@@ -133,6 +133,18 @@ MethodOutput cbam_spatial(NetworkImpl& net, const torch::Tensor& x, const ScoreF
   return {sum.squeeze(1) / static_cast<double>(gates.size()), std::move(f)};
 }
 
+// CAM (Zhou et al. 2016) of the anomaly head: its own per-cell lesion map, whose maximum is the slice's
+// logit (models/heads/lesion_map.cpp), as each cell's p(lesion), so that a value means the same on every
+// slice. Independent of any score, and needs no gradient: the head draws it in the forward pass.
+MethodOutput lesion_cam(NetworkImpl& net, const torch::Tensor& x, const ScoreFn&, const SaliencyOptions&) {
+  torch::NoGradGuard no_grad;
+  Forward f = net.forward(x);
+  if (!f.anomaly_map.defined())
+    throw std::invalid_argument("saliency 'cam' needs a model whose head draws a lesion map (task: anomaly)");
+  torch::Tensor raw = torch::sigmoid(f.anomaly_map.to(torch::kFloat32)).squeeze(1);
+  return {raw, std::move(f)};
+}
+
 // Attention rollout over a ViT's layers, heads fused by `Fusion`; independent of any score.
 template <HeadFusion Fusion>
 MethodOutput rollout(NetworkImpl& net, const torch::Tensor& x, const ScoreFn&, const SaliencyOptions&) {
@@ -237,6 +249,8 @@ const std::vector<MethodRow>& method_table() {
        "Layer-CAM: positive gradient times activation per position, finer on shallow stages (as gradcam)",
        layercam, true},
       {"cbam", "mean of the CBAM spatial attention gates (CBAM models)", cbam_spatial, false},
+      {"cam", "CAM: the anomaly head's own lesion map, each cell's p(lesion) (anomaly models; no gradient)",
+       lesion_cam, false},
       {"rollout", "attention rollout, heads averaged (ViT)", rollout<HeadFusion::kMean>, false},
       {"rollout-max", "attention rollout, strongest head per layer (ViT)", rollout<HeadFusion::kMax>, false},
       {"rollout-min", "attention rollout, weakest head per layer (ViT)", rollout<HeadFusion::kMin>, false},

@@ -175,6 +175,36 @@ TEST_F(SaliencyCli, EvalSaliencyScoresEveryMethodAgainstTheMasksAndCalibratesThe
   }
 }
 
+// A model whose lesion map is drawn at stride 4 by its upsampling neck: its own map (cam) is a method like the
+// others, scored and calibrated the same way, and `saliency` writes it at the source's grid.
+TEST_F(SaliencyCli, TheFineLesionMapIsScoredAsTheCamMethod) {
+  const auto r = run_attnvision("eval-saliency --data '" + (*dir_ / "ph") + "' " + model() +
+                                " --set lesion_map_stride=4 --methods cam,layercam --region-levels 0.3 --rise-steps 0 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<nlohmann::json> rows = json_lines(r.out);
+  ASSERT_EQ(rows.size(), 1u);
+  for (const std::string method : {"cam", "layercam"}) {
+    const nlohmann::json& m = rows.front()["methods"][method];
+    EXPECT_GE(m["pointing_game"].get<double>(), 0.0) << method;
+    EXPECT_LE(m["pointing_game"].get<double>(), 1.0) << method;
+    EXPECT_EQ(m["region_levels"].size(), 1u) << method;
+  }
+  const auto s = run_attnvision("saliency '" + (*dir_ / "ph/series_7_0000") + "' " + model() +
+                                " --set lesion_map_stride=4 --method cam --json --out '" + (*dir_ / "cam_out") + "'");
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  const std::vector<nlohmann::json> lines = json_lines(s.out);
+  ASSERT_FALSE(lines.empty());
+  const cv::Mat map =
+      cv::imread((*dir_ / "cam_out") + "/" + lines.front()["map"].get<std::string>(), cv::IMREAD_UNCHANGED);
+  ASSERT_EQ(map.type(), CV_32F);
+  EXPECT_EQ(map.rows, 256);
+  EXPECT_EQ(map.cols, 256);
+  double lo = 0, hi = 0;
+  cv::minMaxLoc(map, &lo, &hi);
+  EXPECT_GE(lo, 0.0) << "probabilities";
+  EXPECT_LE(hi, 1.0) << "probabilities";
+}
+
 TEST_F(SaliencyCli, EvalSaliencyRefusesAFolderWithoutLesionTruth) {
   const auto r = run_attnvision("eval-saliency --data '" + (*dir_ / "ph/series_7_0000") + "' " + model());
   EXPECT_EQ(r.exit_code, 1);

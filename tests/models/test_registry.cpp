@@ -228,6 +228,56 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
   }
 }
 
+// With lesion_map_stride the anomaly head scores the cells of an upsampling neck over the backbone's stages (a
+// ResNet's layer3, layer2 and layer1 join on the way down to stride 4), not those of the last feature map; the
+// slice's logit is still the largest cell's, and the neck's cost is counted.
+TEST(Registry, AFineLesionMapScoresTheCellsOfItsNeck) {
+  ModelCfg cfg = default_cfg("resnet18");
+  cfg.task = "anomaly";
+  cfg.num_classes = 2;
+  cfg.labels = {"clean", "lesion"};
+  cfg.in_chans = 2;
+  cfg.ct.windows = {"lung", "abdomen"};
+  cfg.input_size = {2, 64, 64};
+  cfg.mean = {0.3, 0.3};
+  cfg.std = {0.3, 0.3};
+  const double coarse_gflops = forward_gflops(cfg);
+  cfg.ct.lesion_map_stride = 4;
+  cfg.ct.lesion_map_width = 16;
+  Network net = build_model(cfg);
+  std::set<std::string> head_keys;
+  for (const auto& p : net->head().named_parameters()) head_keys.insert(p.key());
+  for (const char* key : {"neck_reduce.0.weight", "neck_up.0.0.weight", "neck_up.2.0.weight", "neck_lateral.layer1.0.weight",
+                          "neck_lateral.layer2.0.weight", "neck_lateral.layer3.0.weight", "lesion_head.weight"})
+    EXPECT_TRUE(head_keys.count(key)) << key;
+  EXPECT_EQ(net->head().named_parameters()["lesion_head.weight"].size(1), 16) << "the 1x1 reads the neck's width";
+  // Three upsampling 3x3 convolutions at 16 wide on 4 x 4, 8 x 8 and 16 x 16 cells, the 512 -> 16 reduction on
+  // 2 x 2 and the 16 -> 1 scoring on 16 x 16, in place of the 512 -> 1 scoring on 2 x 2: by hand.
+  const double neck_macs = (16.0 + 64 + 256) * 16 * 16 * 9 + 4 * 512 * 16 + 256 * 16 - 4 * 512;
+  EXPECT_NEAR(forward_gflops(cfg) - coarse_gflops, 2 * neck_macs / 1e9, 1e-9);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const Forward f = net->forward(torch::randn({2, 2, 64, 64}));
+  EXPECT_EQ(f.anomaly_map.sizes(), (std::vector<int64_t>{2, 1, 16, 16}));
+  for (int64_t i = 0; i < 2; ++i)
+    EXPECT_FLOAT_EQ(f.logits[i][1].item<float>(), f.anomaly_map[i].max().item<float>());
+
+  auto rejects = [&](int64_t stride, const char* why) {
+    ModelCfg bad = cfg;
+    bad.ct.lesion_map_stride = stride;
+    try {
+      bad.validate();
+      ADD_FAILURE() << "accepted " << why;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("lesion_map_stride"), std::string::npos) << e.what();
+    }
+  };
+  rejects(6, "a stride that is not a power of two");
+  rejects(64, "a stride coarser than the backbone's feature map");
+  EXPECT_EQ(cfg_from_json(to_json(cfg)).ct.lesion_map_stride, 4);
+  EXPECT_EQ(cfg_from_json(to_json(cfg)).ct.lesion_map_width, 16);
+}
+
 std::vector<std::string> head_names() {
   std::vector<std::string> names;
   for (const HeadRow& row : head_table()) names.emplace_back(row.name);

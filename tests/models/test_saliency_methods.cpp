@@ -511,6 +511,43 @@ TEST(SaliencyOcclusion, PerImageTargetsFollowTheirImages) {
   }
 }
 
+// ---- CAM of the anomaly head ----------------------------------------------------------------------------
+
+// The anomaly head's own map, read without a gradient: each cell's p(lesion) at the map's own resolution (here
+// the stride-4 neck's), whose maximum is the slice's p(lesion), whatever the score asked for.
+TEST(SaliencyCam, IsTheAnomalyHeadsCellProbabilities) {
+  ModelCfg cfg = tiny_resnet_cfg("cbam");
+  cfg.task = "anomaly";
+  cfg.num_classes = 2;
+  cfg.labels = {"clean", "lesion"};
+  cfg.in_chans = 2;
+  cfg.ct.windows = {"lung", "abdomen"};
+  cfg.input_size = {2, 64, 64};
+  cfg.mean = {0.3, 0.3};
+  cfg.std = {0.3, 0.3};
+  cfg.ct.lesion_map_stride = 4;
+  cfg.ct.lesion_map_width = 8;
+  torch::manual_seed(3);
+  Network net = build_model(cfg);
+  net->eval();
+  const torch::Tensor x = torch::randn({2, 2, 64, 64});
+  const SaliencyResult r = explain(*net, x, "cam", class_score({0}));
+  torch::NoGradGuard no_grad;
+  const Forward f = net->forward(x);
+  ASSERT_EQ(r.raw.sizes(), (std::vector<int64_t>{2, 16, 16}));
+  EXPECT_TRUE(torch::allclose(r.raw, torch::sigmoid(f.anomaly_map.squeeze(1)), 1e-6, 1e-7));
+  for (int64_t i = 0; i < 2; ++i) {
+    EXPECT_FLOAT_EQ(r.raw[i].max().item<float>(), torch::softmax(f.logits[i], 0)[1].item<float>());
+    EXPECT_FLOAT_EQ(r.maps[i].max().item<float>(), 1.0f);
+  }
+  EXPECT_THROW(explain(*net, x, "cam", class_score(), [] {
+                 SaliencyOptions o;
+                 o.stage = "layer2";
+                 return o;
+               }()),
+               std::invalid_argument);
+}
+
 // ---- Every method of the table ------------------------------------------------------------------------
 
 class EveryMethod : public ::testing::TestWithParam<std::string> {};
@@ -523,9 +560,10 @@ TEST_P(EveryMethod, SaliencyMapsOrAClearRefusal) {
     int64_t size;
     std::vector<std::string> refusing;  // the methods that do not apply to it (for a class logit)
   };
-  const std::vector<std::string> rollouts = {"rollout", "rollout-max", "rollout-min", "grad-rollout"};
+  // A classifier draws no lesion map, so neither refuses fewer than these.
+  const std::vector<std::string> rollouts = {"rollout", "rollout-max", "rollout-min", "grad-rollout", "cam"};
   for (const Model& m : {Model{"cbam resnet", tiny_resnet("cbam"), 64, rollouts},
-                         Model{"vit", tiny_vit(), 32, {"cbam", "gradcam", "gradcam++", "layercam"}}}) {
+                         Model{"vit", tiny_vit(), 32, {"cbam", "gradcam", "gradcam++", "layercam", "cam"}}}) {
     SCOPED_TRACE(m.what);
     const torch::Tensor x = random_images(2, m.size);
     SaliencyResult r;
