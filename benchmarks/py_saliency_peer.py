@@ -13,7 +13,8 @@ model load excluded), the time in each step and the settings. Folders are search
 Model: the checkpoint's __metadata__ "attnvision.model_cfg" (models/model_cfg.cpp): a timm-style ResNet with
 attnvision's names, built by benchmarks/py_train_peer.py's ResNet (CBAM as models/layers/attn_cbam.cpp), weights
 loaded strictly, eval mode, float32; an anomaly model's lesion_map head (models/heads/lesion_map.cpp: a 1x1
-convolution per cell of the last feature map, slice logits [0, the largest cell's]) stands in for fc.
+convolution per cell of the last feature map, or with anomaly.lesion_map_stride of its upsampling neck, slice
+logits [0, the largest cell's]) stands in for fc.
 
 Input (vision/ct_input.cpp, datasets/preprocess.cpp, datasets/augment.cpp), per slice:
   HU = stored * RescaleSlope + RescaleIntercept (float64, stored as float32, as DCMTK gives it);
@@ -88,35 +89,93 @@ def fold_batchnorms(model):
     return len(pairs)
 
 
+class UpsamplingNeck:
+    """models/heads/upsampling_neck.cpp on the peer's ResNet, for an anomaly head with lesion_map_stride: the
+    last feature map reduced (1x1 conv + BN + ReLU) to lesion_map_width, then per 2x step a bilinear upsampling
+    (align_corners false), plus a 1x1 conv + BN + ReLU of the deepest stage at that stride, then a 3x3 conv +
+    BN + ReLU. Its modules hang on the model as attnvision names them at the network's root (neck_reduce,
+    neck_up.<i>, neck_lateral.<stage>)."""
+
+    @staticmethod
+    def attach(model, cfg):
+        an = cfg.get("anomaly", {})
+        out_stride, width = an.get("lesion_map_stride", 0), an.get("lesion_map_width", 64)
+        a = cfg["resnet"]
+        expansion = 4 if a["block"] == "bottleneck" else 1
+        fs = a.get("feature_stride", 32)
+        # feature_info of models/backbones/resnet.cpp: layer1 at 4, then x2 per stage up to feature_stride
+        stages, stride = [], 4
+        for s in range(4):
+            if s > 0 and stride < fs:
+                stride *= 2
+            stages.append((f"layer{s + 1}", a["channels"][s] * expansion, stride))
+        if not out_stride or out_stride >= fs:
+            return []
+
+        def cbr(i, o, k):
+            return nn.Sequential(nn.Conv2d(i, o, k, padding=k // 2, bias=False), nn.BatchNorm2d(o), nn.ReLU(True))
+
+        model.neck_reduce = cbr(stages[-1][1], width, 1)
+        model.neck_up = nn.ModuleList()
+        model.neck_lateral = nn.ModuleDict()
+        steps, stride = [], fs
+        while stride > out_stride:
+            lateral = [(n, c) for n, c, st in stages if st == stride // 2]
+            if lateral:
+                name, channels = lateral[-1]
+                model.neck_lateral[name] = cbr(channels, width, 1)
+                steps.append(name)
+            else:
+                steps.append("")
+            model.neck_up.append(cbr(width, width, 3))
+            stride //= 2
+        return steps
+
+    @staticmethod
+    def forward(model, steps, y, outputs):
+        y = model.neck_reduce(y)
+        for i, name in enumerate(steps):
+            y = nn.functional.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+            if name:
+                y = y + model.neck_lateral[name](outputs[name])
+            y = model.neck_up[i](y)
+        return y
+
+
 class GradCam:
     """ResNet split at the explained stage: head(x) -> A without autograd; tail(A) -> logits with it."""
 
     STAGES = ["act1", "layer1", "layer2", "layer3", "layer4"]
 
-    def __init__(self, model, stage):
+    def __init__(self, model, stage, neck_steps=()):
         self.m = model
+        self.neck_steps = list(neck_steps)
         stage = stage or "layer4"
         if stage not in self.STAGES:
             sys.exit(f"py_saliency_peer: stage '{stage}' is not one of {', '.join(self.STAGES)}")
         self.k = self.STAGES.index(stage)  # 0: after the stem's ReLU (before the max-pool)
 
-    def head(self, x):
+    def head(self, x, outputs):
         m = self.m
         y = torch.relu_(m.bn1(m.conv1(x)))
         for s in range(1, self.k + 1):
             if s == 1:
                 y = m.maxpool(y)
             y = getattr(m, f"layer{s}")(y)
+            outputs[f"layer{s}"] = y
         return y
 
-    def tail(self, a):
+    def tail(self, a, outputs):
         m = self.m
         y = a
         for s in range(self.k + 1, 5):
             if s == 1:
                 y = m.maxpool(y)
             y = getattr(m, f"layer{s}")(y)
+            outputs[f"layer{s}"] = y
         if isinstance(m.fc, nn.Conv2d):  # the lesion_map head: slice logits [0, the largest cell's]
+            if self.neck_steps:
+                y = UpsamplingNeck.forward(m, self.neck_steps, y, outputs)
             cells = m.fc(y).flatten(1)
             top = cells.max(1, keepdim=True).values
             # what attnvision explains (lesion_evidence_score): the top cell plus every cell called a lesion
@@ -125,11 +184,13 @@ class GradCam:
         return logits, logits[:, 1]
 
     def __call__(self, x):
+        outputs = {}
         with torch.no_grad():
-            a = self.head(x)
+            a = self.head(x, outputs)
         a.requires_grad_(True)
+        outputs[self.STAGES[self.k]] = a
         with torch.enable_grad():
-            logits, score = self.tail(a)
+            logits, score = self.tail(a, outputs)
             (grad,) = torch.autograd.grad(score.sum(), a)
         with torch.no_grad():
             cam = torch.relu((grad.mean((2, 3), keepdim=True) * a).sum(1))
@@ -265,8 +326,10 @@ def main():
         sys.exit(f"py_saliency_peer: {args.weights}: a ResNet anomaly model expected "
                  f"(arch {cfg.get('arch')}, task {cfg.get('task')})")
     model = ResNet(cfg)
+    neck_steps = UpsamplingNeck.attach(model, cfg)
     if "lesion_head.weight" in state:  # models/heads/lesion_map.cpp: a 1x1 convolution scores each cell
-        model.fc = nn.Conv2d(model.fc.in_features, 1, 1)
+        width = cfg.get("anomaly", {}).get("lesion_map_width", 64) if neck_steps else model.fc.in_features
+        model.fc = nn.Conv2d(width, 1, 1)
         state = {("fc" + k[len("lesion_head"):] if k.startswith("lesion_head.") else k): v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     model.eval()
@@ -276,7 +339,7 @@ def main():
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     stage = args.stage if args.stage is not None else cfg.get("anomaly", {}).get("saliency_stage", "layer2")
-    cam = GradCam(model, stage)
+    cam = GradCam(model, stage, neck_steps)
     pre = CtPreprocess(cfg)
     files = list_inputs(args.paths)
     if args.limit:

@@ -84,6 +84,39 @@ std::vector<std::string> task_names() {
 
 INSTANTIATE_TEST_SUITE_P(Tasks, EveryTask, ::testing::ValuesIn(task_names()));
 
+// The anomaly loss supervises each cell of a fine lesion map (lesion_map_stride 4: 8 x 8 cells on 32 x 32) with
+// whether the mask touches it: the gradient raises the cells under the lesion and lowers the others.
+TEST(Tasks, AFineLesionMapIsSupervisedCellByCell) {
+  const TaskRow& row = task_for_model("anomaly");
+  models::ModelCfg cfg = models::default_cfg("resnet18");
+  cfg.task = "anomaly";
+  cfg.labels = {"clean", "lesion"};
+  cfg.num_classes = 2;
+  cfg.ct.windows = {"lung", "abdomen", "400,1800"};
+  cfg.ct.lesion_map_stride = 4;
+  cfg.ct.lesion_map_width = 8;
+  models::Network net = models::build_model(cfg);
+  torch::Tensor masks = torch::zeros({2, 32, 32}, torch::kUInt8);
+  masks[1].narrow(0, 5, 6).narrow(1, 20, 3).fill_(1);  // rows 5..10, columns 20..22: cells rows 1..2, column 5
+  models::Forward f = net->forward(torch::randn({2, 3, 32, 32}));
+  ASSERT_EQ(f.anomaly_map.sizes(), (std::vector<int64_t>{2, 1, 8, 8}));
+  f.anomaly_map.retain_grad();
+  row.loss(cfg, f, masks, 0.0).backward();
+  const torch::Tensor g = f.anomaly_map.grad()[1][0];
+  // The slice's own term raises its top cell (multiple-instance learning), wherever that is.
+  const int64_t top = f.anomaly_map[1][0].flatten().argmax().item<int64_t>();
+  for (int64_t r = 0; r < 8; ++r)
+    for (int64_t c = 0; c < 8; ++c) {
+      const bool lesion = (r == 1 || r == 2) && c == 5;
+      if (r * 8 + c == top && !lesion) continue;
+      if (lesion)
+        EXPECT_LT(g[r][c].item<float>(), 0.f) << r << "," << c;
+      else
+        EXPECT_GT(g[r][c].item<float>(), 0.f) << r << "," << c;
+    }
+  EXPECT_GT(f.anomaly_map.grad()[0].min().item<float>(), 0.f) << "a clean slice lowers every cell";
+}
+
 TEST(Tasks, UnknownTaskNamesTheKnownOnes) {
   try {
     task_named("detect-everything");
