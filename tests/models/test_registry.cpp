@@ -1,5 +1,6 @@
 // Every registered model builds, runs, reports consistent shapes, and survives a checkpoint round trip;
 // parameter counts and FLOPs are checked against torchvision's published figures where they exist.
+#include "anomaly_testing.h"
 #include "models/heads/head.h"
 #include "models/registry.h"
 #include "models/weights/weights.h"
@@ -232,18 +233,9 @@ TEST_P(EveryHead, PlugsOntoTheBackboneUnderTimmNames) {
 // ResNet's layer3, layer2 and layer1 join on the way down to stride 4), not those of the last feature map; the
 // slice's logit is still the largest cell's, and the neck's cost is counted.
 TEST(Registry, AFineLesionMapScoresTheCellsOfItsNeck) {
-  ModelCfg cfg = default_cfg("resnet18");
-  cfg.task = "anomaly";
-  cfg.num_classes = 2;
-  cfg.labels = {"clean", "lesion"};
-  cfg.in_chans = 2;
-  cfg.ct.windows = {"lung", "abdomen"};
-  cfg.input_size = {2, 64, 64};
-  cfg.mean = {0.3, 0.3};
-  cfg.std = {0.3, 0.3};
+  ModelCfg cfg = testing::fine_lesion_map_model(default_cfg("resnet18"), 0, 16);
   const double coarse_gflops = forward_gflops(cfg);
   cfg.ct.lesion_map_stride = 4;
-  cfg.ct.lesion_map_width = 16;
   Network net = build_model(cfg);
   std::set<std::string> head_keys;
   for (const auto& p : net->head().named_parameters()) head_keys.insert(p.key());

@@ -3,6 +3,7 @@
 // gradients taken image by image); the stage choice by the map resolution it gives; occlusion on a network
 // whose score is a known sum of pixels, so the expected map follows from counting; every method of the table
 // on a CBAM ResNet and a ViT; and the errors that name a bad method, stage or occlusion window.
+#include "anomaly_testing.h"
 #include "models/registry.h"
 #include "models/saliency/saliency.h"
 
@@ -516,17 +517,7 @@ TEST(SaliencyOcclusion, PerImageTargetsFollowTheirImages) {
 // The anomaly head's own map, read without a gradient: each cell's p(lesion) at the map's own resolution (here
 // the stride-4 neck's), whose maximum is the slice's p(lesion), whatever the score asked for.
 TEST(SaliencyCam, IsTheAnomalyHeadsCellProbabilities) {
-  ModelCfg cfg = tiny_resnet_cfg("cbam");
-  cfg.task = "anomaly";
-  cfg.num_classes = 2;
-  cfg.labels = {"clean", "lesion"};
-  cfg.in_chans = 2;
-  cfg.ct.windows = {"lung", "abdomen"};
-  cfg.input_size = {2, 64, 64};
-  cfg.mean = {0.3, 0.3};
-  cfg.std = {0.3, 0.3};
-  cfg.ct.lesion_map_stride = 4;
-  cfg.ct.lesion_map_width = 8;
+  const ModelCfg cfg = testing::fine_lesion_map_model(tiny_resnet_cfg("cbam"), 4, 8);
   torch::manual_seed(3);
   Network net = build_model(cfg);
   net->eval();
