@@ -30,17 +30,6 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int
 }
 
 
-// Folds an inference-mode BatchNorm into the convolution before it (fold_batchnorm). The bias is set on the
-// module's `bias` member, which its forward reads; it is not registered (a conv built without bias already
-// holds an empty "bias" slot), so a folded network's parameters and checkpoints are not those of timm: fold
-// only networks prepared for inference (NetworkImpl::prepare_for_inference).
-void fold_batchnorm_into(nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl& bn) {
-  const ConvWeights folded = fold_batchnorm(conv, bn);
-  torch::NoGradGuard no_grad;
-  conv.weight.copy_(folded.weight);
-  conv.bias = folded.bias;
-}
-
 PackedConv2d pack_conv(const nn::Conv2dImpl& c, torch::ScalarType dtype) {
   return PackedConv2d(c.weight, c.bias, geometry_of(c), dtype);
 }

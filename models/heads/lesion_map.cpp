@@ -55,6 +55,11 @@ class LesionMapHeadImpl : public HeadImpl {
     return r;
   }
 
+  // The lesion map's forwards with a gradient (saliency) run the neck's modules: their BatchNorms folded.
+  void prepare_for_inference() override {
+    if (neck_) neck_->fold_batchnorm();
+  }
+
   void forward(BackboneImpl& backbone, Forward& f, const ForwardRequest&) override {
     f.pre_logits = backbone.pool(f);
     f.anomaly_map = cell_->forward(neck_ ? neck_->forward(f) : f.feature_map);

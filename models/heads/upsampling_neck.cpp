@@ -27,10 +27,18 @@ const torch::Tensor& stage_output(const Forward& f, const std::string& name) {
   throw std::logic_error("upsampling neck: the backbone did not hand back stage '" + name + "'");
 }
 
-PackedConv2d pack_conv_bn(const nn::SequentialImpl& conv_bn_relu) {
+// A conv + BN + ReLU unit packed with the BatchNorm folded in (already folded: the convolution as it is).
+PackedConv2d pack_conv_bn(const nn::SequentialImpl& conv_bn_relu, bool folded) {
   const auto& conv = *conv_bn_relu[0]->as<nn::Conv2dImpl>();
-  const ConvWeights w = fold_batchnorm(conv, *conv_bn_relu[1]->as<nn::BatchNorm2dImpl>());
+  const ConvWeights w = folded ? ConvWeights{conv.weight, conv.bias}
+                               : fold_batchnorm(conv, *conv_bn_relu[1]->as<nn::BatchNorm2dImpl>());
   return PackedConv2d(w.weight, w.bias, geometry_of(conv), torch::kFloat32);
+}
+
+// A conv + BN + ReLU unit on x; once folded, its convolution (which carries the BatchNorm) and the ReLU.
+torch::Tensor run_unit(nn::SequentialImpl& unit, const torch::Tensor& x, bool folded) {
+  if (!folded) return unit.forward(x);
+  return torch::relu(unit[0]->as<nn::Conv2dImpl>()->forward(x));
 }
 
 // conv (no bias) + BatchNorm + ReLU, padded to keep the size.
@@ -71,23 +79,35 @@ UpsamplingNeck::UpsamplingNeck(nn::Module& owner, const std::vector<FeatureInfo>
 }
 
 torch::Tensor UpsamplingNeck::forward(const Forward& f) {
-  torch::Tensor y = reduce_->forward(f.feature_map);
+  torch::Tensor y = run_unit(*reduce_, f.feature_map, folded_);
   for (size_t i = 0; i < step_laterals_.size(); ++i) {
     y = upsample_2x(y);
     if (!step_laterals_[i].empty())
-      y = y + laterals_[step_laterals_[i]]->as<nn::Sequential>()->forward(stage_output(f, step_laterals_[i]));
-    y = ups_[i]->as<nn::Sequential>()->forward(y);
+      y = y + run_unit(*laterals_[step_laterals_[i]]->as<nn::SequentialImpl>(), stage_output(f, step_laterals_[i]),
+                       folded_);
+    y = run_unit(*ups_[i]->as<nn::SequentialImpl>(), y, folded_);
   }
   return y;
+}
+
+void UpsamplingNeck::fold_batchnorm() {
+  if (folded_) return;
+  auto fold = [](nn::SequentialImpl& unit) {
+    fold_batchnorm_into(*unit[0]->as<nn::Conv2dImpl>(), *unit[1]->as<nn::BatchNorm2dImpl>());
+  };
+  fold(*reduce_);
+  for (size_t i = 0; i < ups_->size(); ++i) fold(*ups_[i]->as<nn::SequentialImpl>());
+  for (const auto& [name, lateral] : laterals_->items()) fold(*std::dynamic_pointer_cast<nn::SequentialImpl>(lateral));
+  folded_ = true;
 }
 
 UpsamplingNeck::Packed UpsamplingNeck::pack() {
   torch::NoGradGuard no_grad;
   Packed p;
-  p.reduce.emplace(pack_conv_bn(*reduce_));
-  for (size_t i = 0; i < ups_->size(); ++i) p.ups.push_back(pack_conv_bn(*ups_[i]->as<nn::Sequential>()));
+  p.reduce.emplace(pack_conv_bn(*reduce_, folded_));
+  for (size_t i = 0; i < ups_->size(); ++i) p.ups.push_back(pack_conv_bn(*ups_[i]->as<nn::Sequential>(), folded_));
   for (const auto& [name, lateral] : laterals_->items())
-    p.laterals.emplace(name, pack_conv_bn(*std::dynamic_pointer_cast<nn::SequentialImpl>(lateral)));
+    p.laterals.emplace(name, pack_conv_bn(*std::dynamic_pointer_cast<nn::SequentialImpl>(lateral), folded_));
   return p;
 }
 

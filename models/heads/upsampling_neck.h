@@ -32,6 +32,10 @@ class UpsamplingNeck {
   // What the neck needs from the backbone besides its last feature map: the finer stages (ForwardRequest::stages).
   torch::Tensor forward(const Forward& f);
 
+  // For inference through the modules (forwards with autograd: saliency differentiates through the neck):
+  // each BatchNorm folded into its convolution (models/layers/batchnorm_fold.h) and skipped from then on.
+  void fold_batchnorm();
+
   // The neck folded for forwards without gradient in float32: each BatchNorm folded into its convolution and
   // the ReLUs fused (models/kernels/packed_conv.h). Built from the modules' weights when called.
   struct Packed {
@@ -53,6 +57,7 @@ class UpsamplingNeck {
   torch::nn::ModuleList ups_{nullptr};
   torch::nn::ModuleDict laterals_{nullptr};
   std::vector<std::string> step_laterals_;  // per upsampling step, the stage added there ("" for none)
+  bool folded_ = false;                     // fold_batchnorm: every conv + BN + ReLU runs as conv + ReLU
 };
 
 }  // namespace attnvision::models

@@ -18,4 +18,10 @@ struct ConvWeights {
 // modules are left as they are.
 ConvWeights fold_batchnorm(const torch::nn::Conv2dImpl& conv, const torch::nn::BatchNorm2dImpl& bn);
 
+// The same, written into `conv` in place: its weight scaled, its `bias` member set (the forward reads it; it is
+// not registered, since a conv built without bias already holds an empty "bias" slot), so a folded network's
+// parameters and checkpoints are not those it was built with: fold only networks prepared for inference
+// (NetworkImpl::prepare_for_inference), and skip the BatchNorm from then on.
+void fold_batchnorm_into(torch::nn::Conv2dImpl& conv, const torch::nn::BatchNorm2dImpl& bn);
+
 }  // namespace attnvision::models

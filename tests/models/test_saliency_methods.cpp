@@ -531,6 +531,35 @@ TEST(SaliencyCam, IsTheAnomalyHeadsCellProbabilities) {
     EXPECT_FLOAT_EQ(r.raw[i].max().item<float>(), torch::softmax(f.logits[i], 0)[1].item<float>());
     EXPECT_FLOAT_EQ(r.maps[i].max().item<float>(), 1.0f);
   }
+  // Prepared for inference (the neck's BatchNorms folded into its convolutions, as the backbone's): the same
+  // maps through the neck with a gradient (Layer-CAM at layer2) and without (CAM), BatchNorm statistics random.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& m : net->modules(/*include_self=*/false))
+      if (auto* bn = m->as<torch::nn::BatchNorm2d>()) {
+        bn->weight.uniform_(0.5, 1.5);
+        bn->bias.normal_(0.0, 0.1);
+        bn->running_mean.normal_(0.0, 0.1);
+        bn->running_var.uniform_(0.5, 1.5);
+      }
+  }
+  Network prepared = build_model(cfg);
+  {
+    torch::NoGradGuard no_grad;
+    auto theirs = net->named_parameters();
+    for (auto& p : prepared->named_parameters()) p.value().copy_(theirs[p.key()]);
+    auto their_buffers = net->named_buffers();
+    for (auto& b : prepared->named_buffers()) b.value().copy_(their_buffers[b.key()]);
+  }
+  prepared->prepare_for_inference();
+  SaliencyOptions at_layer2;
+  at_layer2.stage = "layer2";
+  for (const char* method : {"cam", "layercam"}) {
+    const SaliencyOptions o = std::string(method) == "cam" ? SaliencyOptions() : at_layer2;
+    const torch::Tensor a = explain(*net, x, method, class_score({1}), o).raw;
+    const torch::Tensor b = explain(*prepared, x, method, class_score({1}), o).raw;
+    EXPECT_LE((a - b).abs().max().item<double>(), 1e-4 * a.abs().max().item<double>()) << method;
+  }
   EXPECT_THROW(explain(*net, x, "cam", class_score(), [] {
                  SaliencyOptions o;
                  o.stage = "layer2";
