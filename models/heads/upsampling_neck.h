@@ -29,7 +29,8 @@ class UpsamplingNeck {
   UpsamplingNeck(torch::nn::Module& owner, const std::vector<FeatureInfo>& stages, int64_t width,
                  int64_t output_stride, const std::string& who);
 
-  // What the neck needs from the backbone besides its last feature map: the finer stages (ForwardRequest::stages).
+  // The neck's output, width x (H / output_stride) x (W / output_stride), from the backbone's last feature map
+  // and its finer stages: a head that owns a neck asks for them (ForwardRequest::stages).
   torch::Tensor forward(const Forward& f);
 
   // For inference through the modules (forwards with autograd: saliency differentiates through the neck):
