@@ -8,11 +8,7 @@
 #include "models/heads/upsampling_neck.h"
 #include "models/kernels/packed_conv.h"
 
-#include <torch/nn/functional/upsampling.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
-#include <torch/nn/modules/container/moduledict.h>
-#include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 
@@ -21,7 +17,6 @@
 
 #include <cmath>
 #include <limits>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
