@@ -1,5 +1,5 @@
 // The attnvision binary: everything lives in the pipelines' command table.
-#include "pipelines/cli/huge_pages.h"
+#include "pipelines/cli/heap.h"
 #include "pipelines/commands/commands.h"
 
 #include <cstdio>
@@ -9,7 +9,7 @@
 // 40 ms of a one-image command here, measured with perf). Every file a command writes is complete, closed or
 // renamed into place, before run_cli returns; only the standard streams are left to flush.
 int main(int argc, char** argv) {
-  attnvision::cli::back_heap_with_huge_pages();
+  attnvision::cli::tune_heap();
   const int code = attnvision::pipelines::run_cli(argc, argv);
   std::fflush(nullptr);
   std::_Exit(code);

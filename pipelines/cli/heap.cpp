@@ -1,4 +1,4 @@
-#include "pipelines/cli/huge_pages.h"
+#include "pipelines/cli/heap.h"
 
 #include <gperftools/malloc_extension.h>
 #include <sys/mman.h>
@@ -32,11 +32,12 @@ class HugePageSysAllocator : public SysAllocator {
 
 }  // namespace
 
-void back_heap_with_huge_pages() {
-  if (const char* v = std::getenv("ATTNVISION_HUGE_PAGES"); v && std::strcmp(v, "0") == 0) return;
+void tune_heap() {
   MallocExtension* tcmalloc = MallocExtension::instance();
   SysAllocator* base = tcmalloc->GetSystemAllocator();
   if (!base) return;  // not tcmalloc: leave the allocator alone
+  tcmalloc->SetMemoryReleaseRate(0);
+  if (const char* v = std::getenv("ATTNVISION_HUGE_PAGES"); v && std::strcmp(v, "0") == 0) return;
   // Lives as long as the process: tcmalloc calls it until exit.
   static HugePageSysAllocator huge(base);
   tcmalloc->SetSystemAllocator(&huge);
