@@ -66,6 +66,11 @@ struct CtArgs {
   // stages (models/heads/upsampling_neck.h), so that a lesion of a few pixels is a cell of its own.
   int64_t lesion_map_stride = 0;
   int64_t lesion_map_width = 64;
+  // How training scores the lesion map's cells (pipelines/tasks/saliency): bce, the binary cross-entropy's mean
+  // over every cell; or focal, RetinaNet's focal loss summed over the cells and divided by the lesion cells,
+  // so that a small lesion's few cells weigh as much as a large one's and the thousands of easy clean cells
+  // do not drown them.
+  std::string lesion_map_loss = "bce";
   std::string saliency_method = "gradcam";
   std::string saliency_stage = "layer2";
   double operating_threshold = 0.5;

@@ -268,6 +268,17 @@ TEST(Registry, AFineLesionMapScoresTheCellsOfItsNeck) {
   rejects(64, "a stride coarser than the backbone's feature map");
   EXPECT_EQ(cfg_from_json(to_json(cfg)).ct.lesion_map_stride, 4);
   EXPECT_EQ(cfg_from_json(to_json(cfg)).ct.lesion_map_width, 16);
+
+  cfg.ct.lesion_map_loss = "focal";
+  EXPECT_EQ(cfg_from_json(to_json(cfg)).ct.lesion_map_loss, "focal");
+  ModelCfg bad = cfg;
+  bad.ct.lesion_map_loss = "dice";
+  try {
+    bad.validate();
+    ADD_FAILURE() << "accepted lesion_map_loss dice";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lesion_map_loss must be bce or focal"), std::string::npos) << e.what();
+  }
 }
 
 std::vector<std::string> head_names() {

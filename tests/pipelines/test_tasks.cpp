@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <fstream>
 
 namespace attnvision::pipelines {
@@ -115,6 +116,44 @@ TEST(Tasks, AFineLesionMapIsSupervisedCellByCell) {
         EXPECT_GT(g[r][c].item<float>(), 0.f) << r << "," << c;
     }
   EXPECT_GT(f.anomaly_map.grad()[0].min().item<float>(), 0.f) << "a clean slice lowers every cell";
+}
+
+// lesion_map_loss focal: RetinaNet's focal loss (alpha 0.25, gamma 2) summed over the cells and divided by the
+// batch's lesion cells, beside the slice's cross-entropy; bce: the cells' mean cross-entropy. Both against the
+// formulas written out here on a 2-slice batch of 2 x 2 cells.
+TEST(Tasks, TheLesionMapsCellLossesAreTheirFormulas) {
+  const TaskRow& row = task_for_model("anomaly");
+  models::ModelCfg cfg = models::default_cfg("resnet18");
+  cfg.task = "anomaly";
+  const std::vector<double> cell_logits = {-3.0, 0.5, -1.0, 2.0, 1.5, -0.5, -4.0, 0.25};  // [slice][row][col]
+  models::Forward f;
+  f.anomaly_map = torch::tensor(cell_logits, torch::kFloat64).to(torch::kFloat32).view({2, 1, 2, 2});
+  f.logits = torch::cat({torch::zeros({2, 1}), std::get<0>(f.anomaly_map.flatten(1).max(1, true))}, 1);
+  // Slice 0 clean; slice 1 has lesion pixels in its cells (0, 0) and (1, 1) of 4 x 4 pixels.
+  torch::Tensor masks = torch::zeros({2, 4, 4}, torch::kUInt8);
+  masks[1][0][1] = 1;
+  masks[1][3][2] = 1;
+  const std::vector<int> lesion = {0, 0, 0, 0, 1, 0, 0, 1};
+
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  // Slice logits [0, max cell]: slice 0 (clean) has max 2.0, slice 1 (lesion) 1.5.
+  const double slice_ce = (std::log(1.0 + std::exp(2.0)) + std::log(1.0 + std::exp(-1.5))) / 2.0;
+  double focal = 0.0, bce = 0.0;
+  for (size_t i = 0; i < cell_logits.size(); ++i) {
+    const double p = sigmoid(cell_logits[i]);
+    const double p_true = lesion[i] ? p : 1.0 - p;
+    const double alpha = lesion[i] ? 0.25 : 0.75;
+    focal += -alpha * (1.0 - p_true) * (1.0 - p_true) * std::log(p_true);
+    bce += -std::log(p_true);
+  }
+  cfg.ct.lesion_map_loss = "focal";
+  EXPECT_NEAR(row.loss(cfg, f, masks, 0.0).item<double>(), slice_ce + focal / 2.0, 1e-5);
+  cfg.ct.lesion_map_loss = "bce";
+  EXPECT_NEAR(row.loss(cfg, f, masks, 0.0).item<double>(), slice_ce + bce / 8.0, 1e-5);
+  // A batch without a lesion cell divides by one, not by zero.
+  cfg.ct.lesion_map_loss = "focal";
+  const torch::Tensor clean = torch::zeros({2, 4, 4}, torch::kUInt8);
+  EXPECT_TRUE(std::isfinite(row.loss(cfg, f, clean, 0.0).item<double>()));
 }
 
 TEST(Tasks, UnknownTaskNamesTheKnownOnes) {

@@ -229,10 +229,24 @@ std::unique_ptr<Metric> make_metric(const models::ModelCfg&, const std::vector<s
   return std::make_unique<AnomalyMetric>();
 }
 
-// The slice's cross-entropy plus the cells' (models/heads/lesion_map.cpp): a cell is a lesion cell when the
-// lesion mask, moved with the pixels by augmentation, touches it. Without masks (slice labels only), the
-// slice term alone.
-torch::Tensor slice_and_cell_loss(const models::ModelCfg&, const models::Forward& f, const torch::Tensor& targets,
+// RetinaNet's focal loss (Lin et al. 2017, alpha 0.25, gamma 2) of cell logits against (soft) targets, summed
+// over the cells and divided by the lesion cells of the batch (at least one): an easy clean cell adds almost
+// nothing, and every lesion cell weighs the same whatever the batch's number of cells.
+torch::Tensor focal_cell_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& lesion_cells) {
+  namespace F = torch::nn::functional;
+  constexpr double kAlpha = 0.25, kGamma = 2.0;
+  const torch::Tensor p = torch::sigmoid(logits);
+  const torch::Tensor ce = F::binary_cross_entropy_with_logits(
+      logits, targets, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+  const torch::Tensor p_true = p * targets + (1 - p) * (1 - targets);
+  const torch::Tensor alpha = kAlpha * targets + (1 - kAlpha) * (1 - targets);
+  return (alpha * (1 - p_true).pow(kGamma) * ce).sum() / lesion_cells.sum().clamp_min(1);
+}
+
+// The slice's cross-entropy plus the cells' (models/heads/lesion_map.cpp; cfg.ct.lesion_map_loss): a cell is a
+// lesion cell when the lesion mask, moved with the pixels by augmentation, touches it. Without masks (slice
+// labels only), the slice term alone.
+torch::Tensor slice_and_cell_loss(const models::ModelCfg& cfg, const models::Forward& f, const torch::Tensor& targets,
                                   double label_smoothing) {
   namespace F = torch::nn::functional;
   const torch::Tensor slice = F::cross_entropy(f.logits, datasets::slice_labels(targets),
@@ -241,7 +255,9 @@ torch::Tensor slice_and_cell_loss(const models::ModelCfg&, const models::Forward
   const torch::Tensor cells = F::adaptive_max_pool2d(targets.unsqueeze(1).to(torch::kFloat32),
                                                      F::AdaptiveMaxPool2dFuncOptions({f.anomaly_map.size(2), f.anomaly_map.size(3)}));
   const torch::Tensor smoothed = cells * (1.0 - label_smoothing) + 0.5 * label_smoothing;
-  return slice + F::binary_cross_entropy_with_logits(f.anomaly_map.to(torch::kFloat32), smoothed);
+  const torch::Tensor logits = f.anomaly_map.to(torch::kFloat32);
+  if (cfg.ct.lesion_map_loss == "focal") return slice + focal_cell_loss(logits, smoothed, cells);
+  return slice + F::binary_cross_entropy_with_logits(logits, smoothed);
 }
 
 }  // namespace
