@@ -27,7 +27,9 @@ struct ConvertOptions {
 };
 
 int run_convert(const ConvertOptions& o) {
-  if (o.model.weights.empty()) throw ConfigError("convert: --weights FILE is required (the checkpoint to convert)");
+  if (o.model.weights.empty() && !o.model.random_init)
+    throw ConfigError("convert: --weights FILE is required (the checkpoint to convert), or --model with --random-init "
+                      "for freshly initialised weights");
   static const std::map<std::string, torch::ScalarType> dtypes = {
       {"float32", torch::kFloat32}, {"float16", torch::kFloat16}, {"bfloat16", torch::kBFloat16}, {"int8", torch::kChar}};
   ModelChoice choice = o.model;
@@ -58,7 +60,9 @@ CommandRun define_convert(CLI::App& app) {
       "checkpoint: `--weights OUT` alone runs it afterwards. float16 storage halves the file; float32 "
       "computation is unchanged, the weights round to 11 significant bits. int8 stores each weight matrix as "
       "int8 rows with a float32 scale per row (a quarter of float32; biases and norms float16), widened back to "
-      "float32 when read: each weight moves by at most half a step of its row's largest magnitude / 127.");
+      "float32 when read: each weight moves by at most half a step of its row's largest magnitude / 127. "
+      "--model with --random-init writes freshly initialised weights instead: one fixed set of untrained weights "
+      "that several runs (tests, benchmarks) can share, where each --random-init run draws its own.");
   return [o] { return run_convert(*o); };
 }
 

@@ -5,6 +5,8 @@
 // without its cap of 32 per slice), so the table describes what a user sees.
 // `--region-levels` sweeps the region threshold (a fraction of each map's peak) to calibrate it on
 // validation phantoms: the level kept is the most sensitive one at <= 0.5 false regions per slice.
+// `--operating-thresholds` sweeps the p(lesion) from which a slice gets regions as well, every threshold with
+// every level, and keeps the most sensitive pair under the same constraint.
 #include "datasets/batch.h"
 #include "datasets/lesion_truth.h"
 #include "datasets/samples.h"
@@ -23,6 +25,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 namespace attnvision::pipelines {
 
@@ -37,6 +40,7 @@ struct EvalSaliencyOptions {
   ThreadOptions threads;
   std::vector<std::string> methods;
   std::vector<double> region_levels;
+  std::vector<double> operating_thresholds;
   int64_t batch = 8;
   int rise_steps = 16;
   double tolerance_px = 15.0;
@@ -67,13 +71,22 @@ struct MethodTally {
   int64_t rise_slices = 0;
   double deletion = 0, insertion = 0;
   double seconds = 0;
-  // Per region level (index into the levels evaluated): lesions found, regions, false regions.
+  // Per operating point (Evaluation::point: an operating threshold and a region level evaluated): lesions
+  // found, regions, false regions.
   std::vector<int64_t> found, regions, false_regions;
 };
 
-struct LevelRow {
-  double level, sensitivity, false_per_slice;
+struct PointRow {
+  double threshold, level, sensitivity, false_per_slice;
 };
+
+// The most sensitive row at <= kMaxFalseRegionsPerSlice (ties: the fewer false regions), if any.
+void keep_best(std::optional<PointRow>& best, const PointRow& row) {
+  if (row.false_per_slice > kMaxFalseRegionsPerSlice) return;
+  if (!best || row.sensitivity > best->sensitivity ||
+      (row.sensitivity == best->sensitivity && row.false_per_slice < best->false_per_slice))
+    best = row;
+}
 
 class Evaluation {
  public:
@@ -86,11 +99,14 @@ class Evaluation {
         throw ConfigError(std::string("eval-saliency: ") + e.what());
       }
     }
+    // The model's own threshold and level first: the headline sensitivity and false regions are at them.
     levels_ = o.region_levels;
-    // The model's own level first: the headline sensitivity and false regions are at it.
     levels_.insert(levels_.begin(), m.cfg.ct.region_level);
+    thresholds_ = o.operating_thresholds;
+    thresholds_.insert(thresholds_.begin(), m.cfg.ct.operating_threshold);
     tallies_.resize(readings_.size());
-    for (MethodTally& t : tallies_) t.found.assign(levels_.size(), 0), t.regions = t.false_regions = t.found;
+    for (MethodTally& t : tallies_)
+      t.found.assign(thresholds_.size() * levels_.size(), 0), t.regions = t.false_regions = t.found;
   }
 
   void add(const datasets::SampleBatch& batch, const std::vector<const datasets::TruthSlice*>& truth) {
@@ -160,25 +176,50 @@ class Evaluation {
         std::printf("\n%-16s  calibrated level: %s\n", "", r["calibrated_region_level"].dump().c_str());
       }
     }
+    if (thresholds_.size() > 1) {
+      std::printf("\noperating point sweep (p(lesion) >= threshold, region level: sensitivity / false regions per slice):\n");
+      for (size_t m = 0; m < readings_.size(); ++m) {
+        const nlohmann::ordered_json& r = j["methods"][readings_[m].method];
+        std::printf("%s\n", readings_[m].method.c_str());
+        for (const auto& row : r["operating_points"])
+          std::printf("  p >= %.3f, level %.2f: %5.1f%% / %.3f\n", row["operating_threshold"].get<double>(),
+                      row["region_level"].get<double>(), 100.0 * row["sensitivity"].get<double>(),
+                      row["false_regions_per_slice"].get<double>());
+        std::printf("  calibrated: %s\n", r["calibrated_operating_point"].dump().c_str());
+      }
+    }
     return 0;
   }
 
   void count_lesions(int64_t n) { lesion_count_ += n; }
 
  private:
+  size_t point(size_t threshold, size_t level) const { return threshold * levels_.size() + level; }
+
+  // A slice's regions at each level count at every operating threshold its p(lesion) reaches (below it a
+  // slice gets no region); IoU and Dice are at the model's own threshold and level.
   void add_slice(size_t m, const SliceFindings& f, const TruthMasks& truth, const torch::Tensor& input) {
     MethodTally& t = tallies_[m];
     const bool lesion = !truth.lesions.empty();
-    const bool flagged = f.score >= readings_[m].operating_threshold && f.peak > 0;
+    const bool has_map = f.peak > 0;
+    const bool flagged = has_map && f.score >= thresholds_[0];
+    bool reaches_any = false;
+    for (double threshold : thresholds_) reaches_any = reaches_any || f.score >= threshold;
     for (size_t l = 0; l < levels_.size(); ++l) {
       cv::Mat predicted = cv::Mat::zeros(f.source_map.size(), CV_8UC1);
-      if (flagged) predicted = f.source_map >= levels_[l] * f.peak;
-      cv::Mat labels;
-      const int count = cv::connectedComponents(predicted, labels, 8, CV_32S) - 1;
-      const RegionMatch match = match_regions(labels, count, truth.lesions, o_.tolerance_px);
-      t.found[l] += match.found, t.regions[l] += match.regions, t.false_regions[l] += match.false_regions;
+      if (has_map && reaches_any) {
+        predicted = f.source_map >= levels_[l] * f.peak;
+        cv::Mat labels;
+        const int count = cv::connectedComponents(predicted, labels, 8, CV_32S) - 1;
+        const RegionMatch match = match_regions(labels, count, truth.lesions, o_.tolerance_px);
+        for (size_t k = 0; k < thresholds_.size(); ++k) {
+          if (f.score < thresholds_[k]) continue;
+          const size_t i = point(k, l);
+          t.found[i] += match.found, t.regions[i] += match.regions, t.false_regions[i] += match.false_regions;
+        }
+      }
       if (l == 0 && lesion) {
-        const Overlap overlap = mask_overlap(predicted, truth.all);
+        const Overlap overlap = mask_overlap(flagged ? predicted : cv::Mat::zeros(f.source_map.size(), CV_8UC1), truth.all);
         t.iou += overlap.iou, t.dice += overlap.dice;
       }
     }
@@ -202,21 +243,34 @@ class Evaluation {
   nlohmann::ordered_json method_json(size_t m) const {
     const MethodTally& t = tallies_[m];
     auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+    auto row_at = [&](size_t k, size_t l) {
+      const size_t i = point(k, l);
+      return PointRow{thresholds_[k], levels_[l], ratio(t.found[i], lesion_count_), ratio(t.false_regions[i], slices_)};
+    };
+    // The level sweep, at the model's own threshold.
     nlohmann::ordered_json sweep = nlohmann::ordered_json::array();
-    std::optional<LevelRow> best;
-    for (size_t l = 0; l < levels_.size(); ++l) {
-      const LevelRow row{levels_[l], ratio(t.found[l], lesion_count_), ratio(t.false_regions[l], slices_)};
-      if (l > 0) {
-        sweep.push_back({{"level", row.level},
-                         {"sensitivity", row.sensitivity},
-                         {"false_regions_per_slice", row.false_per_slice},
-                         {"regions_per_slice", ratio(t.regions[l], slices_)}});
-        const bool allowed = row.false_per_slice <= kMaxFalseRegionsPerSlice;
-        if (allowed && (!best || row.sensitivity > best->sensitivity ||
-                        (row.sensitivity == best->sensitivity && row.false_per_slice < best->false_per_slice)))
-          best = row;
-      }
+    std::optional<PointRow> best;
+    for (size_t l = 1; l < levels_.size(); ++l) {
+      const PointRow row = row_at(0, l);
+      sweep.push_back({{"level", row.level},
+                       {"sensitivity", row.sensitivity},
+                       {"false_regions_per_slice", row.false_per_slice},
+                       {"regions_per_slice", ratio(t.regions[point(0, l)], slices_)}});
+      keep_best(best, row);
     }
+    // Every swept threshold with every swept level (the model's own level when none is swept).
+    nlohmann::ordered_json points = nlohmann::ordered_json::array();
+    std::optional<PointRow> best_point;
+    for (size_t k = 1; k < thresholds_.size(); ++k)
+      for (size_t l = levels_.size() > 1 ? 1 : 0; l < levels_.size(); ++l) {
+        const PointRow row = row_at(k, l);
+        points.push_back({{"operating_threshold", row.threshold},
+                          {"region_level", row.level},
+                          {"sensitivity", row.sensitivity},
+                          {"false_regions_per_slice", row.false_per_slice},
+                          {"regions_per_slice", ratio(t.regions[point(k, l)], slices_)}});
+        keep_best(best_point, row);
+      }
     nlohmann::ordered_json j = {{"pointing_game", ratio(t.hits, t.lesion_slices)},
                                 {"iou", ratio(t.iou, t.lesion_slices)},
                                 {"dice", ratio(t.dice, t.lesion_slices)},
@@ -231,13 +285,21 @@ class Evaluation {
       j["region_levels"] = sweep;
       j["calibrated_region_level"] = best ? nlohmann::ordered_json(best->level) : nlohmann::ordered_json(nullptr);
     }
+    if (!points.empty()) {
+      j["operating_points"] = points;
+      j["calibrated_operating_point"] =
+          best_point ? nlohmann::ordered_json{{"operating_threshold", best_point->threshold},
+                                              {"region_level", best_point->level}}
+                     : nlohmann::ordered_json(nullptr);
+    }
     return j;
   }
 
   const EvalSaliencyOptions& o_;
   const LoadedModel& m_;
   std::vector<SaliencyReading> readings_;
-  std::vector<double> levels_;
+  std::vector<double> levels_;      // region levels: the model's own, then --region-levels
+  std::vector<double> thresholds_;  // operating thresholds: the model's own, then --operating-thresholds
   std::vector<MethodTally> tallies_;
   std::vector<double> scores_;
   std::vector<int> labels_;
@@ -249,6 +311,9 @@ int run_eval_saliency(const EvalSaliencyOptions& o) {
   apply_thread_options(o.threads, m);
   for (double level : o.region_levels)
     if (!(level > 0.0 && level < 1.0)) throw ConfigError("eval-saliency: --region-levels must lie in (0, 1)");
+  for (double threshold : o.operating_thresholds)
+    if (!(threshold >= 0.0 && threshold <= 1.0))
+      throw ConfigError("eval-saliency: --operating-thresholds must lie in [0, 1]");
 
   std::vector<const datasets::TruthSlice*> slices;
   const std::vector<datasets::TruthSeries> truth = datasets::read_lesion_truth(o.data);
@@ -299,6 +364,10 @@ CommandRun define_eval_saliency(CLI::App& app) {
                  "also sweep these region thresholds (fractions of each map's peak, e.g. 0.3,0.4,0.5,0.6) and report "
                  "the most sensitive one with <= 0.5 false regions per slice (calibrate on validation phantoms)")
       ->delimiter(',');
+  app.add_option("--operating-thresholds", o->operating_thresholds,
+                 "also sweep the p(lesion) from which a slice gets regions (e.g. 0.1,0.2,0.3), each with every region "
+                 "level, and report the most sensitive pair with <= 0.5 false regions per slice")
+      ->delimiter(',');
   app.add_option("--batch,-b", o->batch, "slices per forward pass")->capture_default_str()->check(CLI::Range(1, 256));
   app.add_option("--rise-steps", o->rise_steps,
                  "deletion / insertion curve steps per lesion slice (RISE; substrate: the Gaussian-blurred slice); "
@@ -312,7 +381,8 @@ CommandRun define_eval_saliency(CLI::App& app) {
   app.add_option("--limit", o->limit, "evaluate only the first N slices (0: all)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_flag("--json", o->json,
                "print one JSON object: slices, lesion_slices, lesions, auroc, and per method pointing_game, iou, "
-               "dice, deletion_auc, insertion_auc, sensitivity, false_regions_per_slice, seconds_per_slice");
+               "dice, deletion_auc, insertion_auc, sensitivity, false_regions_per_slice, seconds_per_slice; with "
+               "sweeps, region_levels and calibrated_region_level, operating_points and calibrated_operating_point");
   return [o] { return run_eval_saliency(*o); };
 }
 

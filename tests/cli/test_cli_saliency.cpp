@@ -175,6 +175,48 @@ TEST_F(SaliencyCli, EvalSaliencyScoresEveryMethodAgainstTheMasksAndCalibratesThe
   }
 }
 
+// Each swept operating threshold scores exactly as a model whose own threshold it is; a higher one flags fewer
+// slices, so it finds no more lesions and draws no more false regions.
+TEST_F(SaliencyCli, EvalSaliencySweepsOperatingThresholdsAsIfEachWereTheModels) {
+  // One set of random weights for every run (each --random-init draws its own).
+  const std::string weights = *dir_ / "sweep.safetensors";
+  const auto made = run_attnvision("convert " + model() + " --out '" + weights + "'");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto eval = [&](const std::string& extra) {
+    const auto r = run_attnvision("eval-saliency --data '" + (*dir_ / "ph") + "' --weights '" + weights +
+                                  "' --methods gradcam --region-levels 0.3 --rise-steps 0 --json " + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::vector<nlohmann::json> rows = json_lines(r.out);
+    return rows.size() == 1 ? rows.front()["methods"]["gradcam"] : nlohmann::json();
+  };
+  const nlohmann::json swept = eval("--operating-thresholds 0,0.011,1");
+  const nlohmann::json& points = swept["operating_points"];
+  ASSERT_EQ(points.size(), 3u) << swept.dump();
+  for (size_t i = 0; i < 2; ++i) {
+    const double threshold = points[i]["operating_threshold"].get<double>();
+    const nlohmann::json own = eval("--set operating_threshold=" + std::to_string(threshold));
+    EXPECT_EQ(points[i]["region_level"].get<double>(), 0.3);
+    EXPECT_EQ(points[i]["sensitivity"], own["region_levels"][0]["sensitivity"]) << threshold;
+    EXPECT_EQ(points[i]["false_regions_per_slice"], own["region_levels"][0]["false_regions_per_slice"]) << threshold;
+  }
+  for (size_t i = 1; i < points.size(); ++i) {
+    EXPECT_LE(points[i]["sensitivity"].get<double>(), points[i - 1]["sensitivity"].get<double>());
+    EXPECT_LE(points[i]["false_regions_per_slice"].get<double>(), points[i - 1]["false_regions_per_slice"].get<double>());
+  }
+  const nlohmann::json& best = swept["calibrated_operating_point"];
+  if (!best.is_null()) {
+    bool listed = false;
+    for (const auto& p : points)
+      listed = listed || (p["operating_threshold"] == best["operating_threshold"] &&
+                          p["region_level"] == best["region_level"] && p["false_regions_per_slice"].get<double>() <= 0.5);
+    EXPECT_TRUE(listed) << best.dump();
+  }
+  const auto bad = run_attnvision("eval-saliency --data '" + (*dir_ / "ph") + "' --weights '" + weights +
+                                  "' --operating-thresholds 1.5 --rise-steps 0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--operating-thresholds must lie in [0, 1]"), std::string::npos) << bad.err;
+}
+
 // A model whose lesion map is drawn at stride 4 by its upsampling neck: its own map (cam) is a method like the
 // others, scored and calibrated the same way, and `saliency` writes it at the source's grid.
 TEST_F(SaliencyCli, TheFineLesionMapIsScoredAsTheCamMethod) {
