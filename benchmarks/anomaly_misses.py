@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Where an anomaly model's slice AUROC goes: the AUROC of each kind of lesion slice against every clean slice,
+by the size of the slice's largest lesion and by its organ, and the lesion slices the model doubts most.
+
+    attnvision saliency data/phantoms_test --no-outputs --json > scores.jsonl
+    /usr/bin/python3 benchmarks/anomaly_misses.py data/phantoms_test scores.jsonl [--list 20]
+
+A slice's score is its p(lesion) from the saliency JSON lines (one per slice; the first method's line is read).
+Each band's AUROC ranks that band's lesion slices against all clean slices (ties count one half), so a band
+whose AUROC is low is where the overall figure is lost. "Doubted" lesion slices are those scored below the 95th
+percentile of the clean slices' scores: at that threshold 5% of clean slices are called anomalous.
+"""
+import argparse
+import bisect
+import collections
+import json
+import os
+
+
+def auroc(positives, negatives):
+    negatives = sorted(negatives)
+    if not positives or not negatives:
+        return float("nan")
+    wins = 0.0
+    for x in positives:
+        lo = bisect.bisect_left(negatives, x)
+        hi = bisect.bisect_right(negatives, x)
+        wins += lo + 0.5 * (hi - lo)
+    return wins / (len(positives) * len(negatives))
+
+
+def size_band(diameter_mm):
+    for limit, name in ((6, "under 6 mm"), (8, "6-8 mm"), (12, "8-12 mm")):
+        if diameter_mm < limit:
+            return name
+    return "12 mm and over"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", help="a phantom set (attnvision synth phantoms): DIR/lesions.json")
+    ap.add_argument("scores", help="JSON lines of `attnvision saliency DIR --no-outputs --json`")
+    ap.add_argument("--list", type=int, default=20, help="doubted lesion slices to list, lowest score first")
+    args = ap.parse_args()
+
+    truth = json.load(open(os.path.join(args.data, "lesions.json")))
+    score_of = {}
+    for line in open(args.scores):
+        row = json.loads(line)
+        if "error" in row:
+            raise SystemExit(f"{args.scores}: {row['path']}: {row['error']}")
+        score_of.setdefault(os.path.normpath(row["path"]), row["score"])
+
+    clean, lesion_slices = [], []
+    for series in truth["series"]:
+        for s in series["slices"]:
+            path = os.path.normpath(os.path.join(args.data, s["file"]))
+            if path not in score_of:
+                raise SystemExit(f"{args.scores}: no score for {path}")
+            if s["lesions"]:
+                lesion_slices.append((score_of[path], s))
+            else:
+                clean.append(score_of[path])
+
+    bands = collections.defaultdict(list)
+    for score, s in lesion_slices:
+        largest = max(s["lesions"], key=lambda l: l["diameter_mm"])
+        bands[("largest lesion", size_band(largest["diameter_mm"]))].append(score)
+        bands[("its organ", largest["organ"])].append(score)
+
+    print(f"{len(lesion_slices)} lesion slices, {len(clean)} clean; slice AUROC "
+          f"{auroc([x for x, _ in lesion_slices], clean):.4f}")
+    order = ["under 6 mm", "6-8 mm", "8-12 mm", "12 mm and over"]
+    for kind in ("largest lesion", "its organ"):
+        keys = sorted((k for k in bands if k[0] == kind),
+                      key=lambda k: order.index(k[1]) if k[1] in order else k[1])
+        for k in keys:
+            print(f"  {kind:15} {k[1]:15} {len(bands[k]):5} slices  AUROC {auroc(bands[k], clean):.4f}")
+
+    threshold = sorted(clean)[int(0.95 * (len(clean) - 1))]
+    doubted = sorted((x for x in lesion_slices if x[0] < threshold), key=lambda x: x[0])
+    print(f"\nlesion slices below the clean slices' 95th percentile (p {threshold:.3f}): {len(doubted)}")
+    for score, s in doubted[:args.list]:
+        lesions = ", ".join(f"{l['organ']} {l['diameter_mm']:.1f} mm {l['contrast_hu']:+.0f} HU" for l in s["lesions"])
+        print(f"  p {score:.3f}  {s['file']}: {lesions}")
+
+
+if __name__ == "__main__":
+    main()
