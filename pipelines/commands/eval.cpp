@@ -12,6 +12,7 @@
 #include "pipelines/model_loader.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 namespace attnvision::pipelines {
@@ -67,8 +68,19 @@ class RecordingPredictions : public Metric {
   std::vector<torch::Tensor> scores_, predicted_, labels_;
 };
 
+// With neither --model nor --weights, the shipped model of the task the data is for: a phantom set (its
+// lesions.json) the anomaly model, a scenes folder (its instances.json) the detector, anything else the classifier.
+std::string shipped_task_for(const std::string& data) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(std::filesystem::path(data) / "lesions.json", ec)) return "anomaly";
+  if (std::filesystem::is_regular_file(std::filesystem::path(data) / "instances.json", ec)) return "detection";
+  return "classification";
+}
+
 int run_eval(const EvalOptions& o) {
-  LoadedModel m = load_model(o.model);
+  ModelChoice choice = o.model;
+  choice.shipped_task = shipped_task_for(o.data);
+  LoadedModel m = load_model(choice);
   apply_thread_options(o.threads, m);
   const TaskRow& task = task_for_model(m.cfg.task);
   datasets::LabeledImages data = task.load_data(o.data, m.cfg);
@@ -94,7 +106,8 @@ CommandRun define_eval(CLI::App& app) {
   add_model_options(app, o->model);
   add_thread_options(app, o->threads);
   app.add_option("--data,-d", o->data, "a classifier: fashion-mnist:test | fashion-mnist:train | a folder with one sub-folder per class; a "
-                 "detector: a scenes folder (images/ and instances.json)")
+                 "detector: a scenes folder (images/ and instances.json); an anomaly model: a phantom set (lesions.json). "
+                 "With neither --model nor --weights, the shipped model for that kind of data")
       ->capture_default_str();
   app.add_option("--limit", o->limit, "only the first N images (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--batch,-b", o->batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));

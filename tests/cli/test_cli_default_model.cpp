@@ -47,6 +47,12 @@ TEST(DefaultModel, DetectorMapOnTheFirst200TestScenesStaysWithinTwoPointsOfTheRe
   const auto eval = nlohmann::json::parse(r.out);
   EXPECT_NEAR(eval["AP"].get<double>(), recorded.at("AP").get<double>(), 0.02) << "the shipped detector moved";
   EXPECT_NEAR(eval["AP50"].get<double>(), recorded.at("AP50").get<double>(), 0.02) << "the shipped detector moved";
+  // `eval` too takes the shipped detector for a scenes folder when no model is named.
+  const auto plain = run_attnvision("eval --data '" + (dir / "scenes") + "' --json --confusion-png ''");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  const auto task_eval = nlohmann::json::parse(plain.out);
+  EXPECT_EQ(task_eval["count"], 200);
+  EXPECT_NEAR(task_eval["AP"].get<double>(), recorded.at("AP").get<double>(), 0.02) << "the shipped detector moved";
 }
 
 TEST(DefaultModel, CaptionerCiderDOnTheFirst200TestScenesStaysNearTheRecordedFigure) {
@@ -74,8 +80,8 @@ TEST(DefaultModel, AnomalyAurocOnTheFirst10TestSeriesStaysWithinThreePointsOfThe
   // The card's test phantoms are keyed by (seed, series index): the first 10 of its 60 series.
   const auto synth = run_attnvision("synth phantoms --out '" + (dir / "ph") + "' --series 10 --seed 2");
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
-  const auto r = run_attnvision("eval --data '" + (dir / "ph") + "' --weights '" + std::string(ATTNVISION_SOURCE_DIR) +
-                                "/models/pretrained/phantom_anomaly.safetensors' --json");
+  // No --model and no --weights: a phantom set is evaluated with the shipped anomaly model.
+  const auto r = run_attnvision("eval --data '" + (dir / "ph") + "' --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto eval = nlohmann::json::parse(r.out);
   EXPECT_EQ(eval["count"], 155);
