@@ -11,7 +11,7 @@
 // For the same reason freed memory stays in tcmalloc's heap rather than going back to the kernel, which it
 // does bit by bit by default (release rate 1): a page given back is faulted and zeroed again at its next use.
 // On ResNet-50 over 300 JPEGs (`batch`, 5 alternating pairs) that cost a median 0.2 s of an 8 s run (0.04 to
-// 0.3 s; system CPU 0.45 -> 0.35 s). It is the
+// 0.3 s; system CPU, medians, 0.47 -> 0.35 s). It is the
 // tcmalloc form of models::keep_freed_memory, which sets glibc's malloc alike. Peak memory is unchanged: what
 // the heap keeps is what it once held. Call first thing in main(), before the large allocations.
 #pragma once
