@@ -45,7 +45,8 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"saliency_method", "anomaly", "the saliency method `saliency` uses by default", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_method; }},
       {"saliency_stage", "anomaly", "the stage CAM methods explain ('' : the last feature map)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_stage; }},
       {"operating_threshold", "anomaly", "p(lesion) from which a slice is anomalous and gets regions", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.operating_threshold; }},
-      {"region_level", "anomaly", "region threshold, a fraction of the slice map's peak", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.region_level; }},
+      {"region_level", "anomaly", "region threshold, a fraction of the slice map's peak (or of its scale: region_level_of)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.region_level; }},
+      {"region_level_of", "anomaly", "what region_level is a fraction of: peak (each slice map's) or map (its own scale; cam: p(lesion))", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.region_level_of; }},
       {"word_dim", "captioning", "word embedding width", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.word_dim; }},
       {"decoder_dim", "captioning", "LSTM hidden width; Transformer token width", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.decoder_dim; }},
       {"attention_dim", "captioning", "Show-Attend-Tell's attention width", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.attention_dim; }},
@@ -141,6 +142,8 @@ void ModelCfg::validate() const {
     if (num_classes != 2) fail("an anomaly model has 2 classes: clean, lesion");
     if (!(ct.operating_threshold >= 0 && ct.operating_threshold <= 1)) fail("operating_threshold must be in 0..1");
     if (!(ct.region_level > 0 && ct.region_level < 1)) fail("region_level must be in (0, 1)");
+    if (ct.region_level_of != "peak" && ct.region_level_of != "map")
+      fail("region_level_of must be peak or map, not '" + ct.region_level_of + "'");
     const int64_t m = ct.lesion_map_stride;
     if (m != 0 && (m < 1 || m > 32 || (m & (m - 1)) != 0)) fail("lesion_map_stride must be 0 or a power of two in 1..32");
     if (m > backbone_stride())

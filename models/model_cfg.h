@@ -75,6 +75,11 @@ struct CtArgs {
   std::string saliency_stage = "layer2";
   double operating_threshold = 0.5;
   double region_level = 0.5;
+  // What region_level is a fraction of: "peak", each slice map's own peak (a map of any method, in any units);
+  // or "map", the map's own scale, for maps in probability units (cam: a region is the cells with p(lesion) >=
+  // region_level), so that a faint lesion beside a strong one keeps a region of its own and two close lesions
+  // do not merge through the strong one's shoulders.
+  std::string region_level_of = "peak";
 };
 
 // A captioner's decoder (models/heads/caption_decoder.h), read when task is captioning. Its vocabulary is the

@@ -144,6 +144,7 @@ class Evaluation {
                                 {"auroc", auroc},
                                 {"operating_threshold", m_.cfg.ct.operating_threshold},
                                 {"region_level", m_.cfg.ct.region_level},
+                                {"region_level_of", m_.cfg.ct.region_level_of},
                                 {"methods", nlohmann::ordered_json::object()}};
     for (size_t m = 0; m < readings_.size(); ++m) j["methods"][readings_[m].method] = method_json(m);
     if (json) {
@@ -153,7 +154,8 @@ class Evaluation {
     std::printf("%s: %lld slices (%lld with lesions, %lld lesions), slice AUROC %.4f\n", o_.data.c_str(),
                 static_cast<long long>(slices_), static_cast<long long>(lesion_slices), static_cast<long long>(lesions),
                 auroc);
-    std::printf("regions at %.2f of each map's peak, on slices with p(lesion) >= %.2f\n\n", m_.cfg.ct.region_level,
+    std::printf("regions at %.2f of %s, on slices with p(lesion) >= %.2f\n\n", m_.cfg.ct.region_level,
+                m_.cfg.ct.region_level_of == "peak" ? "each map's peak" : "the map's own scale",
                 m_.cfg.ct.operating_threshold);
     std::printf("%-16s %8s %7s %7s %9s %9s %11s %13s %9s\n", "method", "pointing", "IoU", "Dice", "deletion",
                 "insertion", "sensitivity", "false/slice", "s/slice");
@@ -208,7 +210,7 @@ class Evaluation {
     for (size_t l = 0; l < levels_.size(); ++l) {
       cv::Mat predicted = cv::Mat::zeros(f.source_map.size(), CV_8UC1);
       if (has_map && reaches_any) {
-        predicted = f.source_map >= levels_[l] * f.peak;
+        predicted = f.source_map >= readings_[m].region_threshold(levels_[l], f.peak);
         cv::Mat labels;
         const int count = cv::connectedComponents(predicted, labels, 8, CV_32S) - 1;
         const RegionMatch match = match_regions(labels, count, truth.lesions, o_.tolerance_px);
@@ -361,7 +363,8 @@ CommandRun define_eval_saliency(CLI::App& app) {
                  "default method)")
       ->delimiter(',');
   app.add_option("--region-levels", o->region_levels,
-                 "also sweep these region thresholds (fractions of each map's peak, e.g. 0.3,0.4,0.5,0.6) and report "
+                 "also sweep these region thresholds (fractions of each map's peak, e.g. 0.3,0.4,0.5,0.6, or of the map's "
+                 "own scale with --set region_level_of=map) and report "
                  "the most sensitive one with <= 0.5 false regions per slice (calibrate on validation phantoms)")
       ->delimiter(',');
   app.add_option("--operating-thresholds", o->operating_thresholds,

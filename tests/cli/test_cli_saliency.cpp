@@ -8,7 +8,9 @@
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <fstream>
 
 #include <filesystem>
@@ -245,6 +247,79 @@ TEST_F(SaliencyCli, TheFineLesionMapIsScoredAsTheCamMethod) {
   cv::minMaxLoc(map, &lo, &hi);
   EXPECT_GE(lo, 0.0) << "probabilities";
   EXPECT_LE(hi, 1.0) << "probabilities";
+}
+
+// A slice's regions are the 8-connected components of its raw map (the float TIFF written beside it) at the
+// model's region level: a fraction of that map's peak by default, of the map's own scale (p(lesion) for cam)
+// with region_level_of: map. With one absolute level the slices whose peaks differ get different thresholds,
+// which a level of each peak would not give.
+TEST_F(SaliencyCli, RegionsAreTheMapsComponentsAtALevelOfItsPeakOrOfItsScale) {
+  const std::string weights = *dir_ / "levels.safetensors";
+  const auto made = run_attnvision("convert " + model() + " --set lesion_map_stride=4 --out '" + weights + "'");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const std::string series = *dir_ / "ph/series_7_0000";
+  auto run = [&](const std::string& out, const std::string& level_set) {
+    const auto r = run_attnvision("saliency '" + series + "' --weights '" + weights +
+                                  "' --method cam --set operating_threshold=0 " + level_set + " --json --out '" + out + "'");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json_lines(r.out);
+  };
+  // The bounding boxes of map >= threshold's 8-connected components, sorted.
+  auto components = [](const cv::Mat& map, double threshold) {
+    cv::Mat values;
+    map.convertTo(values, CV_64F);
+    const cv::Mat mask = values >= threshold;
+    cv::Mat labels, stats, centroids;
+    const int count = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S);
+    std::vector<std::vector<int>> boxes;
+    for (int c = 1; c < count; ++c)
+      boxes.push_back({stats.at<int>(c, cv::CC_STAT_LEFT), stats.at<int>(c, cv::CC_STAT_TOP),
+                       stats.at<int>(c, cv::CC_STAT_WIDTH), stats.at<int>(c, cv::CC_STAT_HEIGHT)});
+    std::sort(boxes.begin(), boxes.end());
+    return boxes;
+  };
+  auto boxes_of = [](const nlohmann::json& line) {
+    std::vector<std::vector<int>> boxes;
+    for (const auto& region : line["regions"]) boxes.push_back(region["bbox_px"].get<std::vector<int>>());
+    std::sort(boxes.begin(), boxes.end());
+    return boxes;
+  };
+
+  const std::string peak_out = *dir_ / "levels_peak";
+  const std::vector<nlohmann::json> by_peak = run(peak_out, "--set region_level=0.9");
+  ASSERT_GE(by_peak.size(), 2u);
+  std::vector<cv::Mat> maps;
+  std::vector<double> peaks;
+  for (const auto& line : by_peak) {
+    maps.push_back(cv::imread(peak_out + "/" + line["map"].get<std::string>(), cv::IMREAD_UNCHANGED));
+    ASSERT_EQ(maps.back().type(), CV_32F);
+    double lo = 0, hi = 0;
+    cv::minMaxLoc(maps.back(), &lo, &hi);
+    peaks.push_back(hi);
+    EXPECT_EQ(boxes_of(line), components(maps.back(), 0.9 * hi)) << line["path"];
+  }
+  // An absolute level between the lowest and the highest peak: some slices get no region at all.
+  const double level = 0.5 * (*std::min_element(peaks.begin(), peaks.end()) + *std::max_element(peaks.begin(), peaks.end()));
+  ASSERT_GT(level, 0.0);
+  ASSERT_LT(level, 1.0);
+  std::ostringstream set;
+  set.precision(17);
+  set << "--set region_level_of=map --set region_level=" << level;
+  const std::vector<nlohmann::json> by_map = run(*dir_ / "levels_map", set.str());
+  ASSERT_EQ(by_map.size(), by_peak.size());
+  bool some_slice_without = false, some_slice_with = false;
+  for (size_t i = 0; i < by_map.size(); ++i) {
+    EXPECT_EQ(boxes_of(by_map[i]), components(maps[i], level)) << by_map[i]["path"];
+    (by_map[i]["regions"].empty() ? some_slice_without : some_slice_with) = true;
+  }
+  if (*std::min_element(peaks.begin(), peaks.end()) < *std::max_element(peaks.begin(), peaks.end())) {
+    EXPECT_TRUE(some_slice_without && some_slice_with);
+  }
+
+  const auto bad = run_attnvision("saliency '" + series + "' --weights '" + weights +
+                                  "' --set region_level_of=max --no-outputs");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("region_level_of must be peak or map"), std::string::npos) << bad.err;
 }
 
 TEST_F(SaliencyCli, EvalSaliencyRefusesAFolderWithoutLesionTruth) {

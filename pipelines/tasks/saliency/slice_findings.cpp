@@ -22,6 +22,7 @@ SaliencyReading saliency_reading_for(const models::ModelCfg& cfg, const std::str
   if (models::saliency_method_reads_stage(r.method)) r.options.stage = cfg.ct.saliency_stage;
   r.operating_threshold = cfg.ct.operating_threshold;
   r.region_level = cfg.ct.region_level;
+  r.region_level_of_peak = cfg.ct.region_level_of == "peak";
   return r;
 }
 
@@ -77,7 +78,7 @@ std::vector<SliceFindings> find_on_slices(models::NetworkImpl& net, const torch:
       cv::minMaxLoc(f.source_map, &lo, &f.peak, nullptr, &f.peak_px);
       if (f.score >= reading.operating_threshold && f.peak > 0)
         f.regions =
-            vision::find_regions(f.source_map, reading.region_level * f.peak, geometries[static_cast<size_t>(i)]);
+            vision::find_regions(f.source_map, reading.region_threshold(reading.region_level, f.peak), geometries[static_cast<size_t>(i)]);
     }
   });
   return out;

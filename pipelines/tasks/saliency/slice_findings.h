@@ -25,6 +25,10 @@ struct SaliencyReading {
   models::SaliencyOptions options;  // the stage for the CAM methods
   double operating_threshold = 0.5;
   double region_level = 0.5;
+  bool region_level_of_peak = true;  // region_level_of: peak (true) or map
+
+  // A region level (the model's or a swept one) as a value on a map whose peak is `peak`.
+  double region_threshold(double level, double peak) const { return region_level_of_peak ? level * peak : level; }
 };
 
 // The model's own reading (its config's anomaly section), with `method` replacing its default method when
@@ -37,7 +41,8 @@ struct SliceFindings {
   cv::Mat source_map;     // CV_32F source rows x columns: the raw map on the slice's own grid
   cv::Point peak_px;      // [column, row] of source_map's maximum (the first, in row-major order)
   double peak = 0;        // source_map's maximum
-  // Components of source_map >= region_level * peak, measured with the slice's geometry; only on slices whose
+  // Components of source_map >= the reading's region threshold (region_level of the peak, or of the map's own
+  // scale), measured with the slice's geometry; only on slices whose
   // score reaches the operating threshold (a clean slice yields none), and only where the peak is positive.
   std::vector<vision::Region> regions;
 };
