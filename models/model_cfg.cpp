@@ -36,6 +36,7 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"head_width", "detection", "channels of the detection neck and branches", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.head_width; }},
       {"output_stride", "detection", "input pixels per heatmap cell (a power of two)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.output_stride; }},
       {"max_detections", "detection", "peaks kept per image", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.max_detections; }},
+      {"center_class_loss", "detection", "training: weight of a cross-entropy over the classes at each box's centre cell (0: none)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.center_class_loss; }},
       {"category_ids", "detection", "COCO category id of each class ([]: 1..num_classes)", [](ModelCfg& c) -> CfgFieldRef { return &c.detection.category_ids; }},
       {"ct_spacing_mm", "anomaly", "CT input: the model grid's pixel spacing in mm", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.spacing_mm; }},
       {"ct_windows", "anomaly", "CT input: one window per channel, a preset or \"CENTER,WIDTH\" in HU", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.windows; }},
@@ -183,6 +184,8 @@ void ModelCfg::validate() const {
     if (s < 1 || s > 32 || (s & (s - 1)) != 0) fail("output_stride must be a power of two in 1..32");
     if (detection.head_width < 8 || detection.head_width > 1024) fail("head_width must be in 8..1024");
     if (detection.max_detections < 1 || detection.max_detections > 1000) fail("max_detections must be in 1..1000");
+    if (!(detection.center_class_loss >= 0 && detection.center_class_loss <= 100))
+      fail("center_class_loss must be in 0..100");
     if (num_classes < 1) fail("a detector needs num_classes >= 1");
     const std::vector<int64_t>& ids = detection.category_ids;
     if (!ids.empty() && ids.size() != static_cast<size_t>(num_classes))

@@ -46,6 +46,10 @@ struct DetectionArgs {
   int64_t head_width = 64;      // channels of the upsampling neck and of each prediction branch
   int64_t output_stride = 4;    // input pixels per cell of the predicted maps (CenterNet: 4)
   int64_t max_detections = 100; // peaks kept per image (top-K)
+  // Training only: the weight of a softmax cross-entropy over the class logits at each box's centre cell,
+  // beside the heatmap's focal loss (0: none, CenterNet as published). The focal loss scores each class's
+  // sigmoid on its own; the cross-entropy makes the classes compete where an item is, as a classifier's do.
+  double center_class_loss = 0.0;
   // The COCO category id of each class, from the instances file it was trained on (empty: 1..num_classes),
   // so that detections and results files name categories as the data did.
   std::vector<int64_t> category_ids;

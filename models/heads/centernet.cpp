@@ -189,11 +189,13 @@ CenterNetTargets centernet_targets(const torch::Tensor& boxes, int64_t num_class
   t.offset = torch::zeros({n, m, 2});
   t.index = torch::zeros({n, m}, torch::kLong);
   t.mask = torch::zeros({n, m});
+  t.classes = torch::zeros({n, m}, torch::kLong);
   auto box = b.accessor<float, 3>();
   auto size = t.size.accessor<float, 3>();
   auto offset = t.offset.accessor<float, 3>();
   auto index = t.index.accessor<int64_t, 2>();
   auto mask = t.mask.accessor<float, 2>();
+  auto classes = t.classes.accessor<int64_t, 2>();
   float* heat = t.heatmap.data_ptr<float>();
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < m; ++j) {
@@ -215,11 +217,13 @@ CenterNetTargets centernet_targets(const torch::Tensor& boxes, int64_t num_class
       offset[i][j][1] = static_cast<float>(cy - y);
       index[i][j] = y * w + x;
       mask[i][j] = 1;
+      classes[i][j] = cls;
     }
   return t;
 }
 
-CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64_t stride, double size_weight) {
+CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64_t stride, double class_weight,
+                             double size_weight) {
   const auto device = f.heatmap.device();
   const CenterNetTargets t =
       centernet_targets(boxes, f.heatmap.size(1), f.heatmap.size(2), f.heatmap.size(3), stride);
@@ -237,7 +241,15 @@ CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64
   const torch::Tensor coords = mask.expand({-1, -1, 2}).sum() + 1e-4;
   loss.size = (gather_cells(f.box_size, index) - t.size.to(device)).abs().mul(mask).sum() / coords;
   loss.offset = (gather_cells(f.box_offset, index) - t.offset.to(device)).abs().mul(mask).sum() / coords;
+  // The classes' competition at each centre cell, in float32 (the logits may be bf16 under autocast).
+  const torch::Tensor logits = gather_cells(f.heatmap, index).to(torch::kFloat);  // N x M x C
+  const torch::Tensor cross_entropy = torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(2)}), t.classes.to(device).reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  const torch::Tensor objects = t.mask.to(device);
+  loss.classes = (cross_entropy * objects.reshape({-1})).sum() / objects.sum().clamp_min(1);
   loss.total = loss.heatmap + size_weight * loss.size + loss.offset;
+  if (class_weight > 0) loss.total = loss.total + class_weight * loss.classes;
   return loss;
 }
 

@@ -17,6 +17,7 @@ struct CenterNetTargets {
   torch::Tensor offset;   // N x M x 2: the centre's position within its cell, in [0, 1)
   torch::Tensor index;    // N x M (int64): the centre cell, y * w + x
   torch::Tensor mask;     // N x M: 1 for a real box whose centre falls on the grid, 0 for padding
+  torch::Tensor classes;  // N x M (int64): each box's class, 0 for padding
 };
 
 CenterNetTargets centernet_targets(const torch::Tensor& boxes, int64_t num_classes, int64_t h, int64_t w,
@@ -27,13 +28,16 @@ CenterNetTargets centernet_targets(const torch::Tensor& boxes, int64_t num_class
 double centernet_gaussian_radius(double height, double width, double min_overlap = 0.7);
 
 struct CenterNetLoss {
-  torch::Tensor total;    // heatmap + size_weight * size + offset
+  torch::Tensor total;    // heatmap + size_weight * size + offset + class_weight * classes
   torch::Tensor heatmap;  // penalty-reduced focal loss (alpha 2, beta 4), per object
+  torch::Tensor classes;  // softmax cross-entropy of the class logits at each centre cell, per object
   torch::Tensor size;     // L1 on width and height in cells, per coordinate of an object
   torch::Tensor offset;   // L1 on the sub-cell centre, per coordinate of an object
 };
 
-CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64_t stride, double size_weight = 0.1);
+// class_weight: ModelCfg's center_class_loss (0 leaves CenterNet's loss as published).
+CenterNetLoss centernet_loss(const Forward& f, const torch::Tensor& boxes, int64_t stride, double class_weight = 0.0,
+                             double size_weight = 0.1);
 
 // The top `k` peaks of every image (a peak: the maximum of its 3x3 neighbourhood, over all classes), as
 // N x k x 6 rows of [x, y, w, h, score, class] in input pixels, by descending score. Boxes are cut to the

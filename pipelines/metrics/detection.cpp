@@ -37,7 +37,7 @@ void DetectionMetric::add(const models::Forward& f, const torch::Tensor& boxes) 
   if (!f.heatmap.defined())
     throw std::invalid_argument("detection metric: the network's forward has no heatmap (not a detector)");
   const int64_t n = f.heatmap.size(0), stride = cfg_.detection.output_stride;
-  const double loss = models::centernet_loss(f, boxes, stride).total.item<double>();
+  const double loss = models::centernet_loss(f, boxes, stride, cfg_.detection.center_class_loss).total.item<double>();
   counts_[0] += loss * static_cast<double>(n);
   counts_[1] += static_cast<double>(n);
 

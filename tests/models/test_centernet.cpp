@@ -106,6 +106,31 @@ TEST(CenterNet, LossIsLowForAPerfectPredictionAndHighForABlankOne) {
   EXPECT_NEAR(bad.size.item<float>(), 3.0f, 1e-3);
 }
 
+// center_class_loss: the softmax cross-entropy of the class logits at each box's centre cell, averaged over the
+// boxes (padding rows ignored), added to the total with its weight; weight 0 leaves CenterNet's loss as it was.
+TEST(CenterNet, TheCentreClassLossIsTheCrossEntropyAtEachCentreCell) {
+  // Centre cells at stride 4: (4, 4) for the class-2 box, (4, 2) for the class-0 box (TargetsPutEachBoxOn...).
+  const torch::Tensor boxes = boxes_of({{2, 8, 12, 16, 8}, {0, 10, 6, 14, 10}}, 3);
+  torch::manual_seed(3);
+  Forward f = perfect_forward(boxes, 3, 16, 4);
+  f.heatmap = torch::randn({1, 3, 16, 16}) * 2;
+  const torch::Tensor at_a = f.heatmap[0].select(1, 4).select(1, 4), at_b = f.heatmap[0].select(1, 2).select(1, 4);
+  const double expected = 0.5 * ((at_a.exp().sum().log() - at_a[2]).item<double>() +
+                                 (at_b.exp().sum().log() - at_b[0]).item<double>());
+  const CenterNetLoss plain = centernet_loss(f, boxes, 4);
+  const CenterNetLoss weighted = centernet_loss(f, boxes, 4, 0.5);
+  EXPECT_NEAR(plain.classes.item<double>(), expected, 1e-5);
+  EXPECT_NEAR(weighted.classes.item<double>(), expected, 1e-5);
+  // In float32, the totals (a random heatmap's focal loss: a few hundred) carry about 1e-7 of relative error.
+  const double tolerance = 1e-6 * std::abs(plain.total.item<double>());
+  EXPECT_NEAR(plain.total.item<double>(), (plain.heatmap + 0.1 * plain.size + plain.offset).item<double>(), tolerance);
+  EXPECT_NEAR(weighted.total.item<double>(), plain.total.item<double>() + 0.5 * expected, tolerance);
+  // A batch without boxes stays finite.
+  const CenterNetLoss none = centernet_loss(f, torch::full({1, 2, 5}, -1.0), 4, 1.0);
+  EXPECT_TRUE(std::isfinite(none.total.item<double>()));
+  EXPECT_EQ(none.classes.item<double>(), 0.0);
+}
+
 // A detector built from a registered backbone learns one fixed batch: the loss falls and the box comes back.
 void learns_a_batch(const std::string& model) {
   torch::manual_seed(0);

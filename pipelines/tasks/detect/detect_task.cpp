@@ -175,7 +175,7 @@ std::unique_ptr<Metric> make_metric(const models::ModelCfg& cfg, const std::vect
 
 torch::Tensor centernet_total_loss(const models::ModelCfg& cfg, const models::Forward& f, const torch::Tensor& boxes,
                                    double /*label_smoothing: no class labels to smooth*/) {
-  return models::centernet_loss(f, boxes, cfg.detection.output_stride).total;
+  return models::centernet_loss(f, boxes, cfg.detection.output_stride, cfg.detection.center_class_loss).total;
 }
 
 // Each image's strongest detection: the largest heatmap logit (a detected box's class at its centre).
