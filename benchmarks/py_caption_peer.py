@@ -12,8 +12,11 @@ benchmarks/caption_cold_start.py measures.
 Model: the checkpoint's __metadata__ "attnvision.model_cfg" (models/model_cfg.cpp): the ResNet encoder of
 benchmarks/py_train_peer.py (attnvision's names, SE / ECA / CBAM included) without its fc, and Show, Attend and
 Tell (models/heads/show_attend_tell.cpp), its mean-pooled baseline or the Transformer decoder
-(models/heads/transformer_decoder.cpp: pre-norm blocks, keys and values cached between words) with the same
-parameter names, weights loaded strictly, eval mode, float32. The vocabulary is the config's labels.
+(models/heads/transformer_decoder.cpp: pre-norm blocks, keys and values cached between words), with bottom-up
+attention when the config has captioning.detector_classes > 0: the embedded CenterNet detector (a second encoder
+of the same shape, models/heads/upsampling_neck.cpp's neck and models/heads/centernet.cpp's branches and peak
+decoding) whose detector_tokens strongest peaks become memory tokens after the cells; the same parameter names,
+weights loaded strictly, eval mode, float32. The vocabulary is the config's labels.
 Input (datasets/preprocess.cpp for an image of the model's own size, as the scenes are): RGB, x / 255, then
 (x - mean) / std per channel; another size is resized with cv2.INTER_LINEAR (not PIL-exact; the scenes need none).
 Beam search (models/heads/caption_decoder.cpp): beam 0 alone is live at the start; <pad> and <start> are never
@@ -38,10 +41,12 @@ from checkpoint_io import load_checkpoint  # noqa: E402
 from py_train_peer import ResNet  # noqa: E402
 
 PAD, START, END = 0, 1, 2
+BOX_POINTS = 4  # a detection token samples the input at BOX_POINTS^2 points of its box
 
 
 class Encoder(nn.Module):
-    """The ResNet encoder's modules at the root, as attnvision's captioners name them; features() is its last map."""
+    """The ResNet encoder's modules at the root, as attnvision's captioners name them; features() is its last map,
+    stages() every stage's output (layer1 .. layer4)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -51,9 +56,102 @@ class Encoder(nn.Module):
         a = cfg["resnet"]
         self.num_features = a["channels"][3] * (4 if a["block"] == "bottleneck" else 1)
 
-    def features(self, x):
+    def stages(self, x):
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        out = []
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            x = getattr(self, name)(x)
+            out.append(x)
+        return out
+
+    def features(self, x):
+        return self.stages(x)[-1]
+
+    def memory(self, x):
+        """What the decoder attends to: here the last feature map (N x C x h x w)."""
+        return self.features(x)
+
+
+def conv_bn_relu(cin, cout, kernel):
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
+
+
+def branch(width, outputs):
+    return nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, outputs, 1))
+
+
+class Detector(Encoder):
+    """The embedded CenterNet (models/heads/centernet.cpp) on an encoder of the captioner's shape: the last map
+    reduced to head_width, brought up 2x at a time (bilinear) to output_stride, adding at each step a 1x1 lateral
+    of the stage at that stride, then the heatmap, box size and box offset branches."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        d = cfg["detection"]
+        width, self.stride = d["head_width"], d["output_stride"]
+        channels = [c * (4 if cfg["resnet"]["block"] == "bottleneck" else 1) for c in cfg["resnet"]["channels"]]
+        strides = self.stage_strides(cfg)
+        self.neck_reduce = conv_bn_relu(channels[3], width, 1)
+        self.neck_up = nn.ModuleList()
+        self.neck_lateral = nn.ModuleDict()
+        self.step_laterals = []
+        stride = strides[3]
+        while stride > self.stride:
+            finer = [i for i in range(4) if strides[i] == stride // 2]
+            lateral = f"layer{finer[-1] + 1}" if finer else ""
+            if lateral:
+                self.neck_lateral[lateral] = conv_bn_relu(channels[finer[-1]], width, 1)
+            self.step_laterals.append(lateral)
+            self.neck_up.append(conv_bn_relu(width, width, 3))
+            stride //= 2
+        self.heatmap = branch(width, cfg["num_classes"])
+        self.box_size = branch(width, 2)
+        self.box_offset = branch(width, 2)
+
+    @staticmethod
+    def stage_strides(cfg):
+        """layer1 .. layer4's strides: 4, 8, 16, 32, the last stages held at feature_stride (dilated)."""
+        return [min(4 * 2 ** i, cfg["resnet"].get("feature_stride", 32)) for i in range(4)]
+
+    def forward(self, x):
+        stages = self.stages(x)
+        y = self.neck_reduce(stages[3])
+        for lateral, up in zip(self.step_laterals, self.neck_up):
+            y = nn.functional.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+            if lateral:
+                y = y + self.neck_lateral[lateral](stages[int(lateral[-1]) - 1])
+            y = up(y)
+        return self.heatmap(y), self.box_size(y), self.box_offset(y)
+
+    def decode(self, x, k):
+        """centernet_decode_with_classes: the k strongest 3x3 peaks over every class, as N x k x 6 rows
+        (x, y, w, h, score, class) in input pixels, and each peak's cell's class probabilities (N x k x C); rows of
+        zeros pad an input with fewer cells than k."""
+        heatmap, size, offset = self.forward(x)
+        heat = torch.sigmoid(heatmap)
+        n, c, h, w = heat.shape
+        peaks = heat * (nn.functional.max_pool2d(heat, 3, 1, 1) == heat)
+        scores, flat = peaks.reshape(n, c * h * w).topk(min(k, c * h * w))
+        cls = torch.div(flat, h * w, rounding_mode="floor")
+        cell = flat.remainder(h * w)
+
+        def gather(t):
+            return t.flatten(2).gather(2, cell.unsqueeze(1).expand(-1, t.size(1), -1)).transpose(1, 2)
+
+        size, offset = gather(size), gather(offset)
+        s = self.stride
+        cx = (cell.remainder(w).float() + offset[:, :, 0]) * s
+        cy = (torch.div(cell, w, rounding_mode="floor").float() + offset[:, :, 1]) * s
+        half_w, half_h = size[:, :, 0].clamp_min(0) * (s / 2.0), size[:, :, 1].clamp_min(0) * (s / 2.0)
+        x0, x1 = (cx - half_w).clamp(0, w * s), (cx + half_w).clamp(0, w * s)
+        y0, y1 = (cy - half_h).clamp(0, h * s), (cy + half_h).clamp(0, h * s)
+        found = torch.stack([x0, y0, x1 - x0, y1 - y0, scores, cls.float()], 2)
+        classes = gather(heat)
+        if found.size(1) < k:
+            found = torch.cat([found, found.new_zeros(n, k - found.size(1), found.size(2))], 1)
+            classes = torch.cat([classes, classes.new_zeros(n, k - classes.size(1), classes.size(2))], 1)
+        return found, classes
 
 
 class Captioner(Encoder):
@@ -156,11 +254,42 @@ class TransformerCaptioner(Encoder):
         self.dec_blocks = nn.ModuleList([Block(d, self.heads) for _ in range(c["decoder_layers"])])
         self.dec_norm = nn.LayerNorm(d)
         self.word_out = nn.Linear(d, v)
+        self.tokens = c.get("detector_tokens", 0)
+        if c.get("detector_classes", 0) > 0:
+            self.detector = Detector(dict(cfg, task="detection", num_classes=c["detector_classes"]))
+            features = c["detector_classes"] + 5 + cfg["in_chans"] * BOX_POINTS * BOX_POINTS
+            self.det_embed = nn.Sequential(nn.Linear(features, d), nn.GELU(), nn.Linear(d, d))
+        else:
+            self.detector = None
 
-    def start(self, fmap):
+    def memory(self, x):
+        """The cells' tokens (projected, plus row and column embeddings), then with a detector one token per
+        detection: an MLP of its class probabilities, score, box (centre, size as fractions of the input) and the
+        input's pixels at BOX_POINTS x BOX_POINTS points spread over the box."""
+        fmap = self.features(x)
         n, _, h, w = fmap.shape
         where = (self.cell_row[:h].unsqueeze(1) + self.cell_col[:w].unsqueeze(0)).reshape(h * w, -1)
         cells = self.cell_proj(fmap.flatten(2).transpose(1, 2)) + where
+        if self.detector is None:
+            return cells
+        found, classes = self.detector.decode(x, self.tokens)
+        k = found.size(1)
+        height, width = x.size(2), x.size(3)
+        bx, by, bw, bh = found[:, :, 0] / width, found[:, :, 1] / height, found[:, :, 2] / width, found[:, :, 3] / height
+        box = torch.stack([bx + bw / 2, by + bh / 2, bw, bh], 2)
+        steps = (torch.arange(BOX_POINTS, dtype=torch.float32) + 0.5) / BOX_POINTS
+        px = bx[:, :, None, None] + bw[:, :, None, None] * steps.view(1, 1, 1, -1)
+        py = by[:, :, None, None] + bh[:, :, None, None] * steps.view(1, 1, -1, 1)
+        shape = (n, k, BOX_POINTS, BOX_POINTS)
+        grid = torch.stack([px.expand(shape), py.expand(shape)], 4) * 2 - 1
+        pixels = nn.functional.grid_sample(x, grid.reshape(n, k * BOX_POINTS * BOX_POINTS, 1, 2), mode="bilinear",
+                                           padding_mode="zeros", align_corners=False)
+        colours = pixels.reshape(n, x.size(1), k, BOX_POINTS * BOX_POINTS).permute(0, 2, 1, 3).reshape(n, k, -1)
+        tokens = self.det_embed(torch.cat([classes, found[:, :, 4:5], box, colours], 2))
+        return torch.cat([cells, tokens], 1)
+
+    def start(self, cells):
+        n = cells.size(0)
         state = []
         for block in self.dec_blocks:
             none = cells.new_empty(n, self.heads, 0, cells.size(2) // self.heads)
@@ -186,9 +315,9 @@ def build_captioner(cfg):
     sys.exit(f"py_caption_peer: decoder '{head}' is not written here (show_attend_tell, mean_lstm, transformer)")
 
 
-def beam_search(model, fmap, beam, max_words, alpha):
-    n, k, v = fmap.size(0), beam, model.word_out.out_features
-    state = model.start(fmap.repeat_interleave(k, 0))
+def beam_search(model, memory, beam, max_words, alpha):
+    n, k, v = memory.size(0), beam, model.word_out.out_features
+    state = model.start(memory.repeat_interleave(k, 0))
     words = torch.full((n * k,), START, dtype=torch.long)
     score = torch.zeros(n, k)
     score[:, 1:] = float("-inf")
@@ -268,7 +397,7 @@ def main():
                 print(e, file=sys.stderr)
                 failed += 1
                 continue
-            ids, logprobs = beam_search(model, model.features(x), args.beam, max_words, args.length_alpha)
+            ids, logprobs = beam_search(model, model.memory(x), args.beam, max_words, args.length_alpha)
             tokens = []
             for i in ids[0].tolist():
                 if i in (END, PAD):
