@@ -72,6 +72,8 @@ class Encoder(nn.Module):
         return self.features(x)
 
 
+# The neck's and branches' units as py_detect_peer.py writes them too; not imported from there, because that module
+# loads torchvision, which would add its import to the cold start this peer is timed on.
 def conv_bn_relu(cin, cout, kernel):
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU())
