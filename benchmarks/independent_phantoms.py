@@ -9,7 +9,7 @@ than the quirks of `attnvision synth phantoms`.
 
 It writes what `synth phantoms` writes, in the same contract: CT Image Storage DICOM series (16 bits allocated,
 12 or 16 stored, signed or unsigned, RescaleSlope 1 / RescaleIntercept -1024, PixelSpacing, SliceThickness,
-positions stepping along the series, a window) and DIR/lesions.json with each slice's lesions (`center_px`,
+positions stepping along the series, a window; dciodvfy finds no errors) and DIR/lesions.json with each slice's lesions (`center_px`,
 `diameter_mm`, `contrast_hu`, `organ`, `mask`) and its union mask (uint8 0/255 PNG at the slice's grid, or null).
 
 The anatomy is its own: a body ellipse with a fat rim and muscle, two lungs (-900 to -700 HU, denser towards the
@@ -194,7 +194,8 @@ def write_dicom(path, hu, series, slice_index, z, sop_uid):
     ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyID = "", "", "1"
     ds.SeriesNumber, ds.InstanceNumber, ds.Manufacturer = 1, slice_index + 1, "independent phantom"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.KVP = 120
+    ds.KVP, ds.AcquisitionNumber = 120, 1
+    ds.Laterality, ds.PatientPosition = "", "HFS"
     size, spacing = series["size"], series["spacing"]
     ds.PixelSpacing = [round(spacing, 6)] * 2
     ds.SliceThickness = series["thickness"]
