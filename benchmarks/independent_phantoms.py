@@ -9,8 +9,9 @@ than the quirks of `attnvision synth phantoms`.
 
 It writes what `synth phantoms` writes, in the same contract: CT Image Storage DICOM series (16 bits allocated,
 12 or 16 stored, signed or unsigned, RescaleSlope 1 / RescaleIntercept -1024, PixelSpacing, SliceThickness,
-positions stepping along the series, a window; dciodvfy finds no errors) and DIR/lesions.json with each slice's lesions (`center_px`,
-`diameter_mm`, `contrast_hu`, `organ`, `mask`) and its union mask (uint8 0/255 PNG at the slice's grid, or null).
+positions stepping along the series, a window; dciodvfy finds no errors) and DIR/lesions.json with each slice's
+lesions (`center_px`, `diameter_mm`, `contrast_hu`, `organ`, `mask`) and its union mask (uint8 0/255 PNG at the
+slice's grid, or null).
 
 The anatomy is its own: a body ellipse with a fat rim and muscle, two lungs (-900 to -700 HU, denser towards the
 back) with vessels drawn as branching trees from the hilum, a vertebra with a cortical rim and a spinous process,
