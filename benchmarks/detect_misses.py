@@ -14,7 +14,8 @@ detector's classification accuracy proper, and with --oracle-results FILE writes
 would leave them: the top-1 detection of a random --oracle-fraction (default 1) of the boxes it names wrongly
 given the box's class, and that box's other detections of the same class dropped. Scoring FILE with
 `attnvision eval-detect --gt instances.json --results FILE` then says what AP50 a given classification accuracy
-buys with the same boxes and scores.
+buys with the same boxes and scores. With --classifier CKPT (needs python3-torch) it splits the top-1 by whether
+that Fashion-MNIST classifier names the item's source image right.
 """
 import argparse
 import collections
@@ -43,6 +44,9 @@ def main():
     ap.add_argument("--oracle-results", help="write the class oracle's results here")
     ap.add_argument("--oracle-fraction", type=float, default=1.0,
                     help="the share of wrongly named boxes the oracle corrects (drawn with seed 0)")
+    ap.add_argument("--classifier", help="a Fashion-MNIST classifier checkpoint (e.g. "
+                    "models/pretrained/fmnist_resnet.safetensors): top-1 split by whether it names the item's "
+                    "source image right")
     args = ap.parse_args()
     with open(args.instances) as f:
         gt = json.load(f)
@@ -108,8 +112,15 @@ def top1_and_oracle(gt, results, args):
             wrong.append(a["id"])
         bands["all"]["right" if right else "other"] += 1
         bands[size_band(a["bbox"])]["right" if right else "other"] += 1
+    if args.classifier:
+        named_right = classifier_right(args.classifier, gt["info"]["source"])
+        for a in gt["annotations"]:
+            i = top.get(a["id"])
+            right = i is not None and results[i]["category_id"] == a["category_id"]
+            band = "classifier right" if named_right[a["attributes"]["source_index"]] else "classifier wrong"
+            bands[band]["right" if right else "other"] += 1
     print("top-1 class (the most confident detection at IoU >= 0.5, any score):")
-    for band in ("all", "under 24 px", "24-39 px", "40 px and over"):
+    for band in ("all", "under 24 px", "24-39 px", "40 px and over", "classifier right", "classifier wrong"):
         n = sum(bands[band].values())
         if n:
             print(f"  {band:16s} {100.0 * bands[band]['right'] / n:5.1f}% of {n}")
@@ -131,6 +142,40 @@ def top1_and_oracle(gt, results, args):
     total = len(gt["annotations"])
     print(f"class oracle: {len(corrected)} of {len(wrong)} wrong top-1 classes corrected, top-1 now "
           f"{100.0 * (bands['all']['right'] + len(corrected)) / total:.1f}%; results in {args.oracle_results}")
+
+
+def classifier_right(checkpoint, source):
+    """Per image of the scenes' Fashion-MNIST split (`fashion-mnist:test` or `:train`, from Debian's
+    /usr/share/datasets/fashion-mnist): whether the classifier names it right (benchmarks/py_train_peer.py's ResNet,
+    float32, the checkpoint's mean and std)."""
+    import gzip
+    import os
+    import sys
+
+    import numpy as np
+    import torch
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    from checkpoint_io import load_checkpoint
+    from py_train_peer import ResNet
+
+    split = "t10k" if source.endswith(":test") else "train"
+    root = os.environ.get("ATTNVISION_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+    with gzip.open(os.path.join(root, f"{split}-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 1, 28, 28)
+    with gzip.open(os.path.join(root, f"{split}-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read()[8:], np.uint8)
+    state, cfg = load_checkpoint(checkpoint)
+    model = ResNet(cfg)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    x = (torch.from_numpy(images.astype(np.float32) / 255.0) - cfg["mean"][0]) / cfg["std"][0]
+    with torch.inference_mode():
+        named = torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)]).numpy()
+    right = named == labels
+    print(f"classifier {checkpoint}: {100.0 * right.mean():.2f}% of {len(right)} {source} images")
+    return right
 
 
 if __name__ == "__main__":
