@@ -103,6 +103,7 @@ def top1_and_oracle(gt, results, args):
     for i, (r, a) in enumerate(zip(results, item_of)):
         if a is not None and (a["id"] not in top or r["score"] > results[top[a["id"]]]["score"]):
             top[a["id"]] = i
+    named_right = classifier_right(args.classifier, gt["info"]["source"]) if args.classifier else None
     bands = collections.defaultdict(collections.Counter)
     wrong = []
     for a in gt["annotations"]:
@@ -112,13 +113,9 @@ def top1_and_oracle(gt, results, args):
             wrong.append(a["id"])
         bands["all"]["right" if right else "other"] += 1
         bands[size_band(a["bbox"])]["right" if right else "other"] += 1
-    if args.classifier:
-        named_right = classifier_right(args.classifier, gt["info"]["source"])
-        for a in gt["annotations"]:
-            i = top.get(a["id"])
-            right = i is not None and results[i]["category_id"] == a["category_id"]
-            band = "classifier right" if named_right[a["attributes"]["source_index"]] else "classifier wrong"
-            bands[band]["right" if right else "other"] += 1
+        if named_right is not None:
+            source_named = named_right[a["attributes"]["source_index"]]
+            bands["classifier right" if source_named else "classifier wrong"]["right" if right else "other"] += 1
     print("top-1 class (the most confident detection at IoU >= 0.5, any score):")
     for band in ("all", "under 24 px", "24-39 px", "40 px and over", "classifier right", "classifier wrong"):
         n = sum(bands[band].values())
@@ -145,32 +142,27 @@ def top1_and_oracle(gt, results, args):
 
 
 def classifier_right(checkpoint, source):
-    """Per image of the scenes' Fashion-MNIST split (`fashion-mnist:test` or `:train`, from Debian's
-    /usr/share/datasets/fashion-mnist): whether the classifier names it right (benchmarks/py_train_peer.py's ResNet,
-    float32, the checkpoint's mean and std)."""
-    import gzip
+    """Per image of the scenes' Fashion-MNIST split (`fashion-mnist:test` or `:train`, read from Debian's IDX files
+    as benchmarks/py_train_peer.py reads them): whether the classifier names it right (that peer's ResNet, float32,
+    the checkpoint's mean and std)."""
     import os
     import sys
 
-    import numpy as np
     import torch
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, here)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from checkpoint_io import load_checkpoint
-    from py_train_peer import ResNet
+    from py_train_peer import FMNIST_DIR, ResNet, read_idx
 
     split = "t10k" if source.endswith(":test") else "train"
-    root = os.environ.get("ATTNVISION_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
-    with gzip.open(os.path.join(root, f"{split}-images-idx3-ubyte.gz")) as f:
-        images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 1, 28, 28)
-    with gzip.open(os.path.join(root, f"{split}-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read()[8:], np.uint8)
+    root = os.environ.get("ATTNVISION_FASHION_MNIST_DIR", FMNIST_DIR)
+    images = read_idx(os.path.join(root, f"{split}-images-idx3-ubyte.gz"))
+    labels = read_idx(os.path.join(root, f"{split}-labels-idx1-ubyte.gz"))
     state, cfg = load_checkpoint(checkpoint)
     model = ResNet(cfg)
     model.load_state_dict(state, strict=True)
     model.eval()
-    x = (torch.from_numpy(images.astype(np.float32) / 255.0) - cfg["mean"][0]) / cfg["std"][0]
+    x = (torch.from_numpy(images.copy()).unsqueeze(1).float() / 255.0 - cfg["mean"][0]) / cfg["std"][0]
     with torch.inference_mode():
         named = torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)]).numpy()
     right = named == labels
