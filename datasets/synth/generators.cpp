@@ -2,6 +2,7 @@
 #include "datasets/synth/generator.h"
 
 #include "datasets/labeled_images.h"
+#include "datasets/synth/crops.h"
 #include "datasets/synth/phantoms.h"
 #include "datasets/synth/scenes.h"
 
@@ -127,6 +128,44 @@ std::function<int()> define_phantoms(CLI::App& app) {
   return [o] { return run_phantoms(*o); };
 }
 
+// ---------------------------------------------------------------------------------------------------
+// crops
+
+struct CropsCli {
+  std::string from;
+  std::string out;
+  CropOptions crop;
+};
+
+int run_crops(const CropsCli& o) {
+  std::function<void(int64_t)> lines;  // made once the image count is known
+  const CropSetSummary s = write_crop_set(o.from, o.crop, o.out, [&](int64_t done, int64_t total) {
+    if (!lines) lines = progress_lines("synth crops", total);
+    lines(done);
+  });
+  std::printf("wrote %lld crops of %lld images to %s (one folder per category id, labels.txt)\n",
+              static_cast<long long>(s.crops), static_cast<long long>(s.images), o.out.c_str());
+  return 0;
+}
+
+std::function<int()> define_crops(CLI::App& app) {
+  auto o = std::make_shared<CropsCli>();
+  app.footer(
+      "The training set of a detector's second stage (detect --classifier): per box of FROM/instances.json, the "
+      "square of side max(w, h) x margin around its centre, resampled to size x size exactly as the detect task "
+      "cuts its detections (bilinear at twice the size, averaged 2 x 2; edge pixels repeated past the image). "
+      "Output: OUT/<category id, two digits>/<annotation id>.png, an image folder `attnvision train` reads "
+      "(configs/train/scenes_crop_classifier.yaml), and OUT/labels.txt.");
+  app.add_option("--from", o->from, "a scenes folder (images/ and instances.json), e.g. from `synth scenes`")
+      ->required();
+  app.add_option("--out,-o", o->out, "output folder (created; files of the same names are replaced)")->required();
+  app.add_option("--size", o->crop.size, "crop side in pixels")->capture_default_str()->check(CLI::Range(8, 512));
+  app.add_option("--margin", o->crop.margin, "the square's side over the box's longer side")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 4.0));
+  return [o] { return run_crops(*o); };
+}
+
 }  // namespace
 
 const std::vector<GeneratorRow>& generator_table() {
@@ -135,6 +174,8 @@ const std::vector<GeneratorRow>& generator_table() {
       {"phantoms",
        "CT phantom series (DICOM, HU) with lung nodules and organ lesions, masks and lesions.json",
        define_phantoms},
+      {"crops", "square crops of a scenes folder's boxes, one folder per class: a detector's second stage learns on them",
+       define_crops},
   };
   return table;
 }

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 namespace attnvision::pipelines {
 
@@ -37,6 +38,7 @@ struct EvalDetectOptions {
   std::string write_results;
   bool json = false;
   bool flip_test = false;
+  CropClassifierOptions classifier;
 };
 
 // Every image of a scenes folder through the detector, as COCO results: image ids from instances.json, class
@@ -51,14 +53,18 @@ std::vector<datasets::CocoResult> detect_folder(const EvalDetectOptions& o) {
     throw ConfigError(o.data + ": the categories of its instances.json are not the ones the detector was trained on "
                       "(category ids differ)");
 
+  std::optional<CropClassifier> classifier;
+  if (!o.classifier.weights.empty()) classifier.emplace(o.classifier, m.cfg, m.labels);
+
   std::vector<datasets::CocoResult> results;
   Progress progress("detect", static_cast<size_t>(set.size()));
   torch::InferenceMode guard;
   for (int64_t begin = 0; begin < set.size(); begin += o.batch) {
     const int64_t n = std::min(o.batch, set.size() - begin);
     const torch::Tensor x = datasets::normalize_batch(set.images.narrow(0, begin, n), m.cfg.mean, m.cfg.std);
-    const torch::Tensor peaks = models::centernet_decode(detector_forward(*m.net, x, o.flip_test),
-                                                         m.cfg.detection.max_detections, m.cfg.detection.output_stride);
+    torch::Tensor peaks = models::centernet_decode(detector_forward(*m.net, x, o.flip_test),
+                                                   m.cfg.detection.max_detections, m.cfg.detection.output_stride);
+    if (classifier) peaks = classifier->rescore(peaks, x);
     for (int64_t i = 0; i < n; ++i)
       append_coco_results(peaks[i], set.image_ids[static_cast<size_t>(begin + i)], set.category_ids, results);
     progress.advance(static_cast<size_t>(n), size_t{0});
@@ -109,6 +115,7 @@ CommandRun define_eval_detect(CLI::App& app) {
   app.add_option("--write-results", o->write_results, "with --data: also write the detections as a COCO results file");
   app.add_flag("--flip-test", o->flip_test,
                "with --data: average the outputs with those for the mirrored image (CenterNet's flip test)");
+  add_crop_classifier_options(app, o->classifier);
   app.add_flag("--json", o->json,
                "print {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl} as one JSON object "
                "(-1 where undefined)");

@@ -167,6 +167,41 @@ TEST_F(CliDetect, FlipTestResultsEvaluateAsEvalDetectFlipTestDoes) {
   EXPECT_NE(read_json(plain), read_json(results));
 }
 
+// --classifier, the second stage, reaches both commands alike (detect's results evaluate as eval-detect --data
+// --classifier scores, and differ from the plain pass's); a classifier of other classes is one line naming it.
+TEST_F(CliDetect, ACropClassifierRescoresInBothCommandsAndMustNameTheDetectorsClasses) {
+  auto r = run_attnvision("synth crops --from '" + path("train") + "' --out '" + path("crops") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_crop_classifier.yaml' " +
+                     "--set data.train='" + path("crops") + "' --set data.val_count=8 --set batch_size=16 " +
+                     "--set schedule.epochs=1 --set 'model.channels=[8, 8, 8, 8]' --set model.stem_width=8 " +
+                     "--set precision=fp32 --set output='" + path("crop_run") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string classifier = " --classifier '" + path("crop_run/best.safetensors") + "' --classifier-min-score 0.01";
+  const std::string results = path("results_crops.json");
+  r = run_attnvision("detect '" + path("test/images") + "' " + weights() + classifier + " --coco-images '" +
+                     path("test/instances.json") + "' --results '" + results + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json from_file =
+      eval_detect_json("--gt '" + path("test/instances.json") + "' --results '" + results + "'");
+  const nlohmann::json in_one_go = eval_detect_json("--data '" + path("test") + "' " + weights() + classifier);
+  ASSERT_FALSE(from_file.empty() || in_one_go.empty());
+  for (const char* key : {"AP", "AP50", "AP75", "AR100"})
+    EXPECT_NEAR(from_file[key].get<double>(), in_one_go[key].get<double>(), 1e-9) << key;
+  const std::string plain = path("results_plain_2.json");
+  r = run_attnvision("detect '" + path("test/images") + "' " + weights() + " --coco-images '" +
+                     path("test/instances.json") + "' --results '" + plain + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(read_json(plain), read_json(results));
+
+  const std::string imagenet = path("imagenet.safetensors");
+  ASSERT_EQ(run_attnvision("convert --model resnet18 --random-init --out '" + imagenet + "'").exit_code, 0);
+  r = run_attnvision("eval-detect --data '" + path("test") + "' " + weights() + " --classifier '" + imagenet + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(imagenet), std::string::npos) << r.err;
+}
+
 TEST_F(CliDetect, AnInputWithoutAnImageIdIsReportedAndTheRestWritten) {
   std::filesystem::create_directories(path("extra"));
   const auto first = *std::filesystem::directory_iterator(path("test/images"));

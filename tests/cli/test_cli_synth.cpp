@@ -86,6 +86,39 @@ TEST(CliSynth, ScenesWritesACocoFolder) {
   }
 }
 
+// `synth crops`: one PNG per box in its category's folder, as an image folder the trainer reads.
+TEST(CliSynth, CropsWritesOneImagePerBoxInItsCategorysFolder) {
+  ScratchDir dir;
+  write_tiny_fashion_mnist(dir.path());
+  FashionDir env(dir.path().string());
+  const std::string scenes = dir / "scenes", crops = dir / "crops";
+  ASSERT_EQ(run_attnvision("synth scenes --out '" + scenes + "' --images 3 --seed 5 --split train").exit_code, 0);
+  auto r = run_attnvision("synth crops --from '" + scenes + "' --out '" + crops + "' --size 24");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json instances = read_json(scenes + "/instances.json");
+  for (const auto& a : instances["annotations"]) {
+    char folder[8];
+    std::snprintf(folder, sizeof folder, "%02d", a["category_id"].get<int>());
+    const std::string png = crops + "/" + folder + "/" + std::to_string(a["id"].get<int>()) + ".png";
+    EXPECT_TRUE(std::filesystem::exists(png)) << png;
+  }
+  size_t files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(crops)) files += e.path().extension() == ".png";
+  EXPECT_EQ(files, instances["annotations"].size());
+  std::ifstream labels(crops + "/labels.txt");
+  std::string first;
+  std::getline(labels, first);
+  EXPECT_EQ(first, "T-shirt/top");
+  // Bad input: no scenes folder, a size out of range.
+  r = run_attnvision("synth crops --from '" + (dir / "absent") + "' --out '" + crops + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("absent"), std::string::npos) << r.err;
+  r = run_attnvision("synth crops --from '" + scenes + "' --out '" + crops + "' --size 4");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(line_count(r.err), 1u) << r.err;
+}
+
 TEST(CliSynth, HelpNamesEveryOptionAndDefault) {
   auto r = run_attnvision("synth --help");
   EXPECT_EQ(r.exit_code, 0);

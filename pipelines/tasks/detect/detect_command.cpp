@@ -79,6 +79,17 @@ int run_detect(DetectCommandOptions o) {
 
 }  // namespace
 
+void add_crop_classifier_options(CLI::App& app, CropClassifierOptions& options) {
+  app.add_option("--classifier", options.weights,
+                 "a second stage: a crop classifier (trained on `attnvision synth crops`) names each detection "
+                 "again from its crop, and the score becomes the geometric mean of the two");
+  app.add_option("--classifier-min-score", options.min_score,
+                 "with --classifier: crop only the detections scoring at least this (the rest keep their order "
+                 "below)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 1.0));
+}
+
 CommandRun define_detect(CLI::App& app) {
   auto o = std::make_shared<DetectCommandOptions>();
   add_input_options(app, o->inputs,
@@ -99,6 +110,7 @@ CommandRun define_detect(CLI::App& app) {
   app.add_flag("--flip-test", o->task.flip_test,
                "average the outputs with those for the mirrored image (CenterNet's flip test): twice the compute, "
                "about a point of COCO AP more on the scenes");
+  add_crop_classifier_options(app, o->task.classifier);
   app.add_option("--batch,-b", o->task.batch, "images per forward pass")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--out", o->out_dir,
                  "write each input with its detections drawn as <out>/<input path below its argument>.boxes.png");

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace attnvision::pipelines {
 
@@ -50,6 +51,7 @@ class DetectRunner : public TaskRunner {
  public:
   explicit DetectRunner(DetectOptions o) : o_(std::move(o)), m_(load_task_model(o_.model, detect_task())) {
     transform_ = datasets::eval_transform_for(m_.cfg);
+    if (!o_.classifier.weights.empty()) classifier_.emplace(o_.classifier, m_.cfg, m_.labels);
   }
 
   const LoadedModel& model() const override { return m_; }
@@ -61,8 +63,9 @@ class DetectRunner : public TaskRunner {
     for (int64_t begin = 0; begin < x.size(0); begin += o_.batch) {
       const int64_t n = std::min(o_.batch, x.size(0) - begin);
       const models::Forward f = detector_forward(*m_.net, x.narrow(0, begin, n), o_.flip_test);
-      const torch::Tensor peaks =
-          models::centernet_decode(f, m_.cfg.detection.max_detections, m_.cfg.detection.output_stride).contiguous();
+      torch::Tensor peaks = models::centernet_decode(f, m_.cfg.detection.max_detections, m_.cfg.detection.output_stride);
+      if (classifier_) peaks = classifier_->rescore(peaks, x.narrow(0, begin, n));
+      peaks = peaks.contiguous();
       for (int64_t r = 0; r < n; ++r) add_row(batch, begin + r, peaks[r], out);
     }
     return out;
@@ -135,6 +138,7 @@ class DetectRunner : public TaskRunner {
   DetectOptions o_;
   LoadedModel m_;
   vision::EvalTransform transform_;
+  std::optional<CropClassifier> classifier_;
 };
 
 const std::vector<KeySpec>& section_schema() {
@@ -143,7 +147,9 @@ const std::vector<KeySpec>& section_schema() {
       {{"score_thresh", Kind::kNumber, false, "leave out detections scoring below this (0..1)"},
        {"nms_iou", Kind::kNumber, false, "class-wise NMS at this IoU (0: none; CenterNet's peaks rarely need it)"},
        {"overlay", Kind::kBool, false, "also write each image with its boxes drawn (<name>.boxes.png)"},
-       {"flip_test", Kind::kBool, false, "average with the pass over the mirrored image (CenterNet's flip test: twice the compute)"}});
+       {"flip_test", Kind::kBool, false, "average with the pass over the mirrored image (CenterNet's flip test: twice the compute)"},
+       {"classifier", Kind::kString, false, "a crop classifier (synth crops + train) that names each detection again from its crop"},
+       {"classifier_min_score", Kind::kNumber, false, "detections scoring below this are not cropped (default 0.1)"}});
   return schema;
 }
 
@@ -155,12 +161,15 @@ std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   take(j, "nms_iou", o.nms_iou);
   take(j, "overlay", o.overlay);
   take(j, "flip_test", o.flip_test);
+  take(j, "classifier", o.classifier.weights);
+  take(j, "classifier_min_score", o.classifier.min_score);
   auto check = [&](bool ok, const std::string& key, const std::string& problem) {
     if (!ok) throw ConfigError(section.where(key) + ": 'detect." + key + "' " + problem);
   };
   check(o.batch >= 1 && o.batch <= 4096, "batch", "must be in 1..4096");
   check(o.score_thresh >= 0 && o.score_thresh <= 1, "score_thresh", "must be in 0..1");
   check(o.nms_iou >= 0 && o.nms_iou <= 1, "nms_iou", "must be in 0..1");
+  check(o.classifier.min_score > 0 && o.classifier.min_score <= 1, "classifier_min_score", "must be in (0, 1]");
   return make_detect_runner(o);
 }
 

@@ -3,10 +3,15 @@
 // task row (batch) and the `detect` subcommand.
 #pragma once
 
+#include "pipelines/tasks/detect/crop_classifier.h"
 #include "pipelines/tasks/task.h"
 
 #include <cstdint>
 #include <string>
+
+namespace CLI {
+class App;
+}
 
 namespace attnvision::pipelines {
 
@@ -21,11 +26,16 @@ struct DetectOptions {
   bool all_detections = false;
   // CenterNet's flip test: average the outputs with those for the mirrored image (twice the compute).
   bool flip_test = false;
+  // A second stage that names each detection again from its crop (crop_classifier.h); no weights: none.
+  CropClassifierOptions classifier;
 };
 
 // The detector's outputs for the batch `x`; with `flip_test`, averaged with its pass over `x` mirrored left to
 // right (models::centernet_flip_average).
 models::Forward detector_forward(models::NetworkImpl& net, const torch::Tensor& x, bool flip_test);
+
+// --classifier FILE and --classifier-min-score, as `detect` and `eval-detect --data` spell them.
+void add_crop_classifier_options(CLI::App& app, CropClassifierOptions& options);
 
 // Loads the network; an error when it is not a detector.
 std::unique_ptr<TaskRunner> make_detect_runner(const DetectOptions& options);

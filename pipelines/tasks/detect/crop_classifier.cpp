@@ -1,0 +1,88 @@
+#include "pipelines/tasks/detect/crop_classifier.h"
+
+#include "models/box_crops.h"
+#include "pipelines/config.h"
+
+#include <torch/torch.h>
+
+namespace attnvision::pipelines {
+
+namespace {
+
+// The crop classifier's crop: the square side over the box's longer side (datasets/synth/crops.h's default,
+// the crops it is trained on).
+constexpr double kMargin = 1.15;
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+}  // namespace
+
+CropClassifier::CropClassifier(const CropClassifierOptions& options, const models::ModelCfg& detector,
+                               const std::vector<std::string>& detector_labels)
+    : options_(options) {
+  ModelChoice choice;
+  choice.weights = options.weights;
+  classifier_ = load_model(choice);
+  const models::ModelCfg& c = classifier_.cfg;
+  if (c.task != "classification")
+    throw ConfigError(options.weights + ": a crop classifier must be a classification model, not task '" + c.task + "'");
+  if (classifier_.labels != detector_labels)
+    throw ConfigError(options.weights + ": its classes (" + joined(classifier_.labels) +
+                      ") are not the detector's (" + joined(detector_labels) + ")");
+  if (c.in_chans != detector.in_chans || c.input_size.size() != 3 || c.input_size[1] != c.input_size[2])
+    throw ConfigError(options.weights + ": a crop classifier needs square input of the detector's " +
+                      std::to_string(detector.in_chans) + " channels");
+  if (!(options.min_score > 0 && options.min_score <= 1))
+    throw ConfigError("the crop classifier's min_score must be in (0, 1]");
+  // v_det = (p - m_d) / s_d and v_cls = (p - m_c) / s_c, so v_cls = v_det * s_d / s_c + (m_d - m_c) / s_c.
+  std::vector<float> scale, shift;
+  for (int64_t k = 0; k < c.in_chans; ++k) {
+    scale.push_back(static_cast<float>(detector.std[k] / c.std[k]));
+    shift.push_back(static_cast<float>((detector.mean[k] - c.mean[k]) / c.std[k]));
+  }
+  scale_ = torch::tensor(scale).view({1, -1, 1, 1});
+  shift_ = torch::tensor(shift).view({1, -1, 1, 1});
+}
+
+torch::Tensor CropClassifier::rescore(const torch::Tensor& peaks, const torch::Tensor& x) const {
+  const int64_t size = classifier_.cfg.input_size[1];
+  torch::Tensor out = peaks.to(torch::kFloat32).clone();  // N x k x 6
+  const torch::Tensor score = out.select(2, 4).clone();   // N x k
+  const torch::Tensor cropped = score >= options_.min_score;
+  // Below min_score: score x min(1, score / (2 min_score)), under min_score / 2, so under every rescored score
+  // of a likely class; the cropped peaks' entries are replaced below.
+  torch::Tensor fresh = score * torch::clamp_max(score / (2 * options_.min_score), 1.0);
+
+  // Every crop of the batch, image by image, then classified options_.batch at a time.
+  std::vector<torch::Tensor> crops;
+  std::vector<torch::Tensor> where;  // flat N * k indices of the cropped peaks, in crop order
+  for (int64_t n = 0; n < out.size(0); ++n) {
+    const torch::Tensor rows = cropped[n].nonzero().squeeze(1);
+    if (rows.numel() == 0) continue;
+    crops.push_back(models::square_crops(x[n].to(torch::kFloat32), out[n].index_select(0, rows).narrow(1, 0, 4),
+                                         size, kMargin));
+    where.push_back(rows + n * out.size(1));
+  }
+  if (!crops.empty()) {
+    const torch::Tensor all = torch::cat(crops) * scale_ + shift_;
+    const torch::Tensor index = torch::cat(where);
+    const torch::Tensor classes = out.view({-1, 6}).select(1, 5).index_select(0, index).to(torch::kLong);
+    std::vector<torch::Tensor> probs;
+    for (int64_t b = 0; b < all.size(0); b += options_.batch) {
+      const torch::Tensor logits =
+          classifier_.net->forward(all.narrow(0, b, std::min(options_.batch, all.size(0) - b))).logits;
+      probs.push_back(torch::softmax(logits.to(torch::kFloat32), 1));
+    }
+    const torch::Tensor p = torch::cat(probs).gather(1, classes.unsqueeze(1)).squeeze(1);
+    fresh.view({-1}).index_put_({index}, torch::sqrt(score.view({-1}).index_select(0, index) * p));
+  }
+  out.select(2, 4).copy_(fresh);
+  const torch::Tensor order = fresh.argsort(1, /*descending=*/true);
+  return out.gather(1, order.unsqueeze(2).expand_as(out));
+}
+
+}  // namespace attnvision::pipelines
