@@ -9,6 +9,10 @@
 
 namespace attnvision::models {
 
+// The second stage's square: its side over the box's longer side, for the training crops (`synth crops`) and
+// the detections (`detect --classifier`) alike; a classifier records its crop size (input_size), not this.
+inline constexpr double kSecondStageCropMargin = 1.15;
+
 // The square of side max(w, h) * margin centred on each box, resampled to size x size, from `image`
 // (C x H x W, floating; boxes K x 4 rows of [x, y, w, h] in its pixels, a pixel i spanning [i, i + 1)):
 // K x C x size x size. Bilinear at twice the output resolution, then averaged 2 x 2, so that a box up to

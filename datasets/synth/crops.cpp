@@ -2,8 +2,8 @@
 
 #include "datasets/coco.h"
 #include "datasets/coco_images.h"
-#include "vision/files/atomic_write.h"
 #include "models/box_crops.h"
+#include "vision/files/atomic_write.h"
 #include "vision/image_write.h"
 
 #include <opencv2/core/mat.hpp>
@@ -35,8 +35,7 @@ std::string class_folder(int64_t category_id) {
 CropSetSummary write_crop_set(const std::string& scenes_dir, const CropOptions& options, const std::string& out,
                               const std::function<void(int64_t done, int64_t total)>& progress) {
   if (options.size < 8 || options.size > 512) throw std::invalid_argument("synth crops: --size must be in 8..512");
-  if (!(options.margin >= 1.0 && options.margin <= 4.0))
-    throw std::invalid_argument("synth crops: --margin must be in 1..4");
+  if (!(options.margin >= 1.0 && options.margin <= 4.0)) throw std::invalid_argument("synth crops: the margin must be in 1..4");
   const CocoInstances gt = read_coco_instances((fs::path(scenes_dir) / "instances.json").string());
   std::map<int64_t, std::vector<const CocoAnnotation*>> by_image;
   for (const CocoAnnotation& a : gt.annotations) by_image[a.image_id].push_back(&a);

@@ -2,6 +2,8 @@
 // the detect task cuts its detections (models::square_crops), in an image folder a classifier trains on.
 #pragma once
 
+#include "models/box_crops.h"
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -9,8 +11,8 @@
 namespace attnvision::datasets::synth {
 
 struct CropOptions {
-  int64_t size = 32;     // crop side in pixels
-  double margin = 1.15;  // the square's side over the box's longer side
+  int64_t size = 32;  // crop side in pixels
+  double margin = models::kSecondStageCropMargin;  // the square's side over the box's longer side
 };
 
 struct CropSetSummary {

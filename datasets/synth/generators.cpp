@@ -152,17 +152,16 @@ std::function<int()> define_crops(CLI::App& app) {
   auto o = std::make_shared<CropsCli>();
   app.footer(
       "The training set of a detector's second stage (detect --classifier): per box of FROM/instances.json, the "
-      "square of side max(w, h) x margin around its centre, resampled to size x size exactly as the detect task "
+      "square of side max(w, h) x 1.15 around its centre, resampled to size x size exactly as the detect task "
       "cuts its detections (bilinear at twice the size, averaged 2 x 2; edge pixels repeated past the image). "
       "Output: OUT/<category id, two digits>/<annotation id>.png, an image folder `attnvision train` reads "
       "(configs/train/scenes_crop_classifier.yaml), and OUT/labels.txt.");
   app.add_option("--from", o->from, "a scenes folder (images/ and instances.json), e.g. from `synth scenes`")
       ->required();
   app.add_option("--out,-o", o->out, "output folder (created; files of the same names are replaced)")->required();
-  app.add_option("--size", o->crop.size, "crop side in pixels")->capture_default_str()->check(CLI::Range(8, 512));
-  app.add_option("--margin", o->crop.margin, "the square's side over the box's longer side")
+  app.add_option("--size", o->crop.size, "crop side in pixels (the classifier's input size; detect reads it back)")
       ->capture_default_str()
-      ->check(CLI::Range(1.0, 4.0));
+      ->check(CLI::Range(8, 512));
   return [o] { return run_crops(*o); };
 }
 

@@ -9,10 +9,6 @@ namespace attnvision::pipelines {
 
 namespace {
 
-// The crop classifier's crop: the square side over the box's longer side (datasets/synth/crops.h's default,
-// the crops it is trained on).
-constexpr double kMargin = 1.15;
-
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
   for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
@@ -63,8 +59,8 @@ torch::Tensor CropClassifier::rescore(const torch::Tensor& peaks, const torch::T
   for (int64_t n = 0; n < out.size(0); ++n) {
     const torch::Tensor rows = cropped[n].nonzero().squeeze(1);
     if (rows.numel() == 0) continue;
-    crops.push_back(models::square_crops(x[n].to(torch::kFloat32), out[n].index_select(0, rows).narrow(1, 0, 4),
-                                         size, kMargin));
+    crops.push_back(models::square_crops(x[n], out[n].index_select(0, rows).narrow(1, 0, 4),
+                                         size, models::kSecondStageCropMargin));
     where.push_back(rows + n * out.size(1));
   }
   if (!crops.empty()) {

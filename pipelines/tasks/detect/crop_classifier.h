@@ -28,12 +28,11 @@ class CropClassifier {
                  const std::vector<std::string>& detector_labels);
 
   // `peaks`: N x k x 6 rows [x, y, w, h, score, class] in the pixels of `x`, the batch as the detector was
-  // fed (N x C x H x W, normalised with the detector's mean and std). Each detection at or above min_score
-  // gets the score sqrt(score x p(its class | its crop)); one below it score x min(1, score / (2 min_score)),
-  // which keeps it below every unrescored peak's. Rows come back sorted by the new scores, highest first.
+  // fed (N x C x H x W, float, normalised with the detector's mean and std). Each detection at or above
+  // min_score gets the score sqrt(score x p(its class | its crop)); one below it score x score / (2 min_score),
+  // under min_score / 2, so that it stays below the cropped detections of a likely class. Rows come back
+  // sorted by the new scores, highest first.
   torch::Tensor rescore(const torch::Tensor& peaks, const torch::Tensor& x) const;
-
-  const std::string& weights() const { return options_.weights; }
 
  private:
   CropClassifierOptions options_;
