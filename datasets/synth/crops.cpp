@@ -35,7 +35,6 @@ std::string class_folder(int64_t category_id) {
 CropSetSummary write_crop_set(const std::string& scenes_dir, const CropOptions& options, const std::string& out,
                               const std::function<void(int64_t done, int64_t total)>& progress) {
   if (options.size < 8 || options.size > 512) throw std::invalid_argument("synth crops: --size must be in 8..512");
-  if (!(options.margin >= 1.0 && options.margin <= 4.0)) throw std::invalid_argument("synth crops: the margin must be in 1..4");
   const CocoInstances gt = read_coco_instances((fs::path(scenes_dir) / "instances.json").string());
   std::map<int64_t, std::vector<const CocoAnnotation*>> by_image;
   for (const CocoAnnotation& a : gt.annotations) by_image[a.image_id].push_back(&a);
@@ -63,7 +62,7 @@ CropSetSummary write_crop_set(const std::string& scenes_dir, const CropOptions& 
         for (int64_t c = 0; c < 4; ++c) boxes[static_cast<int64_t>(j)][c] = anns[j]->bbox[static_cast<size_t>(c)];
       // Crops in 0..255 as floats, rounded back to bytes: the values a PNG keeps.
       const torch::Tensor crops = models::square_crops(pixels[static_cast<int64_t>(i)].to(torch::kFloat32), boxes,
-                                                       options.size, options.margin)
+                                                       options.size, models::kSecondStageCropMargin)
                                       .round()
                                       .clamp(0, 255)
                                       .to(torch::kUInt8)

@@ -2,8 +2,6 @@
 // the detect task cuts its detections (models::square_crops), in an image folder a classifier trains on.
 #pragma once
 
-#include "models/box_crops.h"
-
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -11,8 +9,7 @@
 namespace attnvision::datasets::synth {
 
 struct CropOptions {
-  int64_t size = 32;  // crop side in pixels
-  double margin = models::kSecondStageCropMargin;  // the square's side over the box's longer side
+  int64_t size = 32;  // crop side in pixels (the square around each box: models::kSecondStageCropMargin)
 };
 
 struct CropSetSummary {

@@ -20,6 +20,8 @@ std::string joined(const std::vector<std::string>& names) {
 CropClassifier::CropClassifier(const CropClassifierOptions& options, const models::ModelCfg& detector,
                                const std::vector<std::string>& detector_labels)
     : options_(options) {
+  if (!(options.min_score > 0 && options.min_score <= 1))
+    throw ConfigError("the crop classifier's min_score must be in (0, 1]");
   ModelChoice choice;
   choice.weights = options.weights;
   classifier_ = load_model(choice);
@@ -32,8 +34,6 @@ CropClassifier::CropClassifier(const CropClassifierOptions& options, const model
   if (c.in_chans != detector.in_chans || c.input_size.size() != 3 || c.input_size[1] != c.input_size[2])
     throw ConfigError(options.weights + ": a crop classifier needs square input of the detector's " +
                       std::to_string(detector.in_chans) + " channels");
-  if (!(options.min_score > 0 && options.min_score <= 1))
-    throw ConfigError("the crop classifier's min_score must be in (0, 1]");
   // v_det = (p - m_d) / s_d and v_cls = (p - m_c) / s_c, so v_cls = v_det * s_d / s_c + (m_d - m_c) / s_c.
   std::vector<float> scale, shift;
   for (int64_t k = 0; k < c.in_chans; ++k) {

@@ -1,7 +1,7 @@
 // A detector's second stage: a classifier that names each detected item again from a crop of its own box, the
 // way a two-stage detector's RoI head re-scores its proposals. CenterNet scores each class at a cell of a
-// shared feature map; a crop classifier sees the item alone at a fixed scale, and the two disagree on
-// different items, so their geometric mean names items better than either (README, "Detection on the scenes").
+// shared feature map; a crop classifier sees the item alone at a fixed scale. On the scenes their geometric
+// mean names items better than the detector alone (README, "Detection on the scenes").
 #pragma once
 
 #include "models/model_cfg.h"
