@@ -140,21 +140,18 @@ std::string default_weights_path(const std::string& task) {
   throw std::invalid_argument("no shipped model for task '" + task + "': pass --model or --weights");
 }
 
-LoadedModel load_model(const ModelChoice& given) {
-  ModelChoice choice = given;
-  // Neither a model nor weights: the model the project ships for the task (it carries its own config).
-  if (choice.model.empty() && choice.weights.empty() && !choice.random_init)
-    choice.weights = default_weights_path(choice.shipped_task);
+namespace {
+
+// The network `choice` describes, with `file` its weights (nullptr: choice.random_init).
+LoadedModel build_loaded(const ModelChoice& choice, const models::TensorFile* file) {
   LoadedModel m;
-  models::TensorFile file;
-  if (!choice.weights.empty()) file = models::read_weights(choice.weights);
-  else if (!choice.random_init)
-    throw ConfigError("no --weights given (pass --random-init to run with untrained weights on purpose)");
-  m.cfg = resolve(choice, choice.weights.empty() ? nullptr : &file);
+  m.cfg = resolve(choice, file);
   // load_state_dict replaces every parameter and buffer or fails, so weights make random ones moot.
-  m.net = models::build_model(m.cfg, choice.weights.empty() ? models::Initialisation::kRandom
-                                                            : models::Initialisation::kNone);
-  if (!choice.weights.empty()) models::load_state_dict(*m.net, file.tensors, choice.weights);
+  m.net = models::build_model(m.cfg, file ? models::Initialisation::kNone : models::Initialisation::kRandom);
+  if (file) {
+    models::load_state_dict(*m.net, file->tensors, file->path);
+    m.parts = file->parts;
+  }
   if (choice.prepare_for_inference) {
     std::string note;
     m.precision = models::inference_precision(choice.precision, note);
@@ -168,6 +165,30 @@ LoadedModel load_model(const ModelChoice& given) {
   }
   m.labels = label_names(m.cfg);
   return m;
+}
+
+}  // namespace
+
+LoadedModel load_model(const ModelChoice& given) {
+  ModelChoice choice = given;
+  // Neither a model nor weights: the model the project ships for the task (it carries its own config).
+  if (choice.model.empty() && choice.weights.empty() && !choice.random_init)
+    choice.weights = default_weights_path(choice.shipped_task);
+  if (choice.weights.empty()) {
+    if (!choice.random_init)
+      throw ConfigError("no --weights given (pass --random-init to run with untrained weights on purpose)");
+    return build_loaded(choice, nullptr);
+  }
+  const models::TensorFile file = models::read_weights(choice.weights);
+  return build_loaded(choice, &file);
+}
+
+LoadedModel load_part(const models::TensorFile& part, const ModelChoice& like) {
+  ModelChoice choice;
+  choice.weights = part.path;  // named in messages only: the tensors come from `part`
+  choice.precision = like.precision;
+  choice.prepare_for_inference = like.prepare_for_inference;
+  return build_loaded(choice, &part);
 }
 
 }  // namespace attnvision::pipelines

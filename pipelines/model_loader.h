@@ -5,6 +5,7 @@
 #include "models/network.h"
 #include "models/model_cfg.h"
 #include "models/runtime.h"
+#include "models/weights/weights.h"
 #include "pipelines/config.h"
 
 #include <string>
@@ -33,6 +34,9 @@ struct LoadedModel {
   models::Network net;
   std::vector<std::string> labels;  // num_classes names (indices as text when nothing better is known)
   models::Precision precision = models::Precision::kFloat32;  // what the network runs in, after any fallback
+  // The further networks its checkpoint carries (models::TensorFile::parts), not loaded: the task that runs
+  // this model loads the ones it uses (a detector's second stage) with load_part.
+  std::vector<models::TensorFile> parts;
 };
 
 // The model YAML schema: timm's constructor keys plus preprocessing and labels.
@@ -50,5 +54,9 @@ std::string default_weights_path(const std::string& task = "classification");
 
 // Throws ConfigError / models::WeightsError / std::invalid_argument with one-line messages.
 LoadedModel load_model(const ModelChoice& choice);
+
+// A network a checkpoint carries as a part (LoadedModel::parts), loaded as load_model loads a file: `like`'s
+// precision and prepare_for_inference apply, its model, weights and sets do not.
+LoadedModel load_part(const models::TensorFile& part, const ModelChoice& like);
 
 }  // namespace attnvision::pipelines

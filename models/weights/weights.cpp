@@ -21,6 +21,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -274,6 +276,49 @@ std::pair<torch::Tensor, torch::Tensor> int8_rows(const torch::Tensor& t) {
   return {q, scale};
 }
 
+bool valid_part_name(const std::string& name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+
+// Moves the parts that kPartsMetadataKey lists out of `file` into file.parts (see CheckpointPart): tensors
+// and metadata named "NAME.<key>" become the part's "<key>".
+void split_parts(TensorFile& file) {
+  auto list = file.metadata.find(kPartsMetadataKey);
+  if (list == file.metadata.end()) return;
+  std::stringstream names(list->second);
+  for (std::string name; std::getline(names, name, ',');) {
+    if (!valid_part_name(name) || find_part(file.parts, name))
+      fail(file.path, std::string("metadata '") + kPartsMetadataKey + "' lists an invalid or repeated part '" +
+                          printable(name) + "'");
+    TensorFile part;
+    part.path = file.path + " (part " + name + ")";
+    part.part = name;
+    const std::string prefix = name + ".";
+    for (auto it = file.tensors.begin(); it != file.tensors.end();) {
+      if (!starts_with(it->first, prefix)) {
+        ++it;
+        continue;
+      }
+      part.tensors.emplace(it->first.substr(prefix.size()), std::move(it->second));
+      it = file.tensors.erase(it);
+    }
+    for (auto it = file.metadata.begin(); it != file.metadata.end();) {
+      if (!starts_with(it->first, prefix)) {
+        ++it;
+        continue;
+      }
+      part.metadata.emplace(it->first.substr(prefix.size()), std::move(it->second));
+      it = file.metadata.erase(it);
+    }
+    if (part.tensors.empty()) fail(file.path, "part '" + name + "' has no tensors");
+    part.metadata["format"] = "attnvision";
+    file.parts.push_back(std::move(part));
+  }
+  file.metadata.erase(kPartsMetadataKey);
+}
+
 TensorFile parse_safetensors(const std::shared_ptr<Mapping>& map) {
   const std::string& path = map->path();
   const size_t size = map->size();
@@ -321,7 +366,10 @@ TensorFile parse_safetensors(const std::shared_ptr<Mapping>& map) {
     out.tensors.emplace(e.name, tensor_over(map, offset, nbytes, e.shape, e.dtype));
   }
   auto format = out.metadata.find("format");
-  if (format != out.metadata.end() && format->second == "attnvision") widen_int8_rows(out);
+  if (format != out.metadata.end() && format->second == "attnvision") {
+    widen_int8_rows(out);
+    split_parts(out);
+  }
   return out;
 }
 
@@ -485,15 +533,10 @@ std::vector<std::string> load_state_dict(torch::nn::Module& module, const std::m
   return missing;
 }
 
-void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,
-                     torch::ScalarType storage) {
-  if (storage != torch::kFloat32 && storage != torch::kFloat16 && storage != torch::kBFloat16 && storage != torch::kChar)
-    fail(path, std::string("checkpoints store float32, float16, bfloat16 or int8 rows, not ") + c10::toString(storage));
-  try {
-    cfg.validate();
-  } catch (const std::invalid_argument& e) {
-    fail(path, std::string("will not save an invalid model config: ") + e.what());
-  }
+namespace {
+
+// A network's parameters and buffers as a checkpoint stores them in `storage` (see save_checkpoint).
+std::map<std::string, torch::Tensor> stored_state(torch::nn::Module& module, torch::ScalarType storage) {
   std::map<std::string, torch::Tensor> state;
   for (const auto& [name, t] : module_state(module)) {
     if (!t.is_floating_point()) {
@@ -508,7 +551,49 @@ void save_checkpoint(const std::string& path, torch::nn::Module& module, const M
       state.emplace(name, t.detach().to(torch::kFloat16));  // biases, norms: few values, kept finer
     }
   }
-  write_safetensors(path, state, {{"format", "attnvision"}, {kModelCfgMetadataKey, to_json(cfg).dump()}});
+  return state;
+}
+
+void check_savable(const std::string& path, const ModelCfg& cfg, const std::string& what) {
+  try {
+    cfg.validate();
+  } catch (const std::invalid_argument& e) {
+    fail(path, "will not save an invalid model config" + what + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,
+                     torch::ScalarType storage, const std::vector<CheckpointPart>& parts) {
+  if (storage != torch::kFloat32 && storage != torch::kFloat16 && storage != torch::kBFloat16 && storage != torch::kChar)
+    fail(path, std::string("checkpoints store float32, float16, bfloat16 or int8 rows, not ") + c10::toString(storage));
+  check_savable(path, cfg, "");
+  std::map<std::string, torch::Tensor> state = stored_state(module, storage);
+  std::map<std::string, std::string> metadata = {{"format", "attnvision"}, {kModelCfgMetadataKey, to_json(cfg).dump()}};
+  std::set<std::string> seen;
+  std::string names;
+  for (const CheckpointPart& part : parts) {
+    if (!valid_part_name(part.name) || !seen.insert(part.name).second)
+      fail(path, "invalid or repeated part name '" + printable(part.name) + "'");
+    check_savable(path, part.cfg, " for part '" + part.name + "'");
+    // A part's prefix must not capture the network's own tensors when the file is read back.
+    const std::string prefix = part.name + ".";
+    const auto taken = state.lower_bound(prefix);
+    if (taken != state.end() && starts_with(taken->first, prefix))
+      fail(path, "the network's tensor '" + printable(taken->first) + "' would be read back as part '" + part.name + "'");
+    for (auto& [name, t] : stored_state(*part.module, storage)) state.emplace(prefix + name, std::move(t));
+    metadata[prefix + kModelCfgMetadataKey] = to_json(part.cfg).dump();
+    names += (names.empty() ? "" : ",") + part.name;
+  }
+  if (!names.empty()) metadata[kPartsMetadataKey] = names;
+  write_safetensors(path, state, metadata);
+}
+
+const TensorFile* find_part(const std::vector<TensorFile>& parts, const std::string& name) {
+  for (const TensorFile& part : parts)
+    if (part.part == name) return &part;
+  return nullptr;
 }
 
 bool read_checkpoint_cfg(const TensorFile& file, ModelCfg& cfg) {

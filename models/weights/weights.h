@@ -25,7 +25,15 @@ struct TensorFile {
   std::string path;  // the file it came from, for error messages about its content
   std::map<std::string, torch::Tensor> tensors;
   std::map<std::string, std::string> metadata;  // safetensors __metadata__ (empty for torch.save)
+  // Further networks one of our checkpoints carries beside its own (a detector's second stage, see
+  // save_checkpoint): each a TensorFile of its own, its tensors and metadata under their own names. They are
+  // not in `tensors`, so every reader of the file's own network sees that network alone.
+  std::vector<TensorFile> parts;
+  std::string part;  // the part's name; empty for the file's own network
 };
+
+// The part named `name` among `parts` (a TensorFile's), or nullptr.
+const TensorFile* find_part(const std::vector<TensorFile>& parts, const std::string& name);
 
 // Validates the header against the file size before touching tensor data. Tensors share the
 // file's memory mapping (no copy) and keep it alive; a tensor whose bytes are not aligned to its
@@ -59,6 +67,17 @@ std::vector<std::string> load_state_dict(torch::nn::Module& module, const std::m
 
 // The metadata key that holds the ModelCfg JSON in our checkpoints.
 inline constexpr const char* kModelCfgMetadataKey = "attnvision.model_cfg";
+// The metadata key that lists a checkpoint's parts, comma-separated.
+inline constexpr const char* kPartsMetadataKey = "attnvision.parts";
+
+// A further network to store in a checkpoint: its tensors go in as "NAME.<tensor>", its config as metadata
+// "NAME.attnvision.model_cfg", and NAME joins the kPartsMetadataKey list; readers split them back out into
+// TensorFile::parts.
+struct CheckpointPart {
+  std::string name;  // letters, digits and '_'
+  torch::nn::Module* module;
+  ModelCfg cfg;
+};
 
 // Our checkpoint: state_dict (parameters and buffers) + ModelCfg JSON in
 // __metadata__["attnvision.model_cfg"] and "format": "attnvision". `storage` is the dtype floating
@@ -67,8 +86,9 @@ inline constexpr const char* kModelCfgMetadataKey = "attnvision.model_cfg";
 // 1024 or more values) as int8 rows with one float32 scale per row (largest magnitude / 127; the tensor
 // `NAME.int8_scale`), a quarter of float32, and the rest as float16; read_safetensors widens such a file back
 // to float32 rows, so every reader sees plain float tensors.
+// `parts` are stored beside the network, each in the same `storage`.
 void save_checkpoint(const std::string& path, torch::nn::Module& module, const ModelCfg& cfg,
-                     torch::ScalarType storage = torch::kFloat32);
+                     torch::ScalarType storage = torch::kFloat32, const std::vector<CheckpointPart>& parts = {});
 // Reads the ModelCfg from a checkpoint's metadata into `cfg` (fields absent from the JSON keep cfg's
 // values) and returns true; returns false, leaving cfg alone, when the file carries none. Bad JSON or
 // an invalid config is a WeightsError naming file.path.

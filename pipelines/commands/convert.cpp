@@ -7,6 +7,7 @@
 #include "pipelines/commands/cli_options.h"
 #include "pipelines/commands/command.h"
 #include "pipelines/model_loader.h"
+#include "pipelines/tasks/detect/crop_classifier.h"
 
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
@@ -15,6 +16,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <utility>
+#include <vector>
 
 namespace attnvision::pipelines {
 
@@ -24,7 +27,30 @@ struct ConvertOptions {
   ModelChoice model;
   std::string out;
   std::string dtype = "float32";
+  std::string second_stage;  // a detector's crop classifier to store inside it; "none" drops the one it carries
 };
+
+// The networks the written file carries beside `m`'s own: those its checkpoint carried, with the second stage
+// added, replaced or dropped as --second-stage asks.
+std::vector<std::pair<std::string, LoadedModel>> parts_to_write(const ConvertOptions& o, const LoadedModel& m,
+                                                                const ModelChoice& choice) {
+  std::vector<std::pair<std::string, LoadedModel>> parts;
+  for (const models::TensorFile& part : m.parts)
+    if (o.second_stage.empty() || part.part != kSecondStagePart) parts.emplace_back(part.part, load_part(part, choice));
+  if (o.second_stage.empty() || o.second_stage == "none") return parts;
+  if (m.cfg.task != "detection")
+    throw ConfigError("convert: --second-stage is a detector's, and " + m.cfg.name + " is a " + m.cfg.task + " model");
+  ModelChoice classifier = choice;
+  classifier.model.clear();
+  classifier.sets.clear();
+  classifier.labels_file.clear();
+  classifier.random_init = false;
+  classifier.weights = o.second_stage;
+  LoadedModel c = load_model(classifier);
+  check_second_stage(c, o.second_stage, m);
+  parts.emplace_back(kSecondStagePart, std::move(c));
+  return parts;
+}
 
 int run_convert(const ConvertOptions& o) {
   if (o.model.weights.empty() && !o.model.random_init)
@@ -37,10 +63,20 @@ int run_convert(const ConvertOptions& o) {
   const LoadedModel m = load_model(choice);
   models::ModelCfg cfg = m.cfg;
   cfg.labels = m.labels;  // names given by --labels or defaulted travel with the file
-  models::save_checkpoint(o.out, *m.net, cfg, dtypes.at(o.dtype));
-  std::printf("wrote %s: %s, task %s, %lld parameters stored as %s, %.2f MB\n", o.out.c_str(), cfg.name.c_str(),
-              cfg.task.c_str(), static_cast<long long>(models::count_parameters(*m.net)), o.dtype.c_str(),
-              static_cast<double>(std::filesystem::file_size(o.out)) / 1e6);
+  std::vector<std::pair<std::string, LoadedModel>> parts = parts_to_write(o, m, choice);
+  std::vector<models::CheckpointPart> stored;
+  std::string carried;
+  for (auto& [name, part] : parts) {
+    models::ModelCfg part_cfg = part.cfg;
+    part_cfg.labels = part.labels;
+    stored.push_back({name, part.net.get(), part_cfg});
+    carried += ", with " + name + " (" + part_cfg.name + ", " +
+               std::to_string(models::count_parameters(*part.net)) + " parameters)";
+  }
+  models::save_checkpoint(o.out, *m.net, cfg, dtypes.at(o.dtype), stored);
+  std::printf("wrote %s: %s, task %s, %lld parameters%s, stored as %s, %.2f MB\n", o.out.c_str(), cfg.name.c_str(),
+              cfg.task.c_str(), static_cast<long long>(models::count_parameters(*m.net)), carried.c_str(),
+              o.dtype.c_str(), static_cast<double>(std::filesystem::file_size(o.out)) / 1e6);
   return 0;
 }
 
@@ -54,6 +90,10 @@ CommandRun define_convert(CLI::App& app) {
   app.add_option("--dtype", o->dtype, "storage type of floating tensors")
       ->capture_default_str()
       ->check(CLI::IsMember({"float32", "float16", "bfloat16", "int8"}));
+  app.add_option("--second-stage", o->second_stage,
+                 "for a detector: store this crop classifier (`attnvision train configs/train/scenes_crop_classifier.yaml`) "
+                 "inside it as its second stage, so that `detect --weights OUT` runs both; none: drop the one it "
+                 "carries (default: keep what the file carries)");
   app.footer(
       "Loads --weights as every command does (our checkpoint alone, or a timm/torchvision state_dict with "
       "--model NAME|FILE.yaml), checks every tensor against the architecture, and writes one self-describing "

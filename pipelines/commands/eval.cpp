@@ -87,6 +87,11 @@ int run_eval(const EvalOptions& o) {
   if (o.limit > 0) data = datasets::limit(data, o.limit);
   check_data_fits(data, m.cfg);
   const std::unique_ptr<Metric> metric = task.make_metric(m.cfg, m.labels);
+  // The metric sees the network's own outputs, as the trainer's validation does; a part its file carries (a
+  // detector's second stage) runs in the task's own commands.
+  for (const models::TensorFile& part : m.parts)
+    std::fprintf(stderr, "note: eval scores the network alone; %s is not run (`eval-detect --data` runs a "
+                 "detector's second stage)\n", part.path.c_str());
   if (!o.predictions.empty() && m.cfg.task != "classification")
     throw ConfigError("--predictions: per-image classes come from a classifier; '" + m.cfg.name + "' is built for " +
                       m.cfg.task);

@@ -53,8 +53,7 @@ std::vector<datasets::CocoResult> detect_folder(const EvalDetectOptions& o) {
     throw ConfigError(o.data + ": the categories of its instances.json are not the ones the detector was trained on "
                       "(category ids differ)");
 
-  std::optional<CropClassifier> classifier;
-  if (!o.classifier.weights.empty()) classifier.emplace(o.classifier, m.cfg, m.labels);
+  const std::optional<CropClassifier> classifier = make_second_stage(o.classifier, m);
 
   std::vector<datasets::CocoResult> results;
   Progress progress("detect", static_cast<size_t>(set.size()));

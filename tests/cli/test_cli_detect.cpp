@@ -168,8 +168,9 @@ TEST_F(CliDetect, FlipTestResultsEvaluateAsEvalDetectFlipTestDoes) {
 }
 
 // --classifier, the second stage, reaches both commands alike (detect's results evaluate as eval-detect --data
-// --classifier scores, and differ from the plain pass's); a classifier of other classes is one line naming it.
-TEST_F(CliDetect, ACropClassifierRescoresInBothCommandsAndMustNameTheDetectorsClasses) {
+// --classifier scores, and differ from the plain pass's); stored inside the detector by `convert
+// --second-stage`, it runs by default and scores the same; a classifier of other classes is one line naming it.
+TEST_F(CliDetect, ACropClassifierRescoresInBothCommandsTravelsInsideTheDetectorAndMustNameItsClasses) {
   auto r = run_attnvision("synth crops --from '" + path("train") + "' --out '" + path("crops") + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_crop_classifier.yaml' " +
@@ -194,12 +195,47 @@ TEST_F(CliDetect, ACropClassifierRescoresInBothCommandsAndMustNameTheDetectorsCl
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(read_json(plain), read_json(results));
 
+  // Inside the detector's file: its default second stage, the same scores; --classifier none: one stage again.
+  const std::string two_stage = path("two_stage.safetensors");
+  r = run_attnvision("convert " + weights() + " --second-stage '" + path("crop_run/best.safetensors") + "' --out '" +
+                     two_stage + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string data = "--data '" + path("test") + "' --weights '" + two_stage + "'";
+  const nlohmann::json carried = eval_detect_json(data + " --classifier-min-score 0.01");
+  const nlohmann::json one_stage = eval_detect_json(data + " --classifier none");
+  const nlohmann::json plain_eval = eval_detect_json("--data '" + path("test") + "' " + weights());
+  ASSERT_FALSE(carried.empty() || one_stage.empty() || plain_eval.empty());
+  for (const char* key : {"AP", "AP50", "AP75", "AR100"}) {
+    EXPECT_NEAR(carried[key].get<double>(), in_one_go[key].get<double>(), 1e-12) << key;
+    EXPECT_NEAR(one_stage[key].get<double>(), plain_eval[key].get<double>(), 1e-12) << key;
+  }
+  r = run_attnvision("detect '" + path("test/images") + "' --weights '" + two_stage + "' --classifier-min-score 0.01" +
+                     " --coco-images '" + path("test/instances.json") + "' --results '" + path("results_carried.json") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_json(path("results_carried.json")), read_json(results));
+  // Converted again it keeps its second stage (in the new storage); --second-stage none drops it.
+  const std::string half = path("two_stage_f16.safetensors"), dropped = path("dropped.safetensors");
+  ASSERT_EQ(run_attnvision("convert --weights '" + two_stage + "' --dtype float16 --out '" + half + "'").exit_code, 0);
+  ASSERT_EQ(run_attnvision("convert --weights '" + half + "' --second-stage none --out '" + dropped + "'").exit_code, 0);
+  ASSERT_EQ(models::read_weights(half).parts.size(), 1u);
+  EXPECT_EQ(models::read_weights(half).parts[0].part, "second_stage");
+  EXPECT_TRUE(models::read_weights(dropped).parts.empty());
+
   const std::string imagenet = path("imagenet.safetensors");
   ASSERT_EQ(run_attnvision("convert --model resnet18 --random-init --out '" + imagenet + "'").exit_code, 0);
   r = run_attnvision("eval-detect --data '" + path("test") + "' " + weights() + " --classifier '" + imagenet + "'");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find(imagenet), std::string::npos) << r.err;
+  r = run_attnvision("convert " + weights() + " --second-stage '" + imagenet + "' --out '" + path("never.safetensors") + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(imagenet), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(path("never.safetensors")));
+  r = run_attnvision("convert --weights '" + imagenet + "' --second-stage '" + path("crop_run/best.safetensors") +
+                     "' --out '" + path("never.safetensors") + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--second-stage is a detector's"), std::string::npos) << r.err;
 }
 
 TEST_F(CliDetect, AnInputWithoutAnImageIdIsReportedAndTheRestWritten) {

@@ -788,6 +788,71 @@ TEST(Checkpoint, ConfigAbsentOrBroken) {
   EXPECT_FALSE(fs::exists(refused));
 }
 
+// A part (a detector's second stage) travels in the same file under its own names: readers of the file's own
+// network see that network alone, and the part comes back whole with its own config, in every storage.
+TEST(Checkpoint, APartTravelsBesideTheNetworkAndReadsBackApart) {
+  TempDir tmp;
+  TinyNet net, second;
+  am::load_state_dict(*net, random_state(*net), "random");
+  am::load_state_dict(*second, random_state(*second), "random");
+  am::ModelCfg part_cfg = tiny_cfg();
+  part_cfg.name = "the_second_stage";
+  for (const torch::ScalarType storage : {torch::kFloat32, torch::kChar}) {
+    const std::string path = tmp.file(std::string("parts_") + c10::toString(storage) + ".safetensors");
+    am::save_checkpoint(path, *net, tiny_cfg(), storage, {{"second_stage", second.ptr().get(), part_cfg}});
+    const TensorFile f = am::read_weights(path);
+    EXPECT_EQ(f.metadata.count(am::kPartsMetadataKey), 0u);
+    EXPECT_EQ(f.tensors.size(), state_of(*net).size());
+    ASSERT_EQ(f.parts.size(), 1u);
+    const TensorFile* part = am::find_part(f.parts, "second_stage");
+    ASSERT_NE(part, nullptr);
+    EXPECT_EQ(am::find_part(f.parts, "other"), nullptr);
+    EXPECT_NE(part->path.find(path), std::string::npos);
+    am::ModelCfg got, got_part;
+    ASSERT_TRUE(am::read_checkpoint_cfg(f, got));
+    ASSERT_TRUE(am::read_checkpoint_cfg(*part, got_part));
+    EXPECT_EQ(got.name, "tiny_test");
+    EXPECT_EQ(got_part.name, "the_second_stage");
+
+    TinyNet fresh, fresh_part;
+    am::load_state_dict(*fresh, f.tensors, path);  // no unexpected keys: the part's tensors are not the network's
+    am::load_state_dict(*fresh_part, part->tensors, part->path);
+    if (storage == torch::kFloat32) {
+      expect_same_tensors(state_of(*fresh), state_of(*net), "network");
+      expect_same_tensors(state_of(*fresh_part), state_of(*second), "part");
+    } else {
+      // int8 rows: the part's weights as close to its own as the network's are to the network's.
+      const auto a = state_of(*fresh_part), b = state_of(*second);
+      for (const auto& [name, t] : a) {
+        if (!t.is_floating_point()) continue;
+        EXPECT_TRUE(torch::allclose(t, b.at(name), 0.02, 0.02 * b.at(name).abs().max().item<double>())) << name;
+      }
+    }
+  }
+}
+
+TEST(Checkpoint, APartsNameAndContentAreChecked) {
+  TempDir tmp;
+  TinyNet net, second;
+  const std::string path = tmp.file("bad_parts.safetensors");
+  expect_weights_error([&] { am::save_checkpoint(path, *net, tiny_cfg(), torch::kFloat32, {{"a.b", second.ptr().get(), tiny_cfg()}}); },
+                       path, "invalid or repeated part name", "dotted name");
+  expect_weights_error(
+      [&] {
+        am::save_checkpoint(path, *net, tiny_cfg(), torch::kFloat32,
+                            {{"p", second.ptr().get(), tiny_cfg()}, {"p", second.ptr().get(), tiny_cfg()}});
+      },
+      path, "invalid or repeated part name", "repeated name");
+  // A part named like one of the network's modules would take that module's tensors when read back.
+  expect_weights_error([&] { am::save_checkpoint(path, *net, tiny_cfg(), torch::kFloat32, {{"bn", second.ptr().get(), tiny_cfg()}}); },
+                       path, "would be read back as part 'bn'", "prefix clash");
+  EXPECT_FALSE(fs::exists(path));
+  // A file listing a part it does not hold.
+  const std::string hollow = tmp.file("hollow.safetensors");
+  am::write_safetensors(hollow, {{"a", torch::ones({1})}}, {{"format", "attnvision"}, {am::kPartsMetadataKey, "second_stage"}});
+  expect_weights_error([&] { am::read_weights(hollow); }, hollow, "part 'second_stage' has no tensors", "hollow part");
+}
+
 // int8 storage: each matrix's rows as int8 with a float32 scale, read back as float32 rows within half a step.
 struct QuantNetImpl : torch::nn::Module {
   QuantNetImpl() {

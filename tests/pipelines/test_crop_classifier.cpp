@@ -48,15 +48,15 @@ std::string write_classifier(const std::string& path, const std::vector<float>& 
   return path;
 }
 
-models::ModelCfg detector_cfg() {
-  models::ModelCfg d;
-  d.in_chans = 3;
-  d.mean = {0.485, 0.456, 0.406};
-  d.std = {0.229, 0.224, 0.225};
+// A detector as the second stage sees it: its input's normalisation and its classes.
+LoadedModel detector(std::vector<std::string> labels = {"cat", "dog", "bird"}) {
+  LoadedModel d;
+  d.cfg.in_chans = 3;
+  d.cfg.mean = {0.485, 0.456, 0.406};
+  d.cfg.std = {0.229, 0.224, 0.225};
+  d.labels = std::move(labels);
   return d;
 }
-
-const std::vector<std::string> kLabels = {"cat", "dog", "bird"};
 
 TEST(CropClassifier, RescoresEachDetectionAtOrAboveMinScoreByTheGeometricMeanAndSortsTheRows) {
   testing::ScratchDir dir;
@@ -64,7 +64,8 @@ TEST(CropClassifier, RescoresEachDetectionAtOrAboveMinScoreByTheGeometricMeanAnd
   CropClassifierOptions o;
   o.weights = write_classifier(dir / "c.safetensors", bias);
   o.min_score = 0.2;
-  const CropClassifier stage(o, detector_cfg(), kLabels);
+  const std::optional<CropClassifier> stage = make_second_stage(o, detector());
+  ASSERT_TRUE(stage);
   // Two images; rows [x, y, w, h, score, class].
   const torch::Tensor peaks = torch::tensor({{{4.f, 4.f, 10.f, 12.f, 0.9f, 0.f},
                                               {20.f, 8.f, 6.f, 6.f, 0.5f, 1.f},
@@ -73,7 +74,7 @@ TEST(CropClassifier, RescoresEachDetectionAtOrAboveMinScoreByTheGeometricMeanAnd
                                               {1.f, 2.f, 5.f, 5.f, 0.25f, 1.f},
                                               {30.f, 30.f, 2.f, 2.f, 0.05f, 0.f}}});
   const torch::Tensor x = torch::randn({2, 3, 40, 40});
-  const torch::Tensor out = stage.rescore(peaks, x);
+  const torch::Tensor out = stage->rescore(peaks, x);
   ASSERT_EQ(out.sizes(), peaks.sizes());
 
   const torch::Tensor p = torch::softmax(torch::tensor(bias), 0);
@@ -106,7 +107,7 @@ TEST(CropClassifier, RefusesAClassifierOfOtherClassesNamingItsFile) {
   CropClassifierOptions o;
   o.weights = write_classifier(dir / "c.safetensors", {0.f, 0.f, 0.f});
   try {
-    CropClassifier(o, detector_cfg(), {"cat", "bird", "dog"});
+    make_second_stage(o, detector({"cat", "bird", "dog"}));
     FAIL() << "classes in another order were accepted";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find(o.weights), std::string::npos) << e.what();

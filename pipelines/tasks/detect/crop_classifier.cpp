@@ -17,23 +17,24 @@ std::string joined(const std::vector<std::string>& names) {
 
 }  // namespace
 
-CropClassifier::CropClassifier(const CropClassifierOptions& options, const models::ModelCfg& detector,
-                               const std::vector<std::string>& detector_labels)
-    : options_(options) {
+void check_second_stage(const LoadedModel& classifier, const std::string& source, const LoadedModel& detector) {
+  const models::ModelCfg& c = classifier.cfg;
+  if (c.task != "classification")
+    throw ConfigError(source + ": a crop classifier must be a classification model, not task '" + c.task + "'");
+  if (classifier.labels != detector.labels)
+    throw ConfigError(source + ": its classes (" + joined(classifier.labels) + ") are not the detector's (" +
+                      joined(detector.labels) + ")");
+  if (c.in_chans != detector.cfg.in_chans || c.input_size.size() != 3 || c.input_size[1] != c.input_size[2])
+    throw ConfigError(source + ": a crop classifier needs square input of the detector's " +
+                      std::to_string(detector.cfg.in_chans) + " channels");
+}
+
+CropClassifier::CropClassifier(LoadedModel classifier, const CropClassifierOptions& options,
+                               const models::ModelCfg& detector)
+    : options_(options), classifier_(std::move(classifier)) {
   if (!(options.min_score > 0 && options.min_score <= 1))
     throw ConfigError("the crop classifier's min_score must be in (0, 1]");
-  ModelChoice choice;
-  choice.weights = options.weights;
-  classifier_ = load_model(choice);
   const models::ModelCfg& c = classifier_.cfg;
-  if (c.task != "classification")
-    throw ConfigError(options.weights + ": a crop classifier must be a classification model, not task '" + c.task + "'");
-  if (classifier_.labels != detector_labels)
-    throw ConfigError(options.weights + ": its classes (" + joined(classifier_.labels) +
-                      ") are not the detector's (" + joined(detector_labels) + ")");
-  if (c.in_chans != detector.in_chans || c.input_size.size() != 3 || c.input_size[1] != c.input_size[2])
-    throw ConfigError(options.weights + ": a crop classifier needs square input of the detector's " +
-                      std::to_string(detector.in_chans) + " channels");
   // v_det = (p - m_d) / s_d and v_cls = (p - m_c) / s_c, so v_cls = v_det * s_d / s_c + (m_d - m_c) / s_c.
   std::vector<float> scale, shift;
   for (int64_t k = 0; k < c.in_chans; ++k) {
@@ -42,6 +43,26 @@ CropClassifier::CropClassifier(const CropClassifierOptions& options, const model
   }
   scale_ = torch::tensor(scale).view({1, -1, 1, 1});
   shift_ = torch::tensor(shift).view({1, -1, 1, 1});
+}
+
+std::optional<CropClassifier> make_second_stage(const CropClassifierOptions& options, const LoadedModel& detector) {
+  if (!(options.min_score > 0 && options.min_score <= 1))
+    throw ConfigError("the crop classifier's min_score must be in (0, 1]");
+  if (options.weights == "none") return std::nullopt;
+  LoadedModel classifier;
+  std::string source = options.weights;
+  if (options.weights.empty()) {
+    const models::TensorFile* part = models::find_part(detector.parts, kSecondStagePart);
+    if (!part) return std::nullopt;
+    classifier = load_part(*part, ModelChoice{});
+    source = part->path;
+  } else {
+    ModelChoice choice;
+    choice.weights = options.weights;
+    classifier = load_model(choice);
+  }
+  check_second_stage(classifier, source, detector);
+  return CropClassifier(std::move(classifier), options, detector.cfg);
 }
 
 torch::Tensor CropClassifier::rescore(const torch::Tensor& peaks, const torch::Tensor& x) const {

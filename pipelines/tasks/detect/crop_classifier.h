@@ -9,23 +9,31 @@
 
 #include <torch/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace attnvision::pipelines {
 
+// The checkpoint part (models::CheckpointPart) a detector's second stage travels in.
+inline constexpr const char* kSecondStagePart = "second_stage";
+
 struct CropClassifierOptions {
-  std::string weights;      // a classification checkpoint trained on `attnvision synth crops` (empty: no stage)
+  // Which second stage: empty, the one the detector's checkpoint carries (none if it carries none); "none",
+  // none; else a classification checkpoint trained on `attnvision synth crops`, instead of the carried one.
+  std::string weights;
   double min_score = 0.1;   // detections scoring below this are not cropped (they keep their order below)
   int64_t batch = 256;      // crops per forward pass
 };
 
+// One line naming `source` unless `classifier` can be `detector`'s second stage: a classification model of the
+// detector's classes (count and names, in order) on square input of the detector's channels.
+void check_second_stage(const LoadedModel& classifier, const std::string& source, const LoadedModel& detector);
+
 class CropClassifier {
  public:
-  // Loads the classifier; a one-line error naming the file when its classes are not the detector's (count and
-  // names, in order).
-  CropClassifier(const CropClassifierOptions& options, const models::ModelCfg& detector,
-                 const std::vector<std::string>& detector_labels);
+  // `classifier` passed check_second_stage for `detector`; `options.weights` is not read.
+  CropClassifier(LoadedModel classifier, const CropClassifierOptions& options, const models::ModelCfg& detector);
 
   // `peaks`: N x k x 6 rows [x, y, w, h, score, class] in the pixels of `x`, the batch as the detector was
   // fed (N x C x H x W, float, normalised with the detector's mean and std). Each detection at or above
@@ -40,5 +48,9 @@ class CropClassifier {
   // Detector-normalised pixels -> the classifier's normalisation, per channel: v * scale_ + shift_.
   torch::Tensor scale_, shift_;
 };
+
+// The second stage `options` choose for `detector` (see CropClassifierOptions::weights), checked; none when
+// they ask for none or the detector's checkpoint carries none.
+std::optional<CropClassifier> make_second_stage(const CropClassifierOptions& options, const LoadedModel& detector);
 
 }  // namespace attnvision::pipelines

@@ -81,11 +81,11 @@ int run_detect(DetectCommandOptions o) {
 
 void add_crop_classifier_options(CLI::App& app, CropClassifierOptions& options) {
   app.add_option("--classifier", options.weights,
-                 "a second stage: a crop classifier (trained on `attnvision synth crops`) names each detection "
-                 "again from its crop, and the score becomes the geometric mean of the two");
+                 "the second stage: a crop classifier (trained on `attnvision synth crops`) names each detection "
+                 "again from its crop, and the score becomes the geometric mean of the two. Default: the one the "
+                 "detector's file carries (the shipped detector's does); FILE: this one instead; none: one stage");
   app.add_option("--classifier-min-score", options.min_score,
-                 "with --classifier: crop only the detections scoring at least this (the rest keep their order "
-                 "below)")
+                 "crop only the detections scoring at least this (the rest keep their order below)")
       ->capture_default_str()
       ->check(CLI::Range(1e-6, 1.0));
 }

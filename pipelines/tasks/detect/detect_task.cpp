@@ -51,7 +51,7 @@ class DetectRunner : public TaskRunner {
  public:
   explicit DetectRunner(DetectOptions o) : o_(std::move(o)), m_(load_task_model(o_.model, detect_task())) {
     transform_ = datasets::eval_transform_for(m_.cfg);
-    if (!o_.classifier.weights.empty()) classifier_.emplace(o_.classifier, m_.cfg, m_.labels);
+    classifier_ = make_second_stage(o_.classifier, m_);
   }
 
   const LoadedModel& model() const override { return m_; }
@@ -148,7 +148,7 @@ const std::vector<KeySpec>& section_schema() {
        {"nms_iou", Kind::kNumber, false, "class-wise NMS at this IoU (0: none; CenterNet's peaks rarely need it)"},
        {"overlay", Kind::kBool, false, "also write each image with its boxes drawn (<name>.boxes.png)"},
        {"flip_test", Kind::kBool, false, "average with the pass over the mirrored image (CenterNet's flip test: twice the compute)"},
-       {"classifier", Kind::kString, false, "a crop classifier (synth crops + train) that names each detection again from its crop"},
+       {"classifier", Kind::kString, false, "the second stage: a crop classifier (synth crops + train) that names each detection again from its crop, instead of the one the detector's file carries ('none': one stage)"},
        {"classifier_min_score", Kind::kNumber, false, "detections scoring below this are not cropped (default 0.1)"}});
   return schema;
 }
