@@ -36,23 +36,30 @@ TEST(DefaultModel, DetectorMapOnTheFirst200TestScenesStaysWithinTwoPointsOfTheRe
   if (!have_fashion_mnist()) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
   std::ifstream in(kDetectorCard);
   ASSERT_TRUE(in) << kDetectorCard;
-  const auto recorded = nlohmann::json::parse(in).at("test_first_200");
+  const auto card = nlohmann::json::parse(in);
+  const auto recorded = card.at("test_first_200");
   ScratchDir dir;
   // The first 200 of the card's 1,000 test scenes: a scene depends on (seed, split, index) only.
   const auto synth = run_attnvision("synth scenes --out '" + (dir / "scenes") + "' --images 200 --seed 2 --split test");
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
-  // No --model and no --weights: the shipped detector.
+  // No --model and no --weights: the shipped detector, with the second stage its file carries.
   const auto r = run_attnvision("eval-detect --data '" + (dir / "scenes") + "' --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto eval = nlohmann::json::parse(r.out);
   EXPECT_NEAR(eval["AP"].get<double>(), recorded.at("AP").get<double>(), 0.02) << "the shipped detector moved";
   EXPECT_NEAR(eval["AP50"].get<double>(), recorded.at("AP50").get<double>(), 0.02) << "the shipped detector moved";
-  // `eval` too takes the shipped detector for a scenes folder when no model is named.
+  // `eval` too takes the shipped detector for a scenes folder when no model is named; it scores the network
+  // alone, as `eval-detect --classifier none` does.
+  const auto network_alone = card.at("test_first_200_network_alone");
   const auto plain = run_attnvision("eval --data '" + (dir / "scenes") + "' --json --confusion-png ''");
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   const auto task_eval = nlohmann::json::parse(plain.out);
   EXPECT_EQ(task_eval["count"], 200);
-  EXPECT_NEAR(task_eval["AP"].get<double>(), recorded.at("AP").get<double>(), 0.02) << "the shipped detector moved";
+  EXPECT_NEAR(task_eval["AP"].get<double>(), network_alone.at("AP").get<double>(), 0.02) << "the shipped detector moved";
+  const auto one_stage = run_attnvision("eval-detect --data '" + (dir / "scenes") + "' --classifier none --json");
+  ASSERT_EQ(one_stage.exit_code, 0) << one_stage.err;
+  EXPECT_NEAR(nlohmann::json::parse(one_stage.out)["AP"].get<double>(), task_eval["AP"].get<double>(), 1e-4)
+      << "eval and eval-detect --classifier none score the same network";
 }
 
 TEST(DefaultModel, CaptionerCiderDOnTheFirst200TestScenesStaysNearTheRecordedFigure) {
