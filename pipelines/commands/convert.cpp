@@ -40,12 +40,9 @@ std::vector<std::pair<std::string, LoadedModel>> parts_to_write(const ConvertOpt
   if (o.second_stage.empty() || o.second_stage == "none") return parts;
   if (m.cfg.task != "detection")
     throw ConfigError("convert: --second-stage is a detector's, and " + m.cfg.name + " is a " + m.cfg.task + " model");
-  ModelChoice classifier = choice;
-  classifier.model.clear();
-  classifier.sets.clear();
-  classifier.labels_file.clear();
-  classifier.random_init = false;
+  ModelChoice classifier;  // our checkpoint alone, in its trained form as the detector is stored
   classifier.weights = o.second_stage;
+  classifier.prepare_for_inference = false;
   LoadedModel c = load_model(classifier);
   check_second_stage(c, o.second_stage, m);
   parts.emplace_back(kSecondStagePart, std::move(c));

@@ -15,6 +15,10 @@ std::string joined(const std::vector<std::string>& names) {
   return s;
 }
 
+void check_min_score(double min_score) {
+  if (!(min_score > 0 && min_score <= 1)) throw ConfigError("the crop classifier's min_score must be in (0, 1]");
+}
+
 }  // namespace
 
 void check_second_stage(const LoadedModel& classifier, const std::string& source, const LoadedModel& detector) {
@@ -32,8 +36,7 @@ void check_second_stage(const LoadedModel& classifier, const std::string& source
 CropClassifier::CropClassifier(LoadedModel classifier, const CropClassifierOptions& options,
                                const models::ModelCfg& detector)
     : options_(options), classifier_(std::move(classifier)) {
-  if (!(options.min_score > 0 && options.min_score <= 1))
-    throw ConfigError("the crop classifier's min_score must be in (0, 1]");
+  check_min_score(options.min_score);
   const models::ModelCfg& c = classifier_.cfg;
   // v_det = (p - m_d) / s_d and v_cls = (p - m_c) / s_c, so v_cls = v_det * s_d / s_c + (m_d - m_c) / s_c.
   std::vector<float> scale, shift;
@@ -46,8 +49,7 @@ CropClassifier::CropClassifier(LoadedModel classifier, const CropClassifierOptio
 }
 
 std::optional<CropClassifier> make_second_stage(const CropClassifierOptions& options, const LoadedModel& detector) {
-  if (!(options.min_score > 0 && options.min_score <= 1))
-    throw ConfigError("the crop classifier's min_score must be in (0, 1]");
+  check_min_score(options.min_score);  // before a file is read
   if (options.weights == "none") return std::nullopt;
   LoadedModel classifier;
   std::string source = options.weights;
