@@ -282,6 +282,17 @@ bool valid_part_name(const std::string& name) {
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
+// Moves the entries of `from` named "<prefix><rest>" out of it, as "<rest>".
+template <typename Value>
+std::map<std::string, Value> take_prefixed(std::map<std::string, Value>& from, const std::string& prefix) {
+  std::map<std::string, Value> taken;
+  for (auto it = from.lower_bound(prefix); it != from.end() && starts_with(it->first, prefix);) {
+    taken.emplace(it->first.substr(prefix.size()), std::move(it->second));
+    it = from.erase(it);
+  }
+  return taken;
+}
+
 // Moves the parts that kPartsMetadataKey lists out of `file` into file.parts (see CheckpointPart): tensors
 // and metadata named "NAME.<key>" become the part's "<key>".
 void split_parts(TensorFile& file) {
@@ -295,23 +306,8 @@ void split_parts(TensorFile& file) {
     TensorFile part;
     part.path = file.path + " (part " + name + ")";
     part.part = name;
-    const std::string prefix = name + ".";
-    for (auto it = file.tensors.begin(); it != file.tensors.end();) {
-      if (!starts_with(it->first, prefix)) {
-        ++it;
-        continue;
-      }
-      part.tensors.emplace(it->first.substr(prefix.size()), std::move(it->second));
-      it = file.tensors.erase(it);
-    }
-    for (auto it = file.metadata.begin(); it != file.metadata.end();) {
-      if (!starts_with(it->first, prefix)) {
-        ++it;
-        continue;
-      }
-      part.metadata.emplace(it->first.substr(prefix.size()), std::move(it->second));
-      it = file.metadata.erase(it);
-    }
+    part.tensors = take_prefixed(file.tensors, name + ".");
+    part.metadata = take_prefixed(file.metadata, name + ".");
     if (part.tensors.empty()) fail(file.path, "part '" + name + "' has no tensors");
     part.metadata["format"] = "attnvision";
     file.parts.push_back(std::move(part));
