@@ -4,7 +4,14 @@
 JSON line: images_per_s and the settings it ran with.
 
     /usr/bin/python3 benchmarks/py_detect_peer.py --arch resnet18 --size 128 --batch 32 --iters 10 \
-        --threads 2 [--channels-last] [--fold] [--jit]
+        --threads 2 [--channels-last] [--fold] [--jit] [--second-stage --crops-per-image 10]
+
+--second-stage also runs what `attnvision detect` does after the network, as `attnvision bench --second-stage`
+times it: the peaks decoded (3x3 max pooling, top 100), the --crops-per-image strongest of each image cut as
+models/box_crops.cpp cuts them (the square of the box's longer side x 1.15, sampled bilinearly at twice the
+crop size with edges replicated, then averaged 2 x 2), classified by the crop classifier of
+configs/train/scenes_crop_classifier.yaml (a CIFAR-stem ResNet, one basic block with ECA per stage,
+16/32/64/128), and each score replaced by sqrt(score x p(class)), rows sorted.
 
 --channels-last: model and inputs in channels-last (PyTorch's CPU guide for CNNs); --fold: BatchNorms folded
 into the convolutions (torch.fx.experimental.optimization.fuse), as attnvision prepares its networks; --jit:
@@ -12,6 +19,7 @@ torch.jit.optimize_for_inference on the traced model (frozen, conv-BN folded, we
 """
 import argparse
 import json
+import math
 import time
 
 import torch
@@ -61,6 +69,97 @@ class CenterNet(nn.Module):
         return self.heatmap(y), self.size(y), self.offset(y)
 
 
+class Eca(nn.Module):
+    """timm's EcaModule: a 1-D conv across the channel means, its kernel size adapted to the channel count."""
+
+    def __init__(self, channels):
+        super().__init__()
+        t = int(abs(math.log(channels, 2) + 1) / 2)
+        k = max(t if t % 2 else t + 1, 3)
+        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+
+    def forward(self, x):
+        y = self.conv(x.mean((2, 3)).unsqueeze(1)).sigmoid()
+        return x * y.view(x.shape[0], -1, 1, 1)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.se = Eca(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.se(self.bn2(self.conv2(y)))
+        return F.relu(y + (self.down(x) if self.down is not None else x))
+
+
+class CropClassifier(nn.Module):
+    """configs/train/scenes_crop_classifier.yaml's network: CIFAR stem, stages 16/32/64/128 at strides 1/2/2/2."""
+
+    def __init__(self, classes, channels=(16, 32, 64, 128)):
+        super().__init__()
+        self.stem = conv_bn_relu(3, channels[0], 3)
+        blocks, cin = [], channels[0]
+        for i, c in enumerate(channels):
+            blocks.append(BasicBlock(cin, c, 1 if i == 0 else 2))
+            cin = c
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+
+
+def decode(heat, size, offset, stride, top):
+    """models::centernet_decode: N x top x 6 rows [x, y, w, h, score, class], by descending score."""
+    n, c, h, w = heat.shape
+    heat = heat.sigmoid()
+    heat = heat * (F.max_pool2d(heat, 3, 1, 1) == heat)
+    score, index = heat.reshape(n, -1).topk(top)
+    cls, cell = index // (h * w), index % (h * w)
+    gather = lambda t: t.reshape(n, 2, -1).gather(2, cell.unsqueeze(1).expand(-1, 2, -1))
+    off, wh = gather(offset), gather(size).clamp_min(0) * stride
+    cx = ((cell % w).float() + off[:, 0]) * stride
+    cy = ((cell // w).float() + off[:, 1]) * stride
+    return torch.stack([cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, wh[:, 0], wh[:, 1], score, cls.float()], 2)
+
+
+def square_crops(images, boxes, size, margin=1.15):
+    """models::square_crops for every row of boxes (N x k x 4) of images (N x C x H x W): N*k x C x size x size."""
+    n, k = boxes.shape[:2]
+    _, _, h, w = images.shape
+    side = boxes[..., 2:4].amax(-1) * margin
+    cx, cy = boxes[..., 0] + boxes[..., 2] / 2, boxes[..., 1] + boxes[..., 3] / 2
+    steps = (torch.arange(2 * size, dtype=torch.float32) + 0.5) / (2 * size) - 0.5  # sample centres, side units
+    xs = cx.unsqueeze(-1) + side.unsqueeze(-1) * steps  # N x k x 2size, in pixels
+    ys = cy.unsqueeze(-1) + side.unsqueeze(-1) * steps
+    grid = torch.stack([(2 * xs / w - 1).unsqueeze(-2).expand(-1, -1, 2 * size, -1),
+                        (2 * ys / h - 1).unsqueeze(-1).expand(-1, -1, -1, 2 * size)], -1)
+    source = images.unsqueeze(1).expand(-1, k, -1, -1, -1).reshape(n * k, *images.shape[1:])
+    sampled = F.grid_sample(source, grid.view(n * k, 2 * size, 2 * size, 2), mode="bilinear",
+                            padding_mode="border", align_corners=False)
+    return F.avg_pool2d(sampled, 2)
+
+
+def second_stage(classifier, outputs, x, crops, stride, channels_last, crop_size=32):
+    peaks = decode(*outputs, stride, 100)[:, :crops]
+    n, k = peaks.shape[:2]
+    cut = square_crops(x, peaks[..., :4], crop_size)
+    if channels_last:
+        cut = cut.contiguous(memory_format=torch.channels_last)
+    p = classifier(cut).softmax(1)
+    p = p.gather(1, peaks[..., 5].reshape(-1, 1).long()).view(n, k)
+    peaks = peaks.clone()
+    peaks[..., 4] = (peaks[..., 4] * p).sqrt()
+    return peaks.gather(1, peaks[..., 4].argsort(1, descending=True).unsqueeze(2).expand(-1, -1, 6))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="resnet18")
@@ -74,31 +173,50 @@ def main():
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--fold", action="store_true")
     ap.add_argument("--jit", action="store_true")
+    ap.add_argument("--second-stage", action="store_true")
+    ap.add_argument("--crops-per-image", type=int, default=10)
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = CenterNet(args.arch, args.classes, args.width).eval()
-    if args.fold:
-        from torch.fx.experimental.optimization import fuse
-        model = fuse(model)
     x = torch.randn(args.batch, 3, args.size, args.size)
+    crop = torch.randn(args.batch * args.crops_per_image, 3, 32, 32)
+
+    def prepared(model, example):
+        """The model as the flags ask: BatchNorm folded, channels-last, TorchScript-optimized."""
+        if args.fold:
+            from torch.fx.experimental.optimization import fuse
+            model = fuse(model)
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            example = example.contiguous(memory_format=torch.channels_last)
+        if args.jit:
+            with torch.no_grad():
+                model = torch.jit.optimize_for_inference(torch.jit.trace(model, example))
+        return model
+
+    model = prepared(CenterNet(args.arch, args.classes, args.width).eval(), x)
+    classifier = prepared(CropClassifier(args.classes).eval(), crop) if args.second_stage else None
     if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    if args.jit:
-        with torch.no_grad():
-            model = torch.jit.optimize_for_inference(torch.jit.trace(model, x))
+    stride = 4  # the head's output stride: three 2x steps up from the trunk's 32
+
+    def run():
+        outputs = model(x)
+        if classifier is not None:
+            second_stage(classifier, outputs, x, args.crops_per_image, stride, args.channels_last)
+
     with torch.inference_mode():
         for _ in range(args.warmup):
-            model(x)
+            run()
         start = time.perf_counter()
         for _ in range(args.iters):
-            model(x)
+            run()
         seconds = time.perf_counter() - start
     print(json.dumps({"images_per_s": args.batch * args.iters / seconds, "arch": args.arch, "size": args.size,
                       "batch": args.batch, "threads": torch.get_num_threads(),
                       "channels_last": args.channels_last, "fold": args.fold, "jit": args.jit,
+                      "second_stage": args.second_stage, "crops_per_image": args.crops_per_image if args.second_stage else 0,
                       "torch": torch.__version__}))
 
 

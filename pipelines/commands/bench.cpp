@@ -6,6 +6,8 @@
 #include "pipelines/commands/cli_options.h"
 #include "pipelines/commands/command.h"
 #include "pipelines/model_loader.h"
+#include "models/heads/centernet.h"
+#include "pipelines/tasks/detect/crop_classifier.h"
 
 #include <ATen/ops/mkldnn_linear.h>
 #include <torch/torch.h>
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 namespace attnvision::pipelines {
 
@@ -30,6 +33,10 @@ struct BenchOptions {
   int warmup = 2;
   int64_t size = 0;
   bool json = false;
+  // A detector's second stage to time with it: each forward's peaks decoded, its crops_per_image strongest ones
+  // per image cut and classified, and rescored (what `detect` does after the network).
+  std::string second_stage;
+  int64_t crops_per_image = 10;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -121,19 +128,37 @@ int run_bench(BenchOptions o) {
   const models::ThreadPlan plan = apply_thread_options(o.threads, m);
   torch::InferenceMode guard;
   torch::Tensor x = torch::randn({o.batch, m.cfg.in_chans, m.cfg.input_size[1], m.cfg.input_size[2]});
-  for (int i = 0; i < o.warmup; ++i) m.net->logits(x);
+  std::optional<CropClassifier> second_stage;
+  if (!o.second_stage.empty()) {
+    if (m.cfg.task != "detection")
+      throw ConfigError("bench: --second-stage is a detector's, and " + m.cfg.name + " is a " + m.cfg.task + " model");
+    CropClassifierOptions stage;
+    stage.weights = o.second_stage;
+    // Every one of the kept peaks is cropped, whatever a random network scores it: a fixed amount of work.
+    stage.min_score = 1e-6;
+    second_stage = make_second_stage(stage, m);
+  }
+  const int64_t kept = std::min(o.crops_per_image, m.cfg.detection.max_detections);
+  auto run = [&] {
+    if (!second_stage) return m.net->logits(x);
+    const models::Forward f = m.net->forward(x);
+    const torch::Tensor peaks = models::centernet_decode(f, m.cfg.detection.max_detections, m.cfg.detection.output_stride);
+    return second_stage->rescore(peaks.narrow(1, 0, kept), x);
+  };
+  for (int i = 0; i < o.warmup; ++i) run();
   // Each forward is timed on its own: the mean rate is what a run of forwards gets, and the fastest forward is
   // measured the way the peak is (the best of a few products), so the share of the peak compares like with like
   // and does not move with whatever else the machine did during the longer of the two measurements.
   double total = 0, fastest = 0;
   for (int i = 0; i < o.iters; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    m.net->logits(x);
+    run();
     const double s = seconds_since(t0);
     total += s;
     fastest = i == 0 ? s : std::min(fastest, s);
   }
-  const double gflops_per_image = models::forward_gflops(m.cfg);
+  const double gflops_per_image =
+      models::forward_gflops(m.cfg) + (second_stage ? kept * models::forward_gflops(second_stage->model().cfg) : 0.0);
   const double ips = o.batch * o.iters / total, fastest_ips = o.batch / fastest;
   const double gflops = gflops_per_image * ips, fastest_gflops = gflops_per_image * fastest_ips;
   const MatmulPeak peak = matmul_peak(m.precision, plan);
@@ -162,7 +187,9 @@ int run_bench(BenchOptions o) {
                                        {"workers", 0},
                                        {"omp_wait_policy", omp_wait_policy()},
                                        {"heap_huge_pages", heap_in_huge_pages()},
-                                       {"cores", models::available_cores()}}
+                                       {"cores", models::available_cores()},
+                                       {"second_stage", o.second_stage},
+                                       {"crops_per_image", second_stage ? kept : 0}}
                                 .dump()
                                 .c_str());
   } else {
@@ -184,13 +211,20 @@ CommandRun define_bench(CLI::App& app) {
   app.add_option("--iters", o->iters, "timed forwards")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--warmup", o->warmup, "untimed forwards first")->capture_default_str()->check(CLI::Range(0, 1000));
   app.add_option("--size", o->size, "square input size (0: the model's default)")->capture_default_str();
+  app.add_option("--second-stage", o->second_stage,
+                 "a detector only: also time its second stage, this crop classifier (a checkpoint; `convert "
+                 "--random-init` makes one): each forward's peaks decoded and the --crops-per-image strongest of "
+                 "each image cut, classified and rescored, as `detect` does");
+  app.add_option("--crops-per-image", o->crops_per_image, "with --second-stage: crops classified per image")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_flag("--json", o->json,
                "print one JSON object: {model, batch, input_size, iters, precision, precision_asked, cpu_native_bf16, "
                "images_per_s (the mean over --iters), gflops_per_image, achieved_gflop_s (at the mean), "
                "fastest_forward_images_per_s, fastest_forward_gflop_s, percent_of_matmul_peak (the fastest forward's "
                "GFLOP/s against the peak), matmul_peak_gflop_s (the best of OpenBLAS and oneDNN), "
                "matmul_peak_openblas_gflop_s (fp32; 0 in bf16), matmul_peak_onednn_gflop_s, matmul_peak_precision, "
-               "torch_threads, blas_threads, workers (0: bench decodes nothing), omp_wait_policy, heap_huge_pages (fresh heap memory may come in transparent huge pages), cores}");
+               "torch_threads, blas_threads, workers (0: bench decodes nothing), omp_wait_policy, heap_huge_pages (fresh heap memory may come in transparent huge pages), cores, second_stage, crops_per_image}");
   app.footer("Without --weights the network is random (throughput does not depend on the weights). The matmul peak "
              "is the best of five 2048x2048 products in the run's precision, through the faster library: fp32 in "
              "OpenBLAS (every core) and in oneDNN (torch's threads), bf16 in oneDNN.");

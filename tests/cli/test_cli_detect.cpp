@@ -238,6 +238,37 @@ TEST_F(CliDetect, ACropClassifierRescoresInBothCommandsTravelsInsideTheDetectorA
   EXPECT_NE(r.err.find("--second-stage is a detector's"), std::string::npos) << r.err;
 }
 
+// `bench --second-stage` times the detector with a fixed number of crops an image, and counts their GFLOPs: the
+// crops' share grows with their number, a classifier's forward per crop.
+TEST_F(CliDetect, BenchTimesTheSecondStageOnAFixedNumberOfCropsAndRefusesItForAClassifier) {
+  const std::string crops = path("bench_crop_classifier.safetensors");
+  ASSERT_EQ(run_attnvision("convert --model resnet18 --random-init --out '" + crops + "' --set 'layers=[1, 1, 1, 1]' "
+                           "--set 'channels=[16, 32, 64, 128]' --set stem_type=cifar --set stem_width=16 --set attn=eca "
+                           "--set num_classes=10 --set 'input_size=[3, 32, 32]'").exit_code, 0);
+  const std::string detector = "bench --model resnet18 --set task=detection --set num_classes=10 --set head_width=16 "
+                               "--set output_stride=4 --size 64 --batch 2 --iters 1 --warmup 0 --json";
+  auto gflops = [&](const std::string& extra) {
+    const auto r = run_attnvision(detector + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_GT(j["images_per_s"].get<double>(), 0);
+    return std::make_pair(j["gflops_per_image"].get<double>(), j["crops_per_image"].get<int64_t>());
+  };
+  const auto [plain, none] = gflops("");
+  const auto [one, one_crop] = gflops(" --second-stage '" + crops + "' --crops-per-image 1");
+  const auto [three, three_crops] = gflops(" --second-stage '" + crops + "' --crops-per-image 3");
+  EXPECT_EQ(none, 0);
+  EXPECT_EQ(one_crop, 1);
+  EXPECT_EQ(three_crops, 3);
+  EXPECT_GT(one, plain);
+  EXPECT_NEAR(three - plain, 3 * (one - plain), 1e-9);
+
+  const auto r = run_attnvision("bench --model resnet18 --iters 1 --warmup 0 --second-stage '" + crops + "'");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("--second-stage is a detector's"), std::string::npos) << r.err;
+}
+
 TEST_F(CliDetect, AnInputWithoutAnImageIdIsReportedAndTheRestWritten) {
   std::filesystem::create_directories(path("extra"));
   const auto first = *std::filesystem::directory_iterator(path("test/images"));

@@ -42,6 +42,8 @@ class CropClassifier {
   // sorted by the new scores, highest first.
   torch::Tensor rescore(const torch::Tensor& peaks, const torch::Tensor& x) const;
 
+  const LoadedModel& model() const { return classifier_; }
+
  private:
   CropClassifierOptions options_;
   LoadedModel classifier_;
