@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace attnvision {
@@ -267,6 +269,38 @@ TEST_F(CliDetect, BenchTimesTheSecondStageOnAFixedNumberOfCropsAndRefusesItForAC
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("--second-stage is a detector's"), std::string::npos) << r.err;
+}
+
+// `batch --tasks detect` with the shipped detector runs the second stage its file carries, as `detect` does, and
+// `detect.classifier=none` the network alone, as `detect --classifier none` does.
+TEST_F(CliDetect, BatchDetectRunsTheCarriedSecondStageAsDetectDoes) {
+  const std::string images = path("test/images");
+  auto detections_by_name = [](const std::vector<nlohmann::json>& rows, const char* detections_key) {
+    std::map<std::string, nlohmann::json> out;
+    for (const nlohmann::json& row : rows) {
+      const nlohmann::json& d = detections_key ? row["outputs"]["detect"]["detections"] : row["detections"];
+      out[std::filesystem::path(row["path"].get<std::string>()).filename().string()] = d;
+    }
+    return out;
+  };
+  std::map<std::string, nlohmann::json> by_mode[2][2];  // [none?][batch?]
+  for (int none = 0; none < 2; ++none) {
+    const std::string out = path(none ? "batch_one_stage" : "batch_two_stages");
+    auto r = run_attnvision("batch '" + images + "' --out '" + out + "' --tasks detect --quiet" +
+                            (none ? " --set detect.classifier=none" : ""));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::vector<nlohmann::json> rows;
+    std::ifstream manifest(out + "/manifest.jsonl");
+    for (std::string line; std::getline(manifest, line);) rows.push_back(nlohmann::json::parse(line));
+    ASSERT_EQ(rows.size(), 10u);
+    by_mode[none][1] = detections_by_name(rows, "batch");
+    r = run_attnvision("detect '" + images + "' --json" + (none ? " --classifier none" : ""));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    by_mode[none][0] = detections_by_name(json_lines(r.out), nullptr);
+  }
+  EXPECT_EQ(by_mode[0][1], by_mode[0][0]) << "batch and detect differ with the carried second stage";
+  EXPECT_EQ(by_mode[1][1], by_mode[1][0]) << "batch and detect differ with the network alone";
+  EXPECT_NE(by_mode[0][0], by_mode[1][0]) << "the second stage changed no score";
 }
 
 TEST_F(CliDetect, AnInputWithoutAnImageIdIsReportedAndTheRestWritten) {
