@@ -19,13 +19,14 @@ torch.jit.optimize_for_inference on the traced model (frozen, conv-BN folded, we
 """
 import argparse
 import json
-import math
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+
+from py_train_peer import EcaModule  # timm's ECA, as the training peer writes it
 
 
 def conv_bn_relu(cin, cout, k):
@@ -69,26 +70,12 @@ class CenterNet(nn.Module):
         return self.heatmap(y), self.size(y), self.offset(y)
 
 
-class Eca(nn.Module):
-    """timm's EcaModule: a 1-D conv across the channel means, its kernel size adapted to the channel count."""
-
-    def __init__(self, channels):
-        super().__init__()
-        t = int(abs(math.log(channels, 2) + 1) / 2)
-        k = max(t if t % 2 else t + 1, 3)
-        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
-
-    def forward(self, x):
-        y = self.conv(x.mean((2, 3)).unsqueeze(1)).sigmoid()
-        return x * y.view(x.shape[0], -1, 1, 1)
-
-
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
         self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-        self.se = Eca(cout)
+        self.se = EcaModule(cout)
         self.down = None
         if stride != 1 or cin != cout:
             self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))

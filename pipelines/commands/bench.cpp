@@ -1,6 +1,6 @@
-// `attnvision bench`: forward-only throughput of a model on random input, next to this machine's measured
-// matmul peak in the same precision, so images/s always comes with the GFLOP/s it achieves, and the thread
-// plan and precision it ran with.
+// `attnvision bench`: forward-only throughput of a model on random input (for a detector with --second-stage,
+// the forward and what `detect` does after it), next to this machine's measured matmul peak in the same
+// precision, so images/s always comes with the GFLOP/s it achieves, and the thread plan and precision it ran with.
 #include "models/kernels/packed_linear.h"
 #include "models/registry.h"
 #include "pipelines/commands/cli_options.h"
