@@ -42,7 +42,7 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"ct_windows", "anomaly", "CT input: one window per channel, a preset or \"CENTER,WIDTH\" in HU", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.windows; }},
       {"lesion_map_stride", "anomaly", "input pixels per lesion-map cell: 0, the backbone's feature map; finer (4, 8): through an upsampling neck", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.lesion_map_stride; }},
       {"lesion_map_width", "anomaly", "channels of the lesion map's upsampling neck (lesion_map_stride > 0)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.lesion_map_width; }},
-      {"lesion_map_loss", "anomaly", "training loss of the lesion map's cells: bce (mean over the cells) or focal (RetinaNet's, per lesion cell)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.lesion_map_loss; }},
+      {"lesion_map_loss", "anomaly", "training loss of the lesion map's cells: bce (mean over the cells), focal (RetinaNet's, per lesion cell) or focal_per_lesion (focal, each lesion weighing the same)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.lesion_map_loss; }},
       {"saliency_method", "anomaly", "the saliency method `saliency` uses by default", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_method; }},
       {"saliency_stage", "anomaly", "the stage CAM methods explain ('' : the last feature map)", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.saliency_stage; }},
       {"operating_threshold", "anomaly", "p(lesion) from which a slice is anomalous and gets regions", [](ModelCfg& c) -> CfgFieldRef { return &c.ct.operating_threshold; }},
@@ -151,8 +151,8 @@ void ModelCfg::validate() const {
       fail("lesion_map_stride " + std::to_string(m) + " is coarser than the backbone's feature map (stride " +
            std::to_string(backbone_stride()) + ")");
     if (ct.lesion_map_width < 8 || ct.lesion_map_width > 1024) fail("lesion_map_width must be in 8..1024");
-    if (ct.lesion_map_loss != "bce" && ct.lesion_map_loss != "focal")
-      fail("lesion_map_loss must be bce or focal, not '" + ct.lesion_map_loss + "'");
+    if (ct.lesion_map_loss != "bce" && ct.lesion_map_loss != "focal" && ct.lesion_map_loss != "focal_per_lesion")
+      fail("lesion_map_loss must be bce, focal or focal_per_lesion, not '" + ct.lesion_map_loss + "'");
     if (ct.saliency_method.empty()) fail("saliency_method must name a method");
   }
   if (task == "captioning") {

@@ -71,9 +71,10 @@ struct CtArgs {
   int64_t lesion_map_stride = 0;
   int64_t lesion_map_width = 64;
   // How training scores the lesion map's cells (pipelines/tasks/saliency): bce, the binary cross-entropy's mean
-  // over every cell; or focal, RetinaNet's focal loss summed over the cells and divided by the lesion cells,
-  // so that a small lesion's few cells weigh as much as a large one's and the thousands of easy clean cells
-  // do not drown them.
+  // over every cell; focal, RetinaNet's focal loss summed over the cells and divided by the lesion cells, so
+  // that the thousands of easy clean cells do not drown the few lesion cells; or focal_per_lesion, the same
+  // with each lesion's cells sharing one lesion's weight, so that a 4 mm lesion (one cell) counts as much as a
+  // 30 mm one (dozens) instead of a thirtieth of it.
   std::string lesion_map_loss = "bce";
   std::string saliency_method = "gradcam";
   std::string saliency_stage = "layer2";

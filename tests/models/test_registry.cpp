@@ -277,7 +277,7 @@ TEST(Registry, AFineLesionMapScoresTheCellsOfItsNeck) {
     bad.validate();
     ADD_FAILURE() << "accepted lesion_map_loss dice";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("lesion_map_loss must be bce or focal"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lesion_map_loss must be bce, focal or focal_per_lesion"), std::string::npos) << e.what();
   }
 }
 

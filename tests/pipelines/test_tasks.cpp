@@ -156,6 +156,54 @@ TEST(Tasks, TheLesionMapsCellLossesAreTheirFormulas) {
   EXPECT_TRUE(std::isfinite(row.loss(cfg, f, clean, 0.0).item<double>()));
 }
 
+// lesion_map_loss focal_per_lesion: the focal loss with each lesion's cells sharing one lesion's weight. One
+// lesion slice of 8 x 8 cells: lesion A one cell at (1, 1), lesion B four cells at (5..6, 5..6), more than 3
+// cells from A. By hand: raw weights A 1, B 1/4 each (sum 2); scaled so the 5 lesion cells' weights sum to 5:
+// A 2.5, B 0.625 each; clean cells 1; divided by the 5 lesion cells, as plain focal is.
+TEST(Tasks, EachLesionWeighsTheSameUnderTheFocalPerLesionLoss) {
+  const TaskRow& row = task_for_model("anomaly");
+  models::ModelCfg cfg = models::default_cfg("resnet18");
+  cfg.task = "anomaly";
+  cfg.ct.lesion_map_loss = "focal_per_lesion";
+  const torch::Tensor cell_logits = torch::linspace(-3.0, 2.0, 64, torch::kFloat64).view({1, 1, 8, 8});
+  models::Forward f;
+  f.anomaly_map = cell_logits.to(torch::kFloat32);
+  f.logits = torch::cat({torch::zeros({1, 1}), std::get<0>(f.anomaly_map.flatten(1).max(1, true))}, 1);
+  torch::Tensor masks = torch::zeros({1, 8, 8}, torch::kUInt8);
+  masks[0][1][1] = 1;
+  masks[0].narrow(0, 5, 2).narrow(1, 5, 2).fill_(1);
+
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  const double top = cell_logits.max().item<double>();
+  const double slice_ce = std::log(1.0 + std::exp(-top));  // slice logits [0, top], a lesion slice
+  double cells = 0.0;
+  for (int64_t r = 0; r < 8; ++r)
+    for (int64_t c = 0; c < 8; ++c) {
+      const bool in_a = r == 1 && c == 1, in_b = r >= 5 && r <= 6 && c >= 5 && c <= 6;
+      const double p = sigmoid(cell_logits[0][0][r][c].item<double>());
+      const double p_true = (in_a || in_b) ? p : 1.0 - p;
+      const double alpha = (in_a || in_b) ? 0.25 : 0.75;
+      const double weight = in_a ? 2.5 : in_b ? 0.625 : 1.0;
+      cells += -weight * alpha * (1.0 - p_true) * (1.0 - p_true) * std::log(p_true);
+    }
+  EXPECT_NEAR(row.loss(cfg, f, masks, 0.0).item<double>(), slice_ce + cells / 5.0, 1e-5);
+  // Against plain focal, cell by cell: the lone cell's gradient is 2.5 times as large, the larger lesion's cells'
+  // 0.625 times, a clean cell's the same (the top cell, (7, 7), also carries the slice's term; left out).
+  auto cell_gradients = [&](const std::string& loss) {
+    cfg.ct.lesion_map_loss = loss;
+    models::Forward g;
+    g.anomaly_map = cell_logits.to(torch::kFloat32).requires_grad_(true);
+    g.logits = torch::cat({torch::zeros({1, 1}), std::get<0>(g.anomaly_map.flatten(1).max(1, true))}, 1);
+    row.loss(cfg, g, masks, 0.0).backward();
+    return g.anomaly_map.grad()[0][0];
+  };
+  const torch::Tensor plain = cell_gradients("focal"), per_lesion = cell_gradients("focal_per_lesion");
+  EXPECT_NEAR(per_lesion[1][1].item<double>() / plain[1][1].item<double>(), 2.5, 1e-4);
+  EXPECT_NEAR(per_lesion[5][6].item<double>() / plain[5][6].item<double>(), 0.625, 1e-4);
+  EXPECT_NEAR(per_lesion[3][4].item<double>() / plain[3][4].item<double>(), 1.0, 1e-4);
+  EXPECT_TRUE(std::isfinite(row.loss(cfg, f, torch::zeros({1, 8, 8}, torch::kUInt8), 0.0).item<double>()));
+}
+
 TEST(Tasks, UnknownTaskNamesTheKnownOnes) {
   try {
     task_named("detect-everything");

@@ -229,10 +229,11 @@ std::unique_ptr<Metric> make_metric(const models::ModelCfg&, const std::vector<s
   return std::make_unique<AnomalyMetric>();
 }
 
-// RetinaNet's focal loss (Lin et al. 2017, alpha 0.25, gamma 2) of cell logits against (soft) targets, summed
-// over the cells and divided by the lesion cells of the batch (at least one): an easy clean cell adds almost
-// nothing, and every lesion cell weighs the same whatever the batch's number of cells.
-torch::Tensor focal_cell_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& lesion_cells) {
+// RetinaNet's focal loss (Lin et al. 2017, alpha 0.25, gamma 2) of cell logits against (soft) targets, each cell
+// weighted, summed over the cells and divided by the lesion cells of the batch (at least one): an easy clean
+// cell adds almost nothing, and the loss's scale does not depend on the batch's number of cells.
+torch::Tensor focal_cell_loss(const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& lesion_cells,
+                              const torch::Tensor& cell_weights) {
   namespace F = torch::nn::functional;
   constexpr double kAlpha = 0.25, kGamma = 2.0;
   const torch::Tensor p = torch::sigmoid(logits);
@@ -240,7 +241,25 @@ torch::Tensor focal_cell_loss(const torch::Tensor& logits, const torch::Tensor& 
       logits, targets, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
   const torch::Tensor p_true = p * targets + (1 - p) * (1 - targets);
   const torch::Tensor alpha = kAlpha * targets + (1 - kAlpha) * (1 - targets);
-  return (alpha * (1 - p_true).pow(kGamma) * ce).sum() / lesion_cells.sum().clamp_min(1);
+  return (cell_weights * alpha * (1 - p_true).pow(kGamma) * ce).sum() / lesion_cells.sum().clamp_min(1);
+}
+
+// lesion_map_loss focal_per_lesion: each lesion's cells share one lesion's weight, so that a 4 mm lesion (a
+// cell or two) counts in the loss as much as a 30 mm one (dozens) rather than a thirtieth of it; clean cells
+// weigh 1. A lesion cell's weight is 1 / the lesion cells within kWindow x kWindow cells around it, which is
+// 1 / the lesion's own cells when all of them lie within 3 cells of each (round lesions up to about 20 mm at
+// 6 mm cells; a 30 mm one sums to about 1.2 lesions); no connected components are needed, and two lesions
+// closer than the window share their weight. The lesion cells' weights are then scaled to sum to their number,
+// so the lesions as a whole weigh what they do under plain focal and only the share among them changes.
+torch::Tensor per_lesion_cell_weights(const torch::Tensor& lesion_cells) {
+  namespace F = torch::nn::functional;
+  constexpr int64_t kWindow = 7;
+  const torch::Tensor around = F::avg_pool2d(lesion_cells, F::AvgPool2dFuncOptions(kWindow).stride(1).padding(kWindow / 2)
+                                                               .count_include_pad(true)) *
+                               static_cast<double>(kWindow * kWindow);
+  torch::Tensor shares = lesion_cells / around.clamp_min(1.0);  // 0 on clean cells
+  shares = shares * (lesion_cells.sum() / shares.sum().clamp_min(1e-12));
+  return (1.0 - lesion_cells) + shares;
 }
 
 // The slice's cross-entropy plus the cells' (models/heads/lesion_map.cpp; cfg.ct.lesion_map_loss): a cell is a
@@ -256,7 +275,9 @@ torch::Tensor slice_and_cell_loss(const models::ModelCfg& cfg, const models::For
                                                      F::AdaptiveMaxPool2dFuncOptions({f.anomaly_map.size(2), f.anomaly_map.size(3)}));
   const torch::Tensor smoothed = cells * (1.0 - label_smoothing) + 0.5 * label_smoothing;
   const torch::Tensor logits = f.anomaly_map.to(torch::kFloat32);
-  if (cfg.ct.lesion_map_loss == "focal") return slice + focal_cell_loss(logits, smoothed, cells);
+  if (cfg.ct.lesion_map_loss == "focal") return slice + focal_cell_loss(logits, smoothed, cells, torch::ones_like(cells));
+  if (cfg.ct.lesion_map_loss == "focal_per_lesion")
+    return slice + focal_cell_loss(logits, smoothed, cells, per_lesion_cell_weights(cells));
   return slice + F::binary_cross_entropy_with_logits(logits, smoothed);
 }
 
