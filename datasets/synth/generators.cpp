@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 
 namespace attnvision::datasets::synth {
@@ -125,6 +126,14 @@ std::function<int()> define_phantoms(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--size", o->phantom.size, "image side in pixels (default: drawn per series)")
       ->check(CLI::IsMember({256, 512}));
+  app.add_option("--lesion-sizes", o->phantom.lesion_sizes,
+                 "how lesion diameters are drawn from 4-30 mm: uniform (the default, the phantoms' own "
+                 "distribution) or log-uniform (a third of the lesions under 8 mm, for training sets)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, LesionSizes>{{"uniform", LesionSizes::uniform},
+                                             {"log-uniform", LesionSizes::log_uniform}},
+          CLI::ignore_case))
+      ->option_text("uniform|log-uniform");
   return [o] { return run_phantoms(*o); };
 }
 

@@ -104,6 +104,7 @@ PhantomSetSummary write_phantom_set(const PhantomOptions& options, int64_t serie
       {"description", "attnvision CT phantoms"},
       {"seed", options.seed},
       {"size", options.size ? ordered_json(options.size) : ordered_json(nullptr)},
+      {"lesion_sizes", options.lesion_sizes == LesionSizes::log_uniform ? "log-uniform" : "uniform"},
       {"conventions",
        "Paths are relative to this file's folder. center_px is [column, row] of the lesion's centre pixel. "
        "diameter_mm is the mean diameter. contrast_hu is the lesion's HU minus its organ's HU around it, "

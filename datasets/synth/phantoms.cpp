@@ -41,6 +41,9 @@ uint64_t mix(uint64_t x) {
 // takes part because it changes what a series looks like (and so must change its UIDs).
 uint64_t key(const PhantomOptions& o, int64_t series, int64_t slice, Stream stream) {
   uint64_t h = mix(0x7068616e746f6d73ULL ^ o.seed);  // "phantoms"
+  // Log-uniform sizes change the slices too, so they change the keys; uniform ones leave the keys (and so
+  // every set written before the option existed) as they were.
+  if (o.lesion_sizes == LesionSizes::log_uniform) h = mix(h ^ 0x6c6f6775ULL);  // "logu"
   for (const uint64_t part : {static_cast<uint64_t>(o.size), static_cast<uint64_t>(series),
                               static_cast<uint64_t>(slice), static_cast<uint64_t>(stream)})
     h = mix(h ^ part);
@@ -283,7 +286,13 @@ struct SliceCanvas {
 
 // Draws a lesion's organ among those the slice cuts through, then a size that fits it (halving the excess
 // over the smallest size a few times before trying another organ). Returns false when none fits.
-bool add_lesion(SliceCanvas& c, std::mt19937_64& rng, std::vector<PhantomLesion>& lesions) {
+double draw_lesion_diameter(LesionSizes sizes, std::mt19937_64& rng) {
+  if (sizes == LesionSizes::log_uniform)
+    return std::exp(uniform(rng, std::log(kMinLesionMm), std::log(kMaxLesionMm)));
+  return uniform(rng, kMinLesionMm, kMaxLesionMm);
+}
+
+bool add_lesion(SliceCanvas& c, LesionSizes sizes, std::mt19937_64& rng, std::vector<PhantomLesion>& lesions) {
   const PhantomAnatomy& anatomy = *c.series.anatomy;
   const double mm_per_px = c.series.pixel_spacing;
   const double margin_px = std::max(2.0, kLesionMarginMm / mm_per_px);
@@ -302,7 +311,7 @@ bool add_lesion(SliceCanvas& c, std::mt19937_64& rng, std::vector<PhantomLesion>
     const cv::Mat free = organ_mask(c.tissue, organ.tissues) & ~c.occupied;
     const Room room = room_in(free);
     Outline outline = draw_outline(rng);
-    double diameter = uniform(rng, kMinLesionMm, kMaxLesionMm);
+    double diameter = draw_lesion_diameter(sizes, rng);
     const bool nodule = organ.tissues.front() == Tissue::lung;
     cv::Point centre;
     for (int attempt = 0; attempt < 5; ++attempt, diameter = kMinLesionMm + 0.5 * (diameter - kMinLesionMm)) {
@@ -476,7 +485,7 @@ PhantomSlice render_phantom_slice(const PhantomOptions& options, const PhantomSe
 
   SliceCanvas canvas{series, out.tissue, hu, texture, cv::Mat::zeros(out.tissue.size(), CV_8UC1)};
   const int wanted = draw_lesion_count(rng);
-  for (int i = 0; i < wanted; ++i) add_lesion(canvas, rng, out.lesions);
+  for (int i = 0; i < wanted; ++i) add_lesion(canvas, options.lesion_sizes, rng, out.lesions);
 
   const int ksize = odd_kernel(series.blur_px);
   cv::GaussianBlur(hu, hu, cv::Size(ksize, ksize), series.blur_px, series.blur_px, cv::BORDER_REPLICATE);

@@ -351,6 +351,43 @@ TEST(PhantomSlices, EveryOrganHostsLesions) {
   for (const std::string& organ : sy::lesion_organs()) EXPECT_GT(counts[organ], 0) << organ;
 }
 
+// --lesion-sizes log-uniform: the same 4-30 mm, with far more small lesions than the uniform draw, and a set of
+// its own (other UIDs than the uniform set of the same seed).
+TEST(PhantomSlices, LogUniformSizesDrawMoreSmallLesions) {
+  const auto small_share = [](sy::LesionSizes sizes, int* lesions) {
+    sy::PhantomOptions o = options(16);
+    o.lesion_sizes = sizes;
+    int small = 0;
+    *lesions = 0;
+    for (int64_t k = 0; k < 150; ++k) {
+      const sy::PhantomSeries series = sy::draw_phantom_series(o, k);
+      for (int i = 0; i < std::min(4, series.slice_count); ++i)
+        for (const sy::PhantomLesion& lesion : sy::render_phantom_slice(o, series, i).lesions) {
+          EXPECT_GE(lesion.diameter_mm, 4.0);
+          EXPECT_LE(lesion.diameter_mm, 30.0);
+          small += lesion.diameter_mm < 8.0;
+          ++*lesions;
+        }
+    }
+    return static_cast<double>(small) / *lesions;
+  };
+  int uniform_lesions = 0, log_lesions = 0;
+  const double uniform = small_share(sy::LesionSizes::uniform, &uniform_lesions);
+  const double log_uniform = small_share(sy::LesionSizes::log_uniform, &log_lesions);
+  ASSERT_GT(uniform_lesions, 250);
+  ASSERT_GT(log_lesions, 250);
+  // Drawn: 4/26 = 15% and ln 2 / ln 7.5 = 34% under 8 mm, a little more where a lesion had to shrink to fit
+  // (whole sets: 16-18% and 35%); the bounds leave about three standard errors of these few hundred lesions.
+  EXPECT_LT(uniform, 0.26) << uniform_lesions << " lesions";
+  EXPECT_GT(log_uniform, 0.27) << log_lesions << " lesions";
+  EXPECT_GT(log_uniform, uniform + 0.08);
+
+  sy::PhantomOptions log_options = options(16);
+  log_options.lesion_sizes = sy::LesionSizes::log_uniform;
+  EXPECT_NE(sy::draw_phantom_series(log_options, 0).dicom.series_instance_uid,
+            sy::draw_phantom_series(options(16), 0).dicom.series_instance_uid);
+}
+
 TEST(PhantomSlices, NoiseHasItsSigmaAndCorrelation) {
   int white = 0, correlated = 0;
   for (int64_t k = 0; white == 0 || correlated == 0; ++k) {
