@@ -284,14 +284,15 @@ struct SliceCanvas {
   cv::Mat occupied;        // lesions and their margins
 };
 
-// Draws a lesion's organ among those the slice cuts through, then a size that fits it (halving the excess
-// over the smallest size a few times before trying another organ). Returns false when none fits.
+// One draw from the rng either way, so both distributions consume their streams alike.
 double draw_lesion_diameter(LesionSizes sizes, std::mt19937_64& rng) {
   if (sizes == LesionSizes::log_uniform)
     return std::exp(uniform(rng, std::log(kMinLesionMm), std::log(kMaxLesionMm)));
   return uniform(rng, kMinLesionMm, kMaxLesionMm);
 }
 
+// Draws a lesion's organ among those the slice cuts through, then a size that fits it (halving the excess
+// over the smallest size a few times before trying another organ). Returns false when none fits.
 bool add_lesion(SliceCanvas& c, LesionSizes sizes, std::mt19937_64& rng, std::vector<PhantomLesion>& lesions) {
   const PhantomAnatomy& anatomy = *c.series.anatomy;
   const double mm_per_px = c.series.pixel_spacing;
