@@ -22,6 +22,7 @@ void check_batch(const torch::Tensor& images) {
 
 void check_options(const AugmentOptions& o) {
   if (o.crop_padding < 0) throw std::invalid_argument("augment: crop_padding must not be negative");
+  if (o.crop_size < 0) throw std::invalid_argument("augment: crop_size must not be negative");
   if (!(o.erase_prob >= 0.0 && o.erase_prob <= 1.0))
     throw std::invalid_argument("augment: erase_prob must be in 0..1");
   if (o.erase_prob == 0.0) return;
@@ -32,51 +33,61 @@ void check_options(const AugmentOptions& o) {
 }
 
 // One image's source offset: output pixel (y, x) comes from input (y + dy, x + dx), or from
-// (y + dy, W - 1 - x + dx) when flipped (the flip follows the crop, as in torchvision's usual order).
+// (y + dy, out_w - 1 - x + dx) when flipped (the flip follows the crop, as in torchvision's usual order).
 struct Shift {
   int64_t dy = 0;
   int64_t dx = 0;
   bool flip = false;
 };
 
-Shift draw_shift(const AugmentOptions& o, std::mt19937_64& rng) {
+// The window's side along an image side of `size` pixels.
+int64_t window_side(const AugmentOptions& o, int64_t size) { return o.crop_size > 0 ? o.crop_size : size; }
+
+// A window of `side` pixels over `size` padded by crop_padding on both ends: offset uniform in
+// -crop_padding..size + crop_padding - side (-p..p at the image's own size, as torchvision's RandomCrop).
+int64_t draw_offset(const AugmentOptions& o, int64_t size, int64_t side, std::mt19937_64& rng) {
+  const uint64_t span = static_cast<uint64_t>(size + 2 * o.crop_padding - side) + 1;
+  return static_cast<int64_t>(uniform_below(rng, span)) - o.crop_padding;
+}
+
+Shift draw_shift(const AugmentOptions& o, int64_t h, int64_t w, std::mt19937_64& rng) {
   Shift s;
-  if (o.crop_padding > 0) {
-    const uint64_t span = 2 * static_cast<uint64_t>(o.crop_padding) + 1;
-    s.dy = static_cast<int64_t>(uniform_below(rng, span)) - o.crop_padding;
-    s.dx = static_cast<int64_t>(uniform_below(rng, span)) - o.crop_padding;
+  const int64_t out_h = window_side(o, h), out_w = window_side(o, w);
+  if (o.crop_padding > 0 || out_h != h || out_w != w) {
+    s.dy = draw_offset(o, h, out_h, rng);
+    s.dx = draw_offset(o, w, out_w, rng);
   }
   if (o.hflip) s.flip = uniform_unit(rng) < 0.5;
   return s;
 }
 
-// One output row from source row `src` (nullptr: outside the image, all padding).
-void shifted_row(const uint8_t* src, int64_t w, const Shift& s, uint8_t* dst) {
-  std::memset(dst, 0, static_cast<size_t>(w));
+// One output row of out_w pixels from source row `src` of w pixels (nullptr: outside the image, all padding).
+void shifted_row(const uint8_t* src, int64_t w, int64_t out_w, const Shift& s, uint8_t* dst) {
+  std::memset(dst, 0, static_cast<size_t>(out_w));
   if (!src) return;
   // Output columns whose source column lies inside 0..w-1.
-  const int64_t lo = s.flip ? std::max<int64_t>(0, s.dx) : std::max<int64_t>(0, -s.dx);
-  const int64_t hi = s.flip ? std::min<int64_t>(w, w + s.dx) : std::min<int64_t>(w, w - s.dx);
+  const int64_t lo = s.flip ? std::max<int64_t>(0, out_w + s.dx - w) : std::max<int64_t>(0, -s.dx);
+  const int64_t hi = s.flip ? std::min<int64_t>(out_w, out_w + s.dx) : std::min<int64_t>(out_w, w - s.dx);
   if (!s.flip) {
     if (hi > lo) std::memcpy(dst + lo, src + lo + s.dx, static_cast<size_t>(hi - lo));
     return;
   }
-  for (int64_t x = lo; x < hi; ++x) dst[x] = src[w - 1 - x + s.dx];
+  for (int64_t x = lo; x < hi; ++x) dst[x] = src[out_w - 1 - x + s.dx];
 }
 
-// Crops and flips every image (uint8 N x C x H x W, contiguous) by its own shift.
-torch::Tensor crop_and_flip(const torch::Tensor& in, const std::vector<Shift>& shifts) {
+// Crops (to out_h x out_w) and flips every image (uint8 N x C x H x W, contiguous) by its own shift.
+torch::Tensor crop_and_flip(const torch::Tensor& in, const std::vector<Shift>& shifts, int64_t out_h, int64_t out_w) {
   const int64_t n = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3);
-  torch::Tensor out = torch::empty_like(in);
+  torch::Tensor out = torch::empty({n, c, out_h, out_w}, in.options());
   const uint8_t* src = in.data_ptr<uint8_t>();
   uint8_t* dst = out.data_ptr<uint8_t>();
   for (int64_t i = 0; i < n; ++i) {
     const Shift& s = shifts[static_cast<size_t>(i)];
     for (int64_t plane = i * c; plane < (i + 1) * c; ++plane) {
-      for (int64_t y = 0; y < h; ++y) {
+      for (int64_t y = 0; y < out_h; ++y) {
         const int64_t sy = y + s.dy;
         const uint8_t* row = sy >= 0 && sy < h ? src + (plane * h + sy) * w : nullptr;
-        shifted_row(row, w, s, dst + (plane * h + y) * w);
+        shifted_row(row, w, out_w, s, dst + (plane * out_h + y) * out_w);
       }
     }
   }
@@ -84,11 +95,11 @@ torch::Tensor crop_and_flip(const torch::Tensor& in, const std::vector<Shift>& s
 }
 
 // Moves each image's boxes ([class, x, y, w, h], class -1 for padding) the way its pixels moved: input
-// column c lands on c - dx, or on W - 1 - c + dx when flipped. A box is then cut to the image; one with less
-// than a pixel left becomes padding.
-void move_boxes(torch::Tensor& boxes, const std::vector<Shift>& shifts, int64_t h, int64_t w) {
+// column c lands on c - dx, or on out_w - 1 - c + dx when flipped. A box is then cut to the out_h x out_w
+// result; one with less than a pixel left becomes padding.
+void move_boxes(torch::Tensor& boxes, const std::vector<Shift>& shifts, int64_t out_h, int64_t out_w) {
   auto b = boxes.accessor<float, 3>();
-  const auto W = static_cast<float>(w), H = static_cast<float>(h);
+  const auto W = static_cast<float>(out_w), H = static_cast<float>(out_h);
   for (int64_t i = 0; i < b.size(0); ++i) {
     const Shift& s = shifts[static_cast<size_t>(i)];
     for (int64_t j = 0; j < b.size(1); ++j) {
@@ -211,14 +222,21 @@ torch::Tensor augment_batch(const torch::Tensor& images_u8, const AugmentOptions
   if (targets && o.erase_prob > 0.0)
     throw std::invalid_argument("augment: erasing cannot be used with boxes or masks (it would hide objects they keep)");
   torch::Tensor x = images_u8.contiguous();
-  if (o.crop_padding > 0 || o.hflip) {
+  const int64_t h = x.size(2), w = x.size(3);
+  const int64_t out_h = window_side(o, h), out_w = window_side(o, w);
+  if (out_h > h + 2 * o.crop_padding || out_w > w + 2 * o.crop_padding)
+    throw std::invalid_argument("augment: crop_size " + std::to_string(o.crop_size) + " exceeds the " +
+                                std::to_string(h) + " x " + std::to_string(w) + " images padded by " +
+                                std::to_string(o.crop_padding));
+  if (o.crop_padding > 0 || o.hflip || out_h != h || out_w != w) {
     std::vector<Shift> shifts;
-    for (int64_t i = 0; i < x.size(0); ++i) shifts.push_back(draw_shift(o, rng));
-    x = crop_and_flip(x, shifts);
-    if (targets && masks) *targets = crop_and_flip(targets->contiguous().unsqueeze(1), shifts).squeeze(1);
+    for (int64_t i = 0; i < x.size(0); ++i) shifts.push_back(draw_shift(o, h, w, rng));
+    x = crop_and_flip(x, shifts, out_h, out_w);
+    if (targets && masks)
+      *targets = crop_and_flip(targets->contiguous().unsqueeze(1), shifts, out_h, out_w).squeeze(1);
     if (targets && !masks) {
       *targets = targets->contiguous().clone();
-      move_boxes(*targets, shifts, x.size(2), x.size(3));
+      move_boxes(*targets, shifts, out_h, out_w);
     }
   }
   torch::Tensor out = normalize_batch(x, mean, std);

@@ -23,6 +23,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"data.limit", Kind::kInt, false, "use only the first N training images (0: all)"},
       {"augment", Kind::kObject, false, "training augmentation"},
       {"augment.crop_padding", Kind::kInt, false, "random crop from the image zero-padded by this many pixels"},
+      {"augment.crop_size", Kind::kInt, false, "side of the random crop (a square patch of the input; 0: the input's size)"},
       {"augment.hflip", Kind::kBool, false, "random horizontal flip"},
       {"augment.random_erasing", Kind::kNumber, false, "probability of erasing a random rectangle (timm mode 'pixel')"},
       {"optim", Kind::kObject, false, "optimiser"},
@@ -65,6 +66,7 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   take(j, "data.val_count", c.val_count);
   take(j, "data.limit", c.limit);
   take(j, "augment.crop_padding", c.augment.crop_padding);
+  take(j, "augment.crop_size", c.augment.crop_size);
   take(j, "augment.hflip", c.augment.hflip);
   take(j, "augment.random_erasing", c.augment.erase_prob);
   take(j, "optim.name", c.optim.name);
@@ -111,6 +113,11 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   check(c.val_count >= 0, doc, "data.val_count", "must not be negative");
   check(c.limit >= 0, doc, "data.limit", "must not be negative");
   check(c.augment.crop_padding >= 0 && c.augment.crop_padding <= 64, doc, "augment.crop_padding", "must be in 0..64");
+  const int64_t input_side = std::min(c.model.input_size[1], c.model.input_size[2]);
+  check(c.augment.crop_size == 0 || (c.augment.crop_size <= input_side && c.augment.crop_size % 32 == 0), doc,
+        "augment.crop_size",
+        "must be 0 or a multiple of 32 (the networks' largest stride) no larger than model.input_size's " +
+            std::to_string(input_side));
   check(c.augment.erase_prob >= 0 && c.augment.erase_prob <= 1, doc, "augment.random_erasing", "must be in 0..1");
   check(c.model.num_classes > 0, doc, "model.num_classes", "must be positive to train a classifier");
   check(!c.output.empty(), doc, "output", "must name a folder");
@@ -132,6 +139,7 @@ json to_json(const TrainCfg& c) {
        {{"train", c.train_data}, {"test", c.test_data}, {"val_count", c.val_count}, {"limit", c.limit}}},
       {"augment",
        {{"crop_padding", c.augment.crop_padding},
+        {"crop_size", c.augment.crop_size},
         {"hflip", c.augment.hflip},
         {"random_erasing", c.augment.erase_prob}}},
       {"optim",

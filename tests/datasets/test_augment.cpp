@@ -166,6 +166,41 @@ TEST(Augment, CropThenFlip) {
   EXPECT_EQ(find_shifts(out, batch[0], p, true).size(), 18u);
 }
 
+TEST(Augment, CropSizeTakesEveryWindowOfThePaddedImage) {
+  // A 4 x 4 window of a 6 x 7 image padded by 1: offsets -1..3 down and -1..4 across, all 30 drawn, each output
+  // exactly that window (zeros where it overhangs), mirrored when the flip was drawn.
+  const int64_t p = 1, h = 6, w = 7, side = 4;
+  const torch::Tensor batch = distinct_copies(800, h, w);
+  ad::AugmentOptions o;
+  o.crop_padding = p;
+  o.crop_size = side;
+  o.hflip = true;
+  std::mt19937_64 rng(6);
+  const torch::Tensor out = to_u8(ad::augment_batch(batch, o, {0.0}, {1.0}, rng));
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{800, 1, side, side}));
+  const torch::Tensor padded = torch::constant_pad_nd(batch[0], {p, p, p, p}, 0);
+  std::set<std::tuple<int64_t, int64_t, bool>> seen;
+  for (int64_t i = 0; i < out.size(0); ++i) {
+    int matches = 0;
+    for (int64_t dy = -p; dy <= h + p - side; ++dy)
+      for (int64_t dx = -p; dx <= w + p - side; ++dx)
+        for (bool flip : {false, true}) {
+          torch::Tensor window = padded.narrow(1, p + dy, side).narrow(2, p + dx, side);
+          if (flip) window = window.flip({2});
+          if (torch::equal(out[i], window)) ++matches, seen.insert({dy, dx, flip});
+        }
+    EXPECT_EQ(matches, 1) << "image " << i;
+  }
+  EXPECT_EQ(seen.size(), 60u);
+  // Without padding or flip the window stays inside the image; at the image's own size it is the identity.
+  o = {};
+  o.crop_size = side;
+  const torch::Tensor inside = to_u8(ad::augment_batch(batch, o, {0.0}, {1.0}, rng));
+  EXPECT_GT(inside.min().item<int>(), 0) << "no padding comes in";
+  o.crop_size = 0;
+  EXPECT_TRUE(torch::equal(ad::augment_batch(batch, o, kMean, kStd, rng), ad::normalize_batch(batch, kMean, kStd)));
+}
+
 TEST(Augment, SameSeedSameOutput) {
   const torch::Tensor batch = random_batch(32, 1, 28, 28, 6);
   ad::AugmentOptions o;
@@ -249,6 +284,13 @@ TEST(Augment, InvalidOptionsThrow) {
   o.erase_prob = 0.5;
   o.erase_min_aspect = 0.0;
   fails(o);
+  o = {};
+  o.crop_size = -1;
+  fails(o);
+  o.crop_size = 5;  // larger than the 4 x 4 images
+  fails(o);
+  o.crop_padding = 1;  // fits the padded 6 x 6
+  EXPECT_NO_THROW(ad::augment_batch(batch, o, kMean, kStd, rng));
 }
 
 TEST(Augment, TrainingBatchIsFast) {
@@ -287,24 +329,29 @@ TEST(Augment, BoxesFollowTheirPixels) {
   o.crop_padding = 4;
   o.hflip = true;
   std::mt19937_64 rng(7);
-  torch::Tensor moved = boxes;
-  const torch::Tensor x = ad::augment_batch(images, o, kMean, kStd, rng, &moved);
-  EXPECT_TRUE(torch::equal(boxes.select(2, 0).select(1, 1), torch::full({n}, -1.0f))) << "the input is not changed";
-  int cut = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const torch::Tensor bright = x[i][0].gt(1.0).nonzero();  // (200 / 255 - 0.5) / 0.25 = 1.14; padding is -2
-    EXPECT_TRUE(torch::equal(moved[i][1], torch::full({5}, -1.0f))) << "padding rows stay padding";
-    if (bright.size(0) == 0) {
-      EXPECT_TRUE(torch::equal(moved[i][0], torch::full({5}, -1.0f))) << "image " << i << ": " << moved[i][0];
-      continue;
+  for (const int64_t side : {0, 8}) {  // the image's size, then an 8 x 8 window
+    o.crop_size = side;
+    torch::Tensor moved = boxes;
+    const torch::Tensor x = ad::augment_batch(images, o, kMean, kStd, rng, &moved);
+    ASSERT_EQ(x.size(2), side ? side : h);
+    EXPECT_TRUE(torch::equal(boxes.select(2, 0).select(1, 1), torch::full({n}, -1.0f))) << "the input is not changed";
+    int cut = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const torch::Tensor bright = x[i][0].gt(1.0).nonzero();  // (200 / 255 - 0.5) / 0.25 = 1.14; padding is -2
+      EXPECT_TRUE(torch::equal(moved[i][1], torch::full({5}, -1.0f))) << "padding rows stay padding";
+      if (bright.size(0) == 0) {
+        EXPECT_TRUE(torch::equal(moved[i][0], torch::full({5}, -1.0f))) << "image " << i << ": " << moved[i][0];
+        continue;
+      }
+      const float y0 = bright.select(1, 0).min().item<float>(), y1 = bright.select(1, 0).max().item<float>() + 1;
+      const float x0 = bright.select(1, 1).min().item<float>(), x1 = bright.select(1, 1).max().item<float>() + 1;
+      const torch::Tensor want = torch::tensor({static_cast<float>(i % 10), x0, y0, x1 - x0, y1 - y0});
+      EXPECT_TRUE(torch::equal(moved[i][0], want)) << "image " << i << ": " << moved[i][0] << " want " << want;
+      cut += (x1 - x0) < boxes[i][0][3].item<float>() || (y1 - y0) < boxes[i][0][4].item<float>();
     }
-    const float y0 = bright.select(1, 0).min().item<float>(), y1 = bright.select(1, 0).max().item<float>() + 1;
-    const float x0 = bright.select(1, 1).min().item<float>(), x1 = bright.select(1, 1).max().item<float>() + 1;
-    const torch::Tensor want = torch::tensor({static_cast<float>(i % 10), x0, y0, x1 - x0, y1 - y0});
-    EXPECT_TRUE(torch::equal(moved[i][0], want)) << "image " << i << ": " << moved[i][0] << " want " << want;
-    cut += (x1 - x0) < boxes[i][0][3].item<float>() || (y1 - y0) < boxes[i][0][4].item<float>();
+    EXPECT_GT(cut, 0) << "the draws should cut some boxes at the border";
   }
-  EXPECT_GT(cut, 0) << "the draws should cut some boxes at the border";
+  o.crop_size = 0;
   // Erasing would hide objects the boxes keep: refused.
   o.erase_prob = 0.5;
   torch::Tensor again = boxes;
@@ -338,4 +385,11 @@ TEST(Augment, MasksFollowTheirPixelsExactly) {
   EXPECT_TRUE(torch::equal(ad::augment_batch(images, o, {0.5, 0.5}, {0.25, 0.25}, same), x));
   torch::Tensor wrong = torch::zeros({n, h, w + 1}, torch::kUInt8);
   EXPECT_THROW(ad::augment_batch(images, o, {0.5, 0.5}, {0.25, 0.25}, rng, &wrong), std::invalid_argument);
+  // A window smaller than the image crops the masks to the same window.
+  o.crop_size = 8;
+  torch::Tensor window = masks;
+  const torch::Tensor patch = ad::augment_batch(images, o, {0.5, 0.5}, {0.25, 0.25}, rng, &window);
+  ASSERT_EQ(window.sizes(), (std::vector<int64_t>{n, 8, 8}));
+  EXPECT_TRUE(torch::equal(window, patch.select(1, 0).gt(1.0).to(torch::kUInt8)));
+  EXPECT_GT(window.sum().item<int64_t>(), 0);
 }

@@ -63,6 +63,13 @@ TEST(Trainer, RecipeErrorsNameTheKeyAndLine) {
   const TrainCfg ok = load_train_cfg(kRecipe, {"model.attn=eca", "schedule.epochs=3"});
   EXPECT_EQ(ok.model.resnet.attn, "eca");
   EXPECT_EQ(ok.schedule.epochs, 3);
+  // A patch (augment.crop_size) must fit the model's input and its strides.
+  const std::string anomaly = std::string(ATTNVISION_SOURCE_DIR) + "/configs/train/phantom_anomaly.yaml";
+  EXPECT_EQ(load_train_cfg(anomaly, {"augment.crop_size=128"}).augment.crop_size, 128);
+  EXPECT_EQ(load_train_cfg(anomaly, {"augment.crop_size=0"}).augment.crop_size, 0);
+  EXPECT_THROW(load_train_cfg(anomaly, {"augment.crop_size=200"}), ConfigError);  // not a multiple of 32
+  EXPECT_THROW(load_train_cfg(anomaly, {"augment.crop_size=288"}), ConfigError);  // larger than 256
+  EXPECT_THROW(load_train_cfg(kRecipe, {"augment.crop_size=32"}), ConfigError);   // larger than 28
 }
 
 TEST(Trainer, ResumeContinuesExactly) {
