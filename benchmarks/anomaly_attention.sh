@@ -40,10 +40,10 @@ run() {  # NAME RECIPE METHODS [--set ...]
     > "$out/$name.bench.json" 2>> "$out/$name.log"
 }
 # The ResNets as the comparison measured them: the backbone's own stride-32 cells scored with the cross-entropy,
-# not the shipped recipe's dilated stage, fine lesion map and focal loss, on uniform lesion sizes, so that the
-# table stays reproducible.
+# not the shipped recipe's dilated stage, fine lesion map and focal loss, on whole slices of uniform lesion sizes,
+# so that the table stays reproducible.
 resnet=(--set model.feature_stride=32 --set model.lesion_map_stride=0 --set model.lesion_map_loss=bce
-        --set data.train=data/phantoms_train)
+        --set augment.crop_size=0 --set data.train=data/phantoms_train)
 for name in ${models//,/ }; do
   case $name in
     none | se) run "$name" configs/train/phantom_anomaly.yaml gradcam,gradcam++,layercam "${resnet[@]}" --set model.attn="$name" ;;
