@@ -230,13 +230,16 @@ void load_embedded_detector(const TrainCfg& cfg, models::NetworkImpl& net, const
 
 }  // namespace
 
-std::string with_todays_model_defaults(const std::string& stored) {
+std::string with_todays_defaults(const std::string& stored) {
   json recipe = json::parse(stored);
-  if (!recipe.contains("model")) return stored;
-  try {
-    recipe["model"] = models::to_json(models::cfg_from_json(recipe["model"]));
-  } catch (const std::exception&) {
-    return stored;
+  if (recipe.contains("augment") && recipe["augment"].is_object() && !recipe["augment"].contains("crop_size"))
+    recipe["augment"]["crop_size"] = 0;
+  if (recipe.contains("model")) {
+    try {
+      recipe["model"] = models::to_json(models::cfg_from_json(recipe["model"]));
+    } catch (const std::exception&) {
+      // left as stored: the comparison names the section
+    }
   }
   return recipe.dump();
 }
@@ -284,7 +287,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   if (options.resume) {
     const std::string recipe = state.recipe;
     state = load_state(dir / "state.pt", *opt);
-    state.recipe = with_todays_model_defaults(state.recipe);
+    state.recipe = with_todays_defaults(state.recipe);
     if (state.recipe != recipe)
       throw std::invalid_argument((dir / "state.pt").string() + ": the run was started with a different recipe ('" +
                                   first_difference(json::parse(recipe), json::parse(state.recipe)) +

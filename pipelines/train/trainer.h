@@ -39,10 +39,11 @@ struct TrainSummary {
 
 TrainSummary train(const TrainCfg& cfg, const TrainOptions& options, DataParallel* dp = nullptr);
 
-// A run's stored recipe (to_json(cfg).dump()) with its model section read again through today's ModelCfg, so
-// that a model key added since the run started (at its default, which the run had in effect) does not stop a
-// resume. A model section that cannot be read today is left as stored, and the comparison then names it.
-std::string with_todays_model_defaults(const std::string& stored_recipe);
+// A run's stored recipe (to_json(cfg).dump()) with the keys added since it started at their defaults, which the
+// run had in effect, so that they do not stop a resume: its model section read again through today's ModelCfg,
+// and augment.crop_size at 0 (whole images) where it is missing. A model section that cannot be read today is
+// left as stored, and the comparison then names it.
+std::string with_todays_defaults(const std::string& stored_recipe);
 
 // The learning rate at `step` (0-based) of `total_steps`, for a run with `steps_per_epoch`.
 double scheduled_lr(const TrainCfg& cfg, int64_t step, int64_t steps_per_epoch);

@@ -118,8 +118,8 @@ TEST(Trainer, RefusesToOverwriteOrToResumeAnotherRecipe) {
   }
 }
 
-// A run started before a model key existed resumes under today's build: the key had its default then.
-TEST(Trainer, AStoredRecipeWithoutANewerModelKeyStillMatches) {
+// A run started before a key existed resumes under today's build: the key had its default then.
+TEST(Trainer, AStoredRecipeWithoutANewerKeyStillMatches) {
   const TrainCfg cfg = tiny_recipe("runs/unused");
   const nlohmann::json today = to_json(cfg);
   nlohmann::json older = today;
@@ -127,12 +127,16 @@ TEST(Trainer, AStoredRecipeWithoutANewerModelKeyStillMatches) {
   for (auto& [section, fields] : older["model"].items())
     if (fields.is_object()) erased += fields.erase("feature_stride");
   ASSERT_EQ(erased, 1u) << "the model JSON carries feature_stride in one section";
+  ASSERT_EQ(older["augment"].erase("crop_size"), 1u);
   ASSERT_NE(older.dump(), today.dump());
-  EXPECT_EQ(with_todays_model_defaults(older.dump()), today.dump());
+  EXPECT_EQ(with_todays_defaults(older.dump()), today.dump());
   // A real difference stays one.
   nlohmann::json other = older;
   other["optim"]["lr"] = 0.5;
-  EXPECT_NE(with_todays_model_defaults(other.dump()), today.dump());
+  EXPECT_NE(with_todays_defaults(other.dump()), today.dump());
+  nlohmann::json patches = today;
+  patches["augment"]["crop_size"] = 32;
+  EXPECT_NE(with_todays_defaults(patches.dump()), today.dump());
 }
 
 TEST(Trainer, InitAndInitBackboneStartTheRunFromAnotherRunsWeights) {
