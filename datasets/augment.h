@@ -46,8 +46,8 @@ torch::Tensor normalize_batch(const torch::Tensor& images_u8, const std::vector<
 //
 // With `targets` that follow the pixels, *targets is replaced by the targets moved with them:
 //   boxes (a detection batch's N x M x 5 float32 [class, x, y, w, h], class -1 for padding, see
-//     datasets/detection_set.h): shifted, mirrored (x' = W - x - w) and cut to the image, a box with less than a
-//     pixel left turned into padding;
+//     datasets/detection_set.h): shifted, mirrored (x' = W - x - w, W the result's width) and cut to the
+//     result, a box with less than a pixel left turned into padding;
 //   masks (uint8 N x H x W, e.g. CT lesion masks, datasets/ct_slices.h): cropped and flipped exactly as the
 //     image, zero where the padding comes in.
 // Erasing is refused with targets: it would hide objects they still claim.
