@@ -73,8 +73,8 @@ struct CtArgs {
   // How training scores the lesion map's cells (pipelines/tasks/saliency): bce, the binary cross-entropy's mean
   // over every cell; focal, RetinaNet's focal loss summed over the cells and divided by the lesion cells, so
   // that the thousands of easy clean cells do not drown the few lesion cells; or focal_per_lesion, the same
-  // with each lesion's cells sharing one lesion's weight, so that a 4 mm lesion (a cell or two) counts as much
-  // as a 30 mm one (25-30 cells) instead of a few hundredths of it.
+  // with each lesion's cells sharing one lesion's weight, so that a 4 mm lesion (a cell or two) counts about as
+  // much as a 30 mm one (about 45 cells of 4 mm) instead of a few hundredths of it.
   std::string lesion_map_loss = "bce";
   std::string saliency_method = "gradcam";
   std::string saliency_stage = "layer2";

@@ -68,7 +68,9 @@ TEST(Trainer, RecipeErrorsNameTheKeyAndLine) {
   EXPECT_EQ(load_train_cfg(anomaly, {"augment.crop_size=128"}).augment.crop_size, 128);
   EXPECT_EQ(load_train_cfg(anomaly, {"augment.crop_size=0"}).augment.crop_size, 0);
   EXPECT_THROW(load_train_cfg(anomaly, {"augment.crop_size=200"}), ConfigError);  // not a multiple of 32
-  EXPECT_THROW(load_train_cfg(anomaly, {"augment.crop_size=288"}), ConfigError);  // larger than 256
+  const std::string grid_256 = "model.input_size=[2, 256, 256]";
+  EXPECT_EQ(load_train_cfg(anomaly, {grid_256, "augment.crop_size=256"}).augment.crop_size, 256);
+  EXPECT_THROW(load_train_cfg(anomaly, {grid_256, "augment.crop_size=288"}), ConfigError);  // larger than 256
   EXPECT_THROW(load_train_cfg(kRecipe, {"augment.crop_size=32"}), ConfigError);   // larger than 28
 }
 

@@ -245,13 +245,13 @@ torch::Tensor focal_cell_loss(const torch::Tensor& logits, const torch::Tensor& 
 }
 
 // lesion_map_loss focal_per_lesion: each lesion's cells share one lesion's weight, so that a 4 mm lesion (a
-// cell or two) counts in the loss as much as a 30 mm one (25-30 cells) rather than a few hundredths of it;
-// clean cells weigh 1. A lesion cell's weight is 1 / the lesion cells within kWindow x kWindow cells around
-// it, which is 1 / the lesion's own cells when all of them lie within 3 cells of each (round lesions up to
-// about 20 mm at 6 mm cells; a 30 mm one sums to about 1.2 lesions); no connected components are needed, and
-// two lesions closer than the window share their weight. The lesion cells' weights are then scaled to sum to
-// their number, so the lesions as a whole weigh what they do under plain focal and only the share among them
-// changes.
+// cell or two) counts in the loss about as much as a 30 mm one (about 45 cells at 4 mm) rather than a few
+// hundredths of it; clean cells weigh 1. A lesion cell's weight is 1 / the lesion cells within kWindow x
+// kWindow cells around it, which is 1 / the lesion's own cells when all of them lie within 3 cells of each
+// (round lesions up to about 4 cells across: 16 mm at 4 mm cells; a 20 mm one sums to 1.1 lesions, a 30 mm
+// one to 1.7); no connected components are needed, and two lesions closer than the window share their weight.
+// The lesion cells' weights are then scaled to sum to their number, so the lesions as a whole weigh what they
+// do under plain focal and only the share among them changes.
 torch::Tensor per_lesion_cell_weights(const torch::Tensor& lesion_cells) {
   namespace F = torch::nn::functional;
   constexpr int64_t kWindow = 7;
