@@ -12,7 +12,7 @@ folder first (a training run may rewrite it meanwhile), and both sides read that
 
 attnvision: `attnvision saliency SLICES... --weights W --method gradcam --json --no-outputs --threads CORES`
 (p(lesion), the map on the source grid, its peak and regions per slice; no files written).
-Peer: benchmarks/py_saliency_peer.py, the same checkpoint, the same CT input (HU, 1.5 mm grid, lung + abdomen
+Peer: benchmarks/py_saliency_peer.py, the same checkpoint, the same CT input (HU on the model's grid, lung + abdomen
 windows, normalisation) and Grad-CAM at the model's saliency stage mapped back to the source grid, with
 pydicom, OpenCV and PyTorch; tuned as PyTorch's CPU performance guide advises: tcmalloc preloaded
 (LD_PRELOAD, the allocator attnvision links), torch threads = cores, torch.no_grad wherever no gradient is
@@ -66,7 +66,7 @@ PEER_CONFIGS = [("NCHW", [], "tcmalloc"), ("channels-last", ["--channels-last"],
 THP_ENV = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1", "MALLOC_MMAP_THRESHOLD_": "17179869184",
            "MALLOC_TRIM_THRESHOLD_": "17179869184"}
 TARGET = 1.0  # attnvision / best peer
-LESION_TOLERANCE_MM = 12.0  # one layer2 cell: stride 8 at 1.5 mm
+LESION_TOLERANCE_MM = 12.0  # a layer2 cell and a half at 1 mm (stride 8); one cell at 1.5 mm
 
 
 def cpu_busy_s():
