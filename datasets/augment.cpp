@@ -4,6 +4,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -23,6 +24,8 @@ void check_batch(const torch::Tensor& images) {
 void check_options(const AugmentOptions& o) {
   if (o.crop_padding < 0) throw std::invalid_argument("augment: crop_padding must not be negative");
   if (o.crop_size < 0) throw std::invalid_argument("augment: crop_size must not be negative");
+  if (!(o.foreground_crops >= 0.0 && o.foreground_crops <= 1.0))
+    throw std::invalid_argument("augment: foreground_crops must be in 0..1");
   if (!(o.erase_prob >= 0.0 && o.erase_prob <= 1.0))
     throw std::invalid_argument("augment: erase_prob must be in 0..1");
   if (o.erase_prob == 0.0) return;
@@ -50,12 +53,50 @@ int64_t draw_offset(const AugmentOptions& o, int64_t size, int64_t side, std::mt
   return static_cast<int64_t>(uniform_below(rng, span)) - o.crop_padding;
 }
 
-Shift draw_shift(const AugmentOptions& o, int64_t h, int64_t w, std::mt19937_64& rng) {
+// The offset along one side of a window that holds the span first..last (an object's rows or columns)
+// whole, uniform among such windows in the padded image; false when none does (the object is larger).
+bool draw_offset_holding(const AugmentOptions& o, int64_t size, int64_t side, int64_t first, int64_t last,
+                         std::mt19937_64& rng, int64_t& offset) {
+  const int64_t lo = std::max(-o.crop_padding, last - side + 1);
+  const int64_t hi = std::min(size + o.crop_padding - side, first);
+  if (lo > hi) return false;
+  offset = lo + static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(hi - lo + 1)));
+  return true;
+}
+
+// With foreground_crops, a window over one of the mask's objects (8-connected components of its non-zero
+// pixels), drawn uniformly among them so that a small lesion is chosen as often as a large one, the window
+// uniform among those holding the object's bounding box. False when the draw says no or the mask is empty.
+bool draw_foreground_window(const AugmentOptions& o, const uint8_t* mask, int64_t h, int64_t w,
+                            int64_t side_h, int64_t side_w, std::mt19937_64& rng, Shift& s) {
+  if (uniform_unit(rng) >= o.foreground_crops) return false;
+  const cv::Mat m(static_cast<int>(h), static_cast<int>(w), CV_8UC1, const_cast<uint8_t*>(mask));
+  cv::Mat labels, stats, centroids;
+  const int objects = cv::connectedComponentsWithStats(m, labels, stats, centroids, 8, CV_32S) - 1;
+  if (objects < 1) return false;
+  const int k = 1 + static_cast<int>(uniform_below(rng, static_cast<uint64_t>(objects)));
+  const int64_t left = stats.at<int>(k, cv::CC_STAT_LEFT), top = stats.at<int>(k, cv::CC_STAT_TOP);
+  const int64_t right = left + stats.at<int>(k, cv::CC_STAT_WIDTH) - 1;
+  const int64_t bottom = top + stats.at<int>(k, cv::CC_STAT_HEIGHT) - 1;
+  int64_t dy = 0, dx = 0;
+  if (!draw_offset_holding(o, h, side_h, top, bottom, rng, dy) ||
+      !draw_offset_holding(o, w, side_w, left, right, rng, dx))
+    return false;
+  s.dy = dy, s.dx = dx;
+  return true;
+}
+
+// `mask`: the image's H x W uint8 mask, or nullptr.
+Shift draw_shift(const AugmentOptions& o, int64_t h, int64_t w, const uint8_t* mask, std::mt19937_64& rng) {
   Shift s;
   const int64_t out_h = window_side(o, h), out_w = window_side(o, w);
   if (o.crop_padding > 0 || out_h != h || out_w != w) {
-    s.dy = draw_offset(o, h, out_h, rng);
-    s.dx = draw_offset(o, w, out_w, rng);
+    const bool placed =
+        mask && o.foreground_crops > 0.0 && draw_foreground_window(o, mask, h, w, out_h, out_w, rng, s);
+    if (!placed) {
+      s.dy = draw_offset(o, h, out_h, rng);
+      s.dx = draw_offset(o, w, out_w, rng);
+    }
   }
   if (o.hflip) s.flip = uniform_unit(rng) < 0.5;
   return s;
@@ -229,8 +270,11 @@ torch::Tensor augment_batch(const torch::Tensor& images_u8, const AugmentOptions
                                 std::to_string(h) + " x " + std::to_string(w) + " images padded by " +
                                 std::to_string(o.crop_padding));
   if (o.crop_padding > 0 || o.hflip || out_h != h || out_w != w) {
+    const torch::Tensor mask_batch = masks ? targets->contiguous() : torch::Tensor();
+    const uint8_t* mask_pixels = masks ? mask_batch.data_ptr<uint8_t>() : nullptr;
     std::vector<Shift> shifts;
-    for (int64_t i = 0; i < x.size(0); ++i) shifts.push_back(draw_shift(o, h, w, rng));
+    for (int64_t i = 0; i < x.size(0); ++i)
+      shifts.push_back(draw_shift(o, h, w, mask_pixels ? mask_pixels + i * h * w : nullptr, rng));
     x = crop_and_flip(x, shifts, out_h, out_w);
     if (targets && masks)
       *targets = crop_and_flip(targets->contiguous().unsqueeze(1), shifts, out_h, out_w).squeeze(1);

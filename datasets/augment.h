@@ -24,6 +24,11 @@ struct AugmentOptions {
   // width. A smaller window trains a fully convolutional network on patches: each step costs less, and the
   // network still runs on whole images at inference.
   int64_t crop_size = 0;
+  // With masks (CT lesions): the share of crops placed over an object of the image's mask, one of its
+  // objects drawn uniformly and the window uniform among those holding it whole (nnU-Net forces a third of its
+  // patches onto foreground); the rest, and every image without one, uniform as above. Patches that miss the
+  // lesions teach the network only what clean tissue looks like.
+  double foreground_crops = 0.0;
   bool hflip = false;       // horizontal flip with probability 0.5
   double erase_prob = 0.0;  // timm RandomErasing probability (mode 'pixel': per-pixel N(0, 1) noise)
   double erase_min_area = 0.02, erase_max_area = 1.0 / 3.0;  // of the image, drawn uniformly
@@ -39,10 +44,12 @@ torch::Tensor normalize_batch(const torch::Tensor& images_u8, const std::vector<
 
 // Per image, in batch order: crop offsets (top, then left, each uniform over the window's positions in the
 // image zero-padded by crop_padding: 0..2 * crop_padding at the image's own size) when crop_padding > 0 or
-// crop_size is smaller than the image, a flip draw when hflip; then normalize_batch; then, per image, erasing
-// as timm does it (one rectangle; up to 10 tries for one that fits inside the image, else none). Options that do
-// nothing give exactly normalize_batch. With crop_size the result is N x C x crop_size x crop_size. Throws
-// std::invalid_argument for invalid options (a crop_size larger than the padded image among them).
+// crop_size is smaller than the image (with masks and foreground_crops, first a draw whether this crop holds
+// one of the mask's objects, then which, then its window), a flip draw when hflip; then normalize_batch; then,
+// per image, erasing as timm does it (one rectangle; up to 10 tries for one that fits inside the image, else
+// none). Options that do nothing give exactly normalize_batch. With crop_size the result is N x C x crop_size x
+// crop_size. Throws std::invalid_argument for invalid options (a crop_size larger than the padded image among
+// them).
 //
 // With `targets` that follow the pixels, *targets is replaced by the targets moved with them:
 //   boxes (a detection batch's N x M x 5 float32 [class, x, y, w, h], class -1 for padding, see

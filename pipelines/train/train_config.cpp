@@ -24,6 +24,7 @@ const std::vector<KeySpec>& train_yaml_schema() {
       {"augment", Kind::kObject, false, "training augmentation"},
       {"augment.crop_padding", Kind::kInt, false, "random crop from the image zero-padded by this many pixels"},
       {"augment.crop_size", Kind::kInt, false, "side of the random crop (a square patch of the input; 0: the input's size)"},
+      {"augment.foreground_crops", Kind::kNumber, false, "with lesion masks: the share of crops placed over a lesion (0..1)"},
       {"augment.hflip", Kind::kBool, false, "random horizontal flip"},
       {"augment.random_erasing", Kind::kNumber, false, "probability of erasing a random rectangle (timm mode 'pixel')"},
       {"optim", Kind::kObject, false, "optimiser"},
@@ -67,6 +68,7 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
   take(j, "data.limit", c.limit);
   take(j, "augment.crop_padding", c.augment.crop_padding);
   take(j, "augment.crop_size", c.augment.crop_size);
+  take(j, "augment.foreground_crops", c.augment.foreground_crops);
   take(j, "augment.hflip", c.augment.hflip);
   take(j, "augment.random_erasing", c.augment.erase_prob);
   take(j, "optim.name", c.optim.name);
@@ -119,6 +121,8 @@ TrainCfg train_cfg_from_doc(const ConfigDoc& doc) {
         "must be 0 or a multiple of 32 (the networks' largest stride) no larger than model.input_size's " +
             std::to_string(input_side));
   check(c.augment.erase_prob >= 0 && c.augment.erase_prob <= 1, doc, "augment.random_erasing", "must be in 0..1");
+  check(c.augment.foreground_crops >= 0 && c.augment.foreground_crops <= 1, doc, "augment.foreground_crops",
+        "must be in 0..1");
   check(c.model.num_classes > 0, doc, "model.num_classes", "must be positive to train a classifier");
   check(!c.output.empty(), doc, "output", "must name a folder");
   check(c.self_critical_samples == 0 || (c.self_critical_samples >= 2 && c.self_critical_samples <= 64), doc,
@@ -140,6 +144,7 @@ json to_json(const TrainCfg& c) {
       {"augment",
        {{"crop_padding", c.augment.crop_padding},
         {"crop_size", c.augment.crop_size},
+        {"foreground_crops", c.augment.foreground_crops},
         {"hflip", c.augment.hflip},
         {"random_erasing", c.augment.erase_prob}}},
       {"optim",

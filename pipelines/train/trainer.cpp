@@ -232,8 +232,10 @@ void load_embedded_detector(const TrainCfg& cfg, models::NetworkImpl& net, const
 
 std::string with_todays_defaults(const std::string& stored) {
   json recipe = json::parse(stored);
-  if (recipe.contains("augment") && recipe["augment"].is_object() && !recipe["augment"].contains("crop_size"))
-    recipe["augment"]["crop_size"] = 0;
+  if (recipe.contains("augment") && recipe["augment"].is_object()) {
+    if (!recipe["augment"].contains("crop_size")) recipe["augment"]["crop_size"] = 0;
+    if (!recipe["augment"].contains("foreground_crops")) recipe["augment"]["foreground_crops"] = 0.0;
+  }
   if (recipe.contains("model")) {
     try {
       recipe["model"] = models::to_json(models::cfg_from_json(recipe["model"]));

@@ -41,8 +41,8 @@ TrainSummary train(const TrainCfg& cfg, const TrainOptions& options, DataParalle
 
 // A run's stored recipe (to_json(cfg).dump()) with the keys added since it started at their defaults, which the
 // run had in effect, so that they do not stop a resume: its model section read again through today's ModelCfg,
-// and augment.crop_size at 0 (whole images) where it is missing. A model section that cannot be read today is
-// left as stored, and the comparison then names it.
+// augment.crop_size at 0 (whole images) and augment.foreground_crops at 0 where they are missing. A model
+// section that cannot be read today is left as stored, and the comparison then names it.
 std::string with_todays_defaults(const std::string& stored_recipe);
 
 // The learning rate at `step` (0-based) of `total_steps`, for a run with `steps_per_epoch`.

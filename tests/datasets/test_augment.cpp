@@ -393,3 +393,50 @@ TEST(Augment, MasksFollowTheirPixelsExactly) {
   EXPECT_TRUE(torch::equal(window, patch.select(1, 0).gt(1.0).to(torch::kUInt8)));
   EXPECT_GT(window.sum().item<int64_t>(), 0);
 }
+
+TEST(Augment, ForegroundCropsHoldOneLesionWholeChosenUniformly) {
+  // Each 64 x 64 mask holds a 2 x 2 object (value 1) and a 10 x 10 one (value 2) far apart; a 16 x 16
+  // window can hold either whole but never both. With foreground_crops 1 every window holds one of them whole,
+  // the small one about as often as the large one (objects are drawn, not pixels); at 0 few windows do.
+  const int64_t n = 400, h = 64, w = 64;
+  torch::Tensor images = torch::zeros({n, 1, h, w}, torch::kUInt8);
+  torch::Tensor masks = torch::zeros({n, h, w}, torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i) {
+    masks[i].narrow(0, 5 + i % 7, 2).narrow(1, 3 + i % 11, 2).fill_(1);
+    masks[i].narrow(0, 40 + i % 9, 10).narrow(1, 44 + i % 5, 10).fill_(2);
+  }
+  const auto whole_objects = [&](double share, uint64_t seed) {
+    ad::AugmentOptions o;
+    o.crop_padding = 4;
+    o.crop_size = 16;
+    o.hflip = true;
+    o.foreground_crops = share;
+    std::mt19937_64 rng(seed);
+    torch::Tensor moved = masks;
+    ad::augment_batch(images, o, kMean, kStd, rng, &moved);
+    std::pair<int, int> small_large{0, 0};
+    for (int64_t i = 0; i < n; ++i) {
+      const bool small = moved[i].eq(1).sum().item<int64_t>() == 4;
+      const bool large = moved[i].eq(2).sum().item<int64_t>() == 100;
+      EXPECT_FALSE(small && large);
+      small_large.first += small, small_large.second += large;
+    }
+    return small_large;
+  };
+  const auto [small, large] = whole_objects(1.0, 5);
+  EXPECT_EQ(small + large, n);
+  EXPECT_GT(small, 150);
+  EXPECT_GT(large, 150);
+  const auto [small0, large0] = whole_objects(0.0, 5);
+  EXPECT_LT(small0 + large0, 100);
+  // An image without objects takes the uniform window; the option is refused outside 0..1.
+  ad::AugmentOptions o;
+  o.crop_size = 16;
+  o.foreground_crops = 1.0;
+  std::mt19937_64 rng(9);
+  torch::Tensor empty = torch::zeros({n, h, w}, torch::kUInt8);
+  EXPECT_EQ(ad::augment_batch(images, o, kMean, kStd, rng, &empty).sizes(),
+            (std::vector<int64_t>{n, 1, 16, 16}));
+  o.foreground_crops = 1.5;
+  EXPECT_THROW(ad::augment_batch(images, o, kMean, kStd, rng, &empty), std::invalid_argument);
+}
