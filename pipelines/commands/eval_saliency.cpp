@@ -45,6 +45,7 @@ struct EvalSaliencyOptions {
   int rise_steps = 16;
   double tolerance_px = 15.0;
   int64_t limit = 0;
+  bool flip_test = false;
   bool json = false;
 };
 
@@ -98,6 +99,7 @@ class Evaluation {
       } catch (const std::invalid_argument& e) {
         throw ConfigError(std::string("eval-saliency: ") + e.what());
       }
+      readings_.back().flip_test = o.flip_test;
     }
     // The model's own threshold and level first: the headline sensitivity and false regions are at them.
     levels_ = o.region_levels;
@@ -142,6 +144,7 @@ class Evaluation {
                                 {"lesion_slices", lesion_slices},
                                 {"lesions", lesions},
                                 {"auroc", auroc},
+                                {"flip_test", o_.flip_test},
                                 {"operating_threshold", m_.cfg.ct.operating_threshold},
                                 {"region_level", m_.cfg.ct.region_level},
                                 {"region_level_of", m_.cfg.ct.region_level_of},
@@ -151,9 +154,9 @@ class Evaluation {
       std::printf("%s\n", j.dump().c_str());
       return 0;
     }
-    std::printf("%s: %lld slices (%lld with lesions, %lld lesions), slice AUROC %.4f\n", o_.data.c_str(),
+    std::printf("%s: %lld slices (%lld with lesions, %lld lesions), slice AUROC %.4f%s\n", o_.data.c_str(),
                 static_cast<long long>(slices_), static_cast<long long>(lesion_slices), static_cast<long long>(lesions),
-                auroc);
+                auroc, o_.flip_test ? " (flip test)" : "");
     std::printf("regions at %.2f of %s, on slices with p(lesion) >= %.2f\n\n", m_.cfg.ct.region_level,
                 m_.cfg.ct.region_level_of == "peak" ? "each map's peak" : "the map's own scale",
                 m_.cfg.ct.operating_threshold);
@@ -381,9 +384,11 @@ CommandRun define_eval_saliency(CLI::App& app) {
                  "pointing game tolerance in pixels (TorchRay: 15); also how near its lesion a region's centroid must lie")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
+  app.add_flag("--flip-test", o->flip_test,
+               "score and explain each slice with its mirror image, averaged, as `saliency --flip-test` does");
   app.add_option("--limit", o->limit, "evaluate only the first N slices (0: all)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_flag("--json", o->json,
-               "print one JSON object: slices, lesion_slices, lesions, auroc, and per method pointing_game, iou, "
+               "print one JSON object: slices, lesion_slices, lesions, auroc, flip_test, and per method pointing_game, iou, "
                "dice, deletion_auc, insertion_auc, sensitivity, false_regions_per_slice, seconds_per_slice; with "
                "sweeps, region_levels and calibrated_region_level, operating_points and calibrated_operating_point");
   return [o] { return run_eval_saliency(*o); };

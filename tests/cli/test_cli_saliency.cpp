@@ -177,6 +177,32 @@ TEST_F(SaliencyCli, EvalSaliencyScoresEveryMethodAgainstTheMasksAndCalibratesThe
   }
 }
 
+// --flip-test reaches both commands: each slice is scored again with its mirror image (the scores move, the
+// rows and their order do not), and eval-saliency says it ran so.
+TEST_F(SaliencyCli, TheFlipTestReachesSaliencyAndEvalSaliency) {
+  const std::string cmd = "saliency '" + (*dir_ / "ph") + "' " + model() + " --method cam --no-outputs --json";
+  const auto plain = run_attnvision(cmd), flipped = run_attnvision(cmd + " --flip-test");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(flipped.exit_code, 0) << flipped.err;
+  const std::vector<nlohmann::json> a = json_lines(plain.out), b = json_lines(flipped.out);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  size_t moved = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["path"], b[i]["path"]);
+    const double score = b[i]["score"];
+    EXPECT_TRUE(score >= 0 && score <= 1);
+    moved += a[i]["score"] != b[i]["score"];
+  }
+  EXPECT_GT(moved, 0u);
+  const auto r = run_attnvision("eval-saliency --data '" + (*dir_ / "ph") + "' " + model() +
+                                " --methods cam --rise-steps 0 --flip-test --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<nlohmann::json> rows = json_lines(r.out);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows.front()["flip_test"], true);
+}
+
 // Each swept operating threshold scores exactly as a model whose own threshold it is; a higher one flags fewer
 // slices, so it finds no more lesions and draws no more false regions.
 TEST_F(SaliencyCli, EvalSaliencySweepsOperatingThresholdsAsIfEachWereTheModels) {

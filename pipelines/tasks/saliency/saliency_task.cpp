@@ -74,6 +74,7 @@ class SaliencyRunner : public TaskRunner {
       } catch (const std::invalid_argument& e) {
         throw ConfigError(e.what());
       }
+      readings_.back().flip_test = o_.flip_test;
     }
     for (const std::string& w : o_.report_windows) report_windows_.push_back(vision::window_preset(w));
   }
@@ -208,7 +209,8 @@ class SaliencyRunner : public TaskRunner {
 const std::vector<KeySpec>& section_schema() {
   static const std::vector<KeySpec> schema = section_schema_with_model_keys(
       "the shipped anomaly model",
-      {{"methods", Kind::kStringList, false, "saliency methods (default: the model's best under 2 s per slice)"}});
+      {{"methods", Kind::kStringList, false, "saliency methods (default: the model's best under 2 s per slice)"},
+       {"flip_test", Kind::kBool, false, "average each slice's score and maps with its mirror image's (twice the compute)"}});
   return schema;
 }
 
@@ -217,6 +219,7 @@ std::unique_ptr<TaskRunner> runner_from_section(const ConfigDoc& section) {
   const nlohmann::json& j = section.root;
   take_model_keys(section, o.model, o.batch);
   take(j, "methods", o.methods);
+  take(j, "flip_test", o.flip_test);
   if (o.batch < 1 || o.batch > 1024) throw ConfigError(section.where("batch") + ": 'saliency.batch' must be in 1..1024");
   return make_saliency_runner(o);
 }

@@ -18,6 +18,7 @@ struct SaliencyTaskOptions {
   // Saliency methods, each giving its own map, overlay and DICOM per slice; empty: the model's default (the
   // method measured best among those under 2 s per slice, kept in its config).
   std::vector<std::string> methods;
+  bool flip_test = false;   // explain each slice and its mirror image, averaged (SaliencyReading::flip_test)
   bool write_files = true;  // the raw map (float32 TIFF), the overlay (PNG) and the DICOM Secondary Capture
   // When set, every slice is also added to this report (its windows: report_windows).
   InspectionReport* report = nullptr;

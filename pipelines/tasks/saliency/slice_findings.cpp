@@ -61,8 +61,19 @@ std::vector<SliceFindings> find_on_slices(models::NetworkImpl& net, const torch:
     throw std::invalid_argument("find_on_slices: one placement and one geometry per row expected");
   // Explain the lesion class (1) on every slice, whatever its top-1: maps of clean and lesion slices then
   // share one scale.
+  const auto lesion_p = [](const models::SaliencyResult& r) {
+    return torch::softmax(r.forward.logits.to(torch::kFloat32), 1).select(1, 1);
+  };
   const models::SaliencyResult r = models::explain(net, x, reading.method, lesion_evidence_score(), reading.options);
-  const torch::Tensor p = torch::softmax(r.forward.logits.to(torch::kFloat32), 1).select(1, 1).contiguous();
+  torch::Tensor p = lesion_p(r);
+  torch::Tensor raw = r.raw;
+  if (reading.flip_test) {
+    const models::SaliencyResult mirrored =
+        models::explain(net, x.flip({3}), reading.method, lesion_evidence_score(), reading.options);
+    p = (p + lesion_p(mirrored)) / 2;
+    raw = (raw + mirrored.raw.flip({2})) / 2;
+  }
+  p = p.contiguous();
   const auto score = p.accessor<float, 1>();
   std::vector<SliceFindings> out(static_cast<size_t>(n));
   // The slices' maps are independent: back on their source grids and into regions in parallel, so that the
@@ -72,7 +83,7 @@ std::vector<SliceFindings> find_on_slices(models::NetworkImpl& net, const torch:
       SliceFindings& f = out[static_cast<size_t>(i)];
       const vision::CtPlacement& placement = placements[static_cast<size_t>(i)];
       f.score = score[i];
-      f.model_map = map_on_model_grid(datasets::map_to_mat(r.raw[i]), placement.size);
+      f.model_map = map_on_model_grid(datasets::map_to_mat(raw[i]), placement.size);
       f.source_map = vision::map_to_source(f.model_map, placement);
       double lo = 0;
       cv::minMaxLoc(f.source_map, &lo, &f.peak, nullptr, &f.peak_px);

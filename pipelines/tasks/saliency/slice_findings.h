@@ -26,6 +26,9 @@ struct SaliencyReading {
   double operating_threshold = 0.5;
   double region_level = 0.5;
   bool region_level_of_peak = true;  // region_level_of: peak (true) or map
+  // The flip test (as CenterNet's for boxes): the slice and its mirror image (left to right) both explained,
+  // the mirror's map mirrored back, and p(lesion) and the raw maps averaged. Twice the compute.
+  bool flip_test = false;
 
   // A region level (the model's or a swept one) as a value on a map whose peak is `peak`.
   double region_threshold(double level, double peak) const { return region_level_of_peak ? level * peak : level; }
@@ -61,7 +64,7 @@ models::ScoreFn lesion_evidence_score();
 
 // Runs `reading` on `x` (N x C x size x size, rows preprocessed by datasets::Preprocess for a CT model);
 // `placements` and `geometries` give each row's source grid. lesion_evidence_score() is explained on every
-// slice, whatever its p(lesion).
+// slice, whatever its p(lesion); with reading.flip_test on the mirrored slices too.
 std::vector<SliceFindings> find_on_slices(models::NetworkImpl& net, const torch::Tensor& x,
                                           const std::vector<vision::CtPlacement>& placements,
                                           const std::vector<vision::SliceGeometry>& geometries,
