@@ -45,7 +45,7 @@ run() {  # NAME RECIPE METHODS [--set ...]
 # reproducible.
 resnet=(--set model.ct_spacing_mm=1.5 --set "model.input_size=[2, 256, 256]" --set model.feature_stride=32
         --set model.lesion_map_stride=0 --set model.lesion_map_loss=bce --set augment.crop_size=0
-        --set data.train=data/phantoms_train)
+        --set augment.foreground_crops=0 --set data.train=data/phantoms_train)
 for name in ${models//,/ }; do
   case $name in
     none | se) run "$name" configs/train/phantom_anomaly.yaml gradcam,gradcam++,layercam "${resnet[@]}" --set model.attn="$name" ;;
