@@ -130,6 +130,7 @@ TEST(Trainer, AStoredRecipeWithoutANewerKeyStillMatches) {
     if (fields.is_object()) erased += fields.erase("feature_stride");
   ASSERT_EQ(erased, 1u) << "the model JSON carries feature_stride in one section";
   ASSERT_EQ(older["augment"].erase("crop_size"), 1u);
+  ASSERT_EQ(older["augment"].erase("foreground_crops"), 1u);
   ASSERT_NE(older.dump(), today.dump());
   EXPECT_EQ(with_todays_defaults(older.dump()), today.dump());
   // A real difference stays one.
@@ -139,6 +140,9 @@ TEST(Trainer, AStoredRecipeWithoutANewerKeyStillMatches) {
   nlohmann::json patches = today;
   patches["augment"]["crop_size"] = 32;
   EXPECT_NE(with_todays_defaults(patches.dump()), today.dump());
+  nlohmann::json foreground = today;
+  foreground["augment"]["foreground_crops"] = 0.5;
+  EXPECT_NE(with_todays_defaults(foreground.dump()), today.dump());
 }
 
 TEST(Trainer, InitAndInitBackboneStartTheRunFromAnotherRunsWeights) {

@@ -177,7 +177,7 @@ CommandRun define_saliency(CLI::App& app) {
       ->capture_default_str();
   app.add_flag("--flip-test", o->task.flip_test,
                "also explain each slice mirrored left to right and average p(lesion) and the maps (the mirror's map "
-               "mirrored back): twice the compute, for a few thousandths of slice AUROC on the test phantoms");
+               "mirrored back): twice the compute, for about a thousandth of slice AUROC on the phantoms");
   app.add_flag("--no-outputs", o->no_outputs, "write no files and no report: scores, peaks and regions only");
   app.add_option("--batch,-b", o->task.batch, "slices per forward pass")->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--workers", o->workers, kWorkersHelp)
