@@ -3,15 +3,15 @@
 
   /usr/bin/python3 benchmarks/caption_template_ceiling.py data/scenes_test [--attnvision BIN]
 
-For every image of a scenes folder (attnvision synth scenes) it writes one caption from instances.json alone, with
-every item's kind and colour right, grouped by kind in painting order as the grammar groups them ("a red sneaker
-two blue bags and a top"), the first noun of each kind, in each of the grammar's list patterns that need no more
-than the items (the plain list, "there is/are ...", "an image of ...", "there is/are ... in the picture"); then
-scores each set of captions against captions.json with `attnvision eval-caption --json` (the project's
-coco-caption metrics) and prints BLEU-4 and CIDEr-D per pattern. These are not an upper bound on CIDEr-D (a
-captioner may choose its words per scene), but they show how much of a score the items alone earn: a captioner
-must name nearly every item right to approach them. The nouns mirror the grammar in
-datasets/synth/scene_captions.cpp. Needs only Python's standard library and the attnvision binary.
+For every image of a scenes folder (attnvision synth scenes) it writes one caption from instances.json alone,
+with every item's kind and colour right, grouped by kind as the grammar groups them ("a red sneaker two blue
+bags and a white top"; the groups in painting order, where the grammar shuffles them), the first noun of each
+kind, in each of the grammar's list patterns that need no more than the items (the plain list, "there is/are
+...", "an image of ...", "there is/are ... in the picture"); then scores each set of captions against
+captions.json with `attnvision eval-caption --json` (the project's coco-caption metrics) and prints BLEU-4 and
+CIDEr-D per pattern. These are not an upper bound on CIDEr-D (a captioner may choose its words per scene), but
+they show how much of a score the items alone earn: a captioner must name nearly every item right to approach
+them. The nouns mirror the grammar in datasets/synth/scene_captions.cpp. Needs only Python's standard library and the attnvision binary.
 """
 import argparse
 import json
