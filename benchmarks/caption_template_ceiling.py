@@ -11,7 +11,8 @@ kind, in each of the grammar's list patterns that need no more than the items (t
 captions.json with `attnvision eval-caption --json` (the project's coco-caption metrics) and prints BLEU-4 and
 CIDEr-D per pattern. These are not an upper bound on CIDEr-D (a captioner may choose its words per scene), but
 they show how much of a score the items alone earn: a captioner must name nearly every item right to approach
-them. The nouns mirror the grammar in datasets/synth/scene_captions.cpp. Needs only Python's standard library and the attnvision binary.
+them. The nouns mirror the grammar in datasets/synth/scene_captions.cpp. Needs only Python's standard library
+and the attnvision binary.
 """
 import argparse
 import json
