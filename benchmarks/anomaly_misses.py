@@ -3,17 +3,22 @@
 by the size of the slice's largest lesion and by its organ, and the lesion slices the model doubts most.
 
     attnvision saliency data/phantoms_test --no-outputs --json > scores.jsonl
-    /usr/bin/python3 benchmarks/anomaly_misses.py data/phantoms_test scores.jsonl [--list 20]
+    /usr/bin/python3 benchmarks/anomaly_misses.py data/phantoms_test scores.jsonl [--list 20] [--against other.jsonl]
 
 A slice's score is its p(lesion) from the saliency JSON lines (one per slice; the first method's line is read).
 Each band's AUROC ranks that band's lesion slices against all clean slices (ties count one half), so a band
 whose AUROC is low is where the overall figure is lost. "Doubted" lesion slices are those scored below the 95th
 percentile of the clean slices' scores: at that threshold 5% of clean slices are called anomalous.
+
+With --against, a second model's scores on the same slices: its AUROC, the AUROC of the two averaged (their
+logits summed: a two-model ensemble), and how many doubted lesion slices the two share. Shared doubts mean the
+slices are hard for this recipe, not one run's bad luck; an ensemble cannot lift those.
 """
 import argparse
 import bisect
 import collections
 import json
+import math
 import os
 
 
@@ -29,6 +34,44 @@ def auroc(positives, negatives):
     return wins / (len(positives) * len(negatives))
 
 
+def read_scores(path):
+    """A slice's path (normalised) -> its p(lesion), from saliency JSON lines (a slice's first line)."""
+    score_of = {}
+    for line in open(path):
+        row = json.loads(line)
+        if "error" in row:
+            raise SystemExit(f"{path}: {row['path']}: {row['error']}")
+        score_of.setdefault(os.path.normpath(row["path"]), row["score"])
+    return score_of
+
+
+def split_scores(truth, data, scores_path):
+    """The clean slices' scores, and (score, slice entry) for each lesion slice, in lesions.json's order."""
+    score_of = read_scores(scores_path)
+    clean, lesion_slices = [], []
+    for series in truth["series"]:
+        for s in series["slices"]:
+            path = os.path.normpath(os.path.join(data, s["file"]))
+            if path not in score_of:
+                raise SystemExit(f"{scores_path}: no score for {path}")
+            if s["lesions"]:
+                lesion_slices.append((score_of[path], s))
+            else:
+                clean.append(score_of[path])
+    return clean, lesion_slices
+
+
+def logit(p):
+    p = min(max(p, 1e-7), 1 - 1e-7)
+    return math.log(p / (1 - p))
+
+
+def doubted_slices(clean, lesion_slices):
+    """The clean slices' 95th percentile, and the lesion slices scored below it, lowest first."""
+    threshold = sorted(clean)[int(0.95 * (len(clean) - 1))]
+    return threshold, sorted((x for x in lesion_slices if x[0] < threshold), key=lambda x: x[0])
+
+
 def size_band(diameter_mm):
     for limit, name in ((6, "under 6 mm"), (8, "6-8 mm"), (12, "8-12 mm")):
         if diameter_mm < limit:
@@ -41,26 +84,11 @@ def main():
     ap.add_argument("data", help="a phantom set (attnvision synth phantoms): DIR/lesions.json")
     ap.add_argument("scores", help="JSON lines of `attnvision saliency DIR --no-outputs --json`")
     ap.add_argument("--list", type=int, default=20, help="doubted lesion slices to list, lowest score first")
+    ap.add_argument("--against", help="a second model's JSON lines on the same slices, to compare and average")
     args = ap.parse_args()
 
     truth = json.load(open(os.path.join(args.data, "lesions.json")))
-    score_of = {}
-    for line in open(args.scores):
-        row = json.loads(line)
-        if "error" in row:
-            raise SystemExit(f"{args.scores}: {row['path']}: {row['error']}")
-        score_of.setdefault(os.path.normpath(row["path"]), row["score"])
-
-    clean, lesion_slices = [], []
-    for series in truth["series"]:
-        for s in series["slices"]:
-            path = os.path.normpath(os.path.join(args.data, s["file"]))
-            if path not in score_of:
-                raise SystemExit(f"{args.scores}: no score for {path}")
-            if s["lesions"]:
-                lesion_slices.append((score_of[path], s))
-            else:
-                clean.append(score_of[path])
+    clean, lesion_slices = split_scores(truth, args.data, args.scores)
 
     bands = collections.defaultdict(list)
     for score, s in lesion_slices:
@@ -77,12 +105,21 @@ def main():
         for k in keys:
             print(f"  {kind:15} {k[1]:15} {len(bands[k]):5} slices  AUROC {auroc(bands[k], clean):.4f}")
 
-    threshold = sorted(clean)[int(0.95 * (len(clean) - 1))]
-    doubted = sorted((x for x in lesion_slices if x[0] < threshold), key=lambda x: x[0])
+    threshold, doubted = doubted_slices(clean, lesion_slices)
     print(f"\nlesion slices below the clean slices' 95th percentile (p {threshold:.3f}): {len(doubted)}")
     for score, s in doubted[:args.list]:
         lesions = ", ".join(f"{l['organ']} {l['diameter_mm']:.1f} mm {l['contrast_hu']:+.0f} HU" for l in s["lesions"])
         print(f"  p {score:.3f}  {s['file']}: {lesions}")
+
+    if args.against:
+        other_clean, other_lesion = split_scores(truth, args.data, args.against)
+        _, other_doubted = doubted_slices(other_clean, other_lesion)
+        both_clean = [logit(a) + logit(b) for a, b in zip(clean, other_clean)]
+        both_lesion = [logit(a[0]) + logit(b[0]) for a, b in zip(lesion_slices, other_lesion)]
+        shared = {s["file"] for _, s in doubted} & {s["file"] for _, s in other_doubted}
+        print(f"\nagainst {args.against}: its slice AUROC {auroc([x for x, _ in other_lesion], other_clean):.4f}, "
+              f"the two averaged (logits) {auroc(both_lesion, both_clean):.4f}; doubted lesion slices "
+              f"{len(doubted)} here, {len(other_doubted)} there, {len(shared)} in both")
 
 
 if __name__ == "__main__":
