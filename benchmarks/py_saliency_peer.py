@@ -37,8 +37,11 @@ rows x columns).
 Tuning (PyTorch's CPU performance guide): --threads for torch (and OpenCV), run it with tcmalloc preloaded
 (LD_PRELOAD=libtcmalloc_minimal.so.4, as attnvision links it); --channels-last puts model and batches in
 channels-last; --fold folds every BatchNorm into the convolution before it (as attnvision prepares networks
-for inference). torch.inference_mode is not usable (Grad-CAM needs autograd), torch.no_grad is used wherever
-no gradient is needed. Needs Debian's python3-torch, python3-pydicom, python3-numpy, python3-opencv.
+for inference). --float64 runs the model and its inputs in float64: not a tuning but the reference the
+agreement check (benchmarks/saliency_vs_peer.py) measures both float32 sides against, to tell which side a
+disagreement between them comes from. torch.inference_mode is not usable
+(Grad-CAM needs autograd), torch.no_grad is used wherever no gradient is needed. Needs Debian's python3-torch,
+python3-pydicom, python3-numpy, python3-opencv.
 """
 import argparse
 import json
@@ -195,7 +198,7 @@ class GradCam:
         with torch.no_grad():
             cam = torch.relu((grad.mean((2, 3), keepdim=True) * a).sum(1))
             p = torch.softmax(logits.float(), 1)[:, 1]
-        return cam.float().contiguous(), p
+        return cam.contiguous(), p
 
 
 def window_of(spec):
@@ -273,7 +276,7 @@ class CtPreprocess:
 
 def map_to_source(model_map, p):
     """vision::map_to_source: model-grid map (size x size) -> source rows x cols, outside = 0."""
-    resized = np.zeros((p.resized[1], p.resized[0]), dtype=np.float32)
+    resized = np.zeros((p.resized[1], p.resized[0]), dtype=model_map.dtype)
     resized[p.res] = model_map[p.grid]
     return cv2.resize(resized, p.source, interpolation=cv2.INTER_LINEAR)
 
@@ -316,6 +319,7 @@ def main():
     ap.add_argument("--fold", action="store_true", help="fold BatchNorms into the convolutions")
     ap.add_argument("--limit", type=int, default=0, help="only the first N files")
     ap.add_argument("--maps", help="write each slice's raw map (source grid, float32) as DIR/NNNNN.npy")
+    ap.add_argument("--float64", action="store_true", help="model and inputs in float64 (the agreement check's reference)")
     ap.add_argument("--quiet", action="store_true", help="only the summary line")
     args = ap.parse_args()
 
@@ -335,6 +339,8 @@ def main():
     model.eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
+    if args.float64:
+        model = model.double()
     folded = fold_batchnorms(model) if args.fold else 0
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -357,6 +363,8 @@ def main():
         nonlocal done
         t0 = time.perf_counter()
         x = torch.from_numpy(np.stack([q[2] for q in pending]))
+        if args.float64:
+            x = x.double()
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         maps, p = cam(x)

@@ -33,9 +33,11 @@ Each run also records the CPU other processes used meanwhile ("foreign", in core
 
 Agreement (after the rounds): attnvision with --out on the first --agree slices (raw float32 TIFF maps at the
 source grid) against the peer's maps of the same slices (NCHW): max |ours - peer| / max(map) per slice, |score
-difference|, identical peaks. Expected ~1e-3 relative or better (both float32). Sanity: on the slices with
-lesions, how often each side's map peaks on a lesion (within half its diameter + 12 mm, one layer2 cell, of a
-lesions.json center_px); meaningful only with a trained checkpoint.
+difference|, identical peaks; and each side against the peer's code run in float64 (py_saliency_peer.py
+--float64) on the same slices, so that a gap between the two is put down to the side it comes from. Expected
+~1e-5 relative or better (both float32). Sanity: on the slices with lesions, how often each side's map peaks
+on a lesion (within half its diameter + 12 mm, one layer2 cell, of a lesions.json center_px); meaningful only
+with a trained checkpoint.
 
 A final JSON line carries the figures. Work files go to --work (default: a temporary folder, removed unless
 --keep); each process's stdout/stderr under WORK/logs. Needs Debian's python3-torch, python3-pydicom,
@@ -212,9 +214,22 @@ def peaks_on_lesions(rows, truth, threshold=0.5):
                 mean_score_clean=statistics.mean(s_clean) if s_clean else None)
 
 
-def agreement(ours_rows, ours_out, peer_rows, peer_maps):
+def tiff_maps(folder):
+    """A row's raw map as attnvision --out writes it (float32 TIFF), as float64."""
     import numpy as np
     from PIL import Image
+    return lambda row: np.array(Image.open(os.path.join(folder, row["map"])), dtype=np.float64)
+
+
+def npy_maps(folder):
+    """A row's raw map as the peer's --maps writes it (.npy, float32 or float64), as float64."""
+    import numpy as np
+    return lambda row: np.load(os.path.join(folder, row["map"])).astype(np.float64)
+
+
+def agreement(ours_rows, ours_map, peer_rows, peer_map):
+    """Maps and scores of two runs on the same slices; ours_map / peer_map read a row's map."""
+    import numpy as np
     a = dict(matched=0, missing=0, shape_mismatch=0, max_rel_map_diff=0.0, median_rel_map_diff=None,
              max_score_diff=0.0, same_peak=0, peak_within_1px=0)
     rels = []
@@ -223,8 +238,7 @@ def agreement(ours_rows, ours_out, peer_rows, peer_maps):
         if orow is None or not orow.get("map") or not pr.get("map"):
             a["missing"] += 1
             continue
-        mine = np.array(Image.open(os.path.join(ours_out, orow["map"])), dtype=np.float32)
-        theirs = np.load(os.path.join(peer_maps, pr["map"]))
+        mine, theirs = ours_map(orow), peer_map(pr)
         if mine.shape != theirs.shape:
             a["shape_mismatch"] += 1
             continue
@@ -395,10 +409,18 @@ def main():
         peer_maps = os.path.join(work, "agree_peer")
         shutil.rmtree(ours_out, ignore_errors=True)
         shutil.rmtree(peer_maps, ignore_errors=True)
+        peer64_maps = os.path.join(work, "agree_peer_float64")
+        shutil.rmtree(peer64_maps, ignore_errors=True)
         o = run(ours_cmd(subset, ["--out", ours_out]), "agree_ours", env=base_env)
         p = run(peer_cmd(subset, [], ["--maps", peer_maps]), "agree_peer", env=peer_env)
-        agree = agreement(slice_rows(o["stdout"]), ours_out, slice_rows(p["stdout"]), peer_maps)
+        p64 = run(peer_cmd(subset, [], ["--maps", peer64_maps, "--float64"]), "agree_peer_float64", env=peer_env)
+        ours_rows_a, peer_rows_a, peer64_rows = slice_rows(o["stdout"]), slice_rows(p["stdout"]), slice_rows(p64["stdout"])
+        agree = agreement(ours_rows_a, tiff_maps(ours_out), peer_rows_a, npy_maps(peer_maps))
         agree["slices"] = len(subset)
+        # Both float32 sides against the peer's code in float64: which side a disagreement comes from.
+        agree["float64_reference"] = {
+            "attnvision": agreement(ours_rows_a, tiff_maps(ours_out), peer64_rows, npy_maps(peer64_maps)),
+            "peer": agreement(peer_rows_a, npy_maps(peer_maps), peer64_rows, npy_maps(peer64_maps))}
     sanity = {"peer": peaks_on_lesions(peer_rows, truth)}
     if ours_on:
         sanity["attnvision"] = peaks_on_lesions(ours_rows, truth)
@@ -432,6 +454,9 @@ def main():
               f"{agree['max_rel_map_diff']:.2e} (median {fmt(agree['median_rel_map_diff'], '.2e')}), max |score diff| "
               f"{agree['max_score_diff']:.2e}, identical peaks {agree['same_peak']}/{agree['matched']} (within 1 px "
               f"{agree['peak_within_1px']})")
+        for side, ref in agree["float64_reference"].items():
+            print(f"  {side} against the peer's code in float64: max |map diff| / map max {ref['max_rel_map_diff']:.2e} "
+                  f"(median {fmt(ref['median_rel_map_diff'], '.2e')}), max |score diff| {ref['max_score_diff']:.2e}")
     for side, s in sanity.items():
         print(f"sanity, {side}: map peaks on a lesion on {s['peak_on_lesion']}/{s['lesion_slices']} lesion slices "
               f"({s['peak_on_lesion_called']}/{s['called_lesion']} of those with p(lesion) >= 0.5); mean p(lesion) "
