@@ -39,9 +39,9 @@ Tuning (PyTorch's CPU performance guide): --threads for torch (and OpenCV), run 
 channels-last; --fold folds every BatchNorm into the convolution before it (as attnvision prepares networks
 for inference). --float64 runs the model and its inputs in float64: not a tuning but the reference the
 agreement check (benchmarks/saliency_vs_peer.py) measures both float32 sides against, to tell which side a
-disagreement between them comes from. torch.inference_mode is not usable
-(Grad-CAM needs autograd), torch.no_grad is used wherever no gradient is needed. Needs Debian's python3-torch,
-python3-pydicom, python3-numpy, python3-opencv.
+disagreement between them comes from. torch.inference_mode is not usable (Grad-CAM needs autograd),
+torch.no_grad is used wherever no gradient is needed. Needs Debian's python3-torch, python3-pydicom,
+python3-numpy, python3-opencv.
 """
 import argparse
 import json
@@ -318,7 +318,7 @@ def main():
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--fold", action="store_true", help="fold BatchNorms into the convolutions")
     ap.add_argument("--limit", type=int, default=0, help="only the first N files")
-    ap.add_argument("--maps", help="write each slice's raw map (source grid, float32) as DIR/NNNNN.npy")
+    ap.add_argument("--maps", help="write each slice's raw map (source grid; float32, float64 with --float64) as DIR/NNNNN.npy")
     ap.add_argument("--float64", action="store_true", help="model and inputs in float64 (the agreement check's reference)")
     ap.add_argument("--quiet", action="store_true", help="only the summary line")
     args = ap.parse_args()

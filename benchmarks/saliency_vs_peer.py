@@ -414,13 +414,13 @@ def main():
         o = run(ours_cmd(subset, ["--out", ours_out]), "agree_ours", env=base_env)
         p = run(peer_cmd(subset, [], ["--maps", peer_maps]), "agree_peer", env=peer_env)
         p64 = run(peer_cmd(subset, [], ["--maps", peer64_maps, "--float64"]), "agree_peer_float64", env=peer_env)
-        ours_rows_a, peer_rows_a, peer64_rows = slice_rows(o["stdout"]), slice_rows(p["stdout"]), slice_rows(p64["stdout"])
-        agree = agreement(ours_rows_a, tiff_maps(ours_out), peer_rows_a, npy_maps(peer_maps))
+        ours32, peer32, peer64 = slice_rows(o["stdout"]), slice_rows(p["stdout"]), slice_rows(p64["stdout"])
+        agree = agreement(ours32, tiff_maps(ours_out), peer32, npy_maps(peer_maps))
         agree["slices"] = len(subset)
         # Both float32 sides against the peer's code in float64: which side a disagreement comes from.
         agree["float64_reference"] = {
-            "attnvision": agreement(ours_rows_a, tiff_maps(ours_out), peer64_rows, npy_maps(peer64_maps)),
-            "peer": agreement(peer_rows_a, npy_maps(peer_maps), peer64_rows, npy_maps(peer64_maps))}
+            "attnvision": agreement(ours32, tiff_maps(ours_out), peer64, npy_maps(peer64_maps)),
+            "peer": agreement(peer32, npy_maps(peer_maps), peer64, npy_maps(peer64_maps))}
     sanity = {"peer": peaks_on_lesions(peer_rows, truth)}
     if ours_on:
         sanity["attnvision"] = peaks_on_lesions(ours_rows, truth)
