@@ -4,6 +4,7 @@ by the size of the slice's largest lesion and by its organ, and the lesion slice
 
     attnvision saliency data/phantoms_test --no-outputs --json > scores.jsonl
     /usr/bin/python3 benchmarks/anomaly_misses.py data/phantoms_test scores.jsonl [--list 20] [--against other.jsonl]
+        [--bootstrap 1000]
 
 A slice's score is its p(lesion) from the saliency JSON lines (one per slice; the first method's line is read).
 Each band's AUROC ranks that band's lesion slices against all clean slices (ties count one half), so a band
@@ -13,6 +14,10 @@ percentile of the clean slices' scores: at that threshold 5% of clean slices are
 With --against, a second model's scores on the same slices: its AUROC, the AUROC of the two averaged (their
 logits summed: a two-model ensemble), and how many doubted lesion slices the two share. Shared doubts mean the
 slices are hard for this recipe, not one run's bad luck; an ensemble cannot lift those.
+
+With --bootstrap N, how precisely the set measures the slice AUROC: N resamples of its series with replacement
+(a series' slices stay together, as they share a scan's noise and anatomy; fixed seed), and the 2.5th and 97.5th
+percentiles of their AUROC, with the share of resamples at or above 0.99.
 """
 import argparse
 import bisect
@@ -20,6 +25,7 @@ import collections
 import json
 import math
 import os
+import random
 
 
 def auroc(positives, negatives):
@@ -45,11 +51,13 @@ def read_scores(path):
     return score_of
 
 
-def split_scores(truth, data, scores_path):
-    """The clean slices' scores, and (score, slice entry) for each lesion slice, in lesions.json's order."""
+def series_scores(truth, data, scores_path):
+    """Per series, in lesions.json's order: its clean slices' scores, and (score, slice entry) for each of its
+    lesion slices."""
     score_of = read_scores(scores_path)
-    clean, lesion_slices = [], []
+    out = []
     for series in truth["series"]:
+        clean, lesion_slices = [], []
         for s in series["slices"]:
             path = os.path.normpath(os.path.join(data, s["file"]))
             if path not in score_of:
@@ -58,7 +66,23 @@ def split_scores(truth, data, scores_path):
                 lesion_slices.append((score_of[path], s))
             else:
                 clean.append(score_of[path])
-    return clean, lesion_slices
+        out.append((clean, lesion_slices))
+    return out
+
+
+def pooled(per_series):
+    """series_scores' lists joined: every clean slice's score, and every lesion slice's (score, slice entry)."""
+    return [x for c, _ in per_series for x in c], [x for _, l in per_series for x in l]
+
+
+def bootstrap_auroc(per_series, resamples, seed=0):
+    """Slice AUROCs of `resamples` draws of the series with replacement, sorted."""
+    rng = random.Random(seed)
+    values = []
+    for _ in range(resamples):
+        clean, lesion_slices = pooled([per_series[rng.randrange(len(per_series))] for _ in per_series])
+        values.append(auroc([x for x, _ in lesion_slices], clean))
+    return sorted(v for v in values if not math.isnan(v))
 
 
 def logit(p):
@@ -85,10 +109,12 @@ def main():
     ap.add_argument("scores", help="JSON lines of `attnvision saliency DIR --no-outputs --json`")
     ap.add_argument("--list", type=int, default=20, help="doubted lesion slices to list, lowest score first")
     ap.add_argument("--against", help="a second model's JSON lines on the same slices, to compare and average")
+    ap.add_argument("--bootstrap", type=int, default=0, help="series resamples for the AUROC's 95%% interval (0: none)")
     args = ap.parse_args()
 
     truth = json.load(open(os.path.join(args.data, "lesions.json")))
-    clean, lesion_slices = split_scores(truth, args.data, args.scores)
+    per_series = series_scores(truth, args.data, args.scores)
+    clean, lesion_slices = pooled(per_series)
 
     bands = collections.defaultdict(list)
     for score, s in lesion_slices:
@@ -112,7 +138,7 @@ def main():
         print(f"  p {score:.3f}  {s['file']}: {lesions}")
 
     if args.against:
-        other_clean, other_lesion = split_scores(truth, args.data, args.against)
+        other_clean, other_lesion = pooled(series_scores(truth, args.data, args.against))
         _, other_doubted = doubted_slices(other_clean, other_lesion)
         both_clean = [logit(a) + logit(b) for a, b in zip(clean, other_clean)]
         both_lesion = [logit(a[0]) + logit(b[0]) for a, b in zip(lesion_slices, other_lesion)]
@@ -120,6 +146,12 @@ def main():
         print(f"\nagainst {args.against}: its slice AUROC {auroc([x for x, _ in other_lesion], other_clean):.4f}, "
               f"the two averaged (logits) {auroc(both_lesion, both_clean):.4f}; doubted lesion slices "
               f"{len(doubted)} here, {len(other_doubted)} there, {len(shared)} in both")
+
+    if args.bootstrap > 0:
+        values = bootstrap_auroc(per_series, args.bootstrap)
+        low, high = values[int(0.025 * (len(values) - 1))], values[int(0.975 * (len(values) - 1))]
+        print(f"\nseries bootstrap ({len(values)} resamples of {len(per_series)} series): slice AUROC 95% interval "
+              f"{low:.4f}-{high:.4f}; {sum(v >= 0.99 for v in values) / len(values):.1%} of resamples at or above 0.99")
 
 
 if __name__ == "__main__":
