@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <numeric>
@@ -234,49 +235,88 @@ LabeledImages limit(const LabeledImages& all, int64_t n) {
   return {all.images.narrow(0, 0, k), all.labels.narrow(0, 0, k), all.classes, all.source, all.category_ids};
 }
 
-std::pair<LabeledImages, LabeledImages> split_holdout(const LabeledImages& all, int64_t val_count,
-                                                      uint64_t seed) {
+namespace {
+
+// split_holdout's choice: the training rows and the validation rows, each ascending.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> holdout_rows(const LabeledImages& all, int64_t val_count,
+                                                                   uint64_t seed) {
   const int64_t n = all.size();
   if (val_count < 0 || val_count > n) {
     throw std::invalid_argument(all.source + ": validation count " + std::to_string(val_count) +
                                 " is outside 0.." + std::to_string(n));
   }
+  std::vector<bool> in_val(static_cast<size_t>(n), false);
   if (all.labels.dim() != 1) {  // not class indices: one draw over all rows
     std::vector<int64_t> order(static_cast<size_t>(n));
     std::iota(order.begin(), order.end(), int64_t{0});
     std::mt19937_64 rng(seed);
     fisher_yates(order, rng);
-    std::vector<bool> in_val(static_cast<size_t>(n), false);
     for (int64_t k = 0; k < val_count; ++k) in_val[static_cast<size_t>(order[static_cast<size_t>(k)])] = true;
-    std::vector<int64_t> train_rows, val_rows;
-    for (int64_t i = 0; i < n; ++i) (in_val[static_cast<size_t>(i)] ? val_rows : train_rows).push_back(i);
-    return {rows(all, long_tensor(train_rows)), rows(all, long_tensor(val_rows))};
-  }
-  const torch::Tensor labels = all.labels.contiguous();
-  const int64_t* label = labels.data_ptr<int64_t>();
-  int64_t num_classes = static_cast<int64_t>(all.classes.size());
-  for (int64_t i = 0; i < n; ++i) {
-    if (label[i] < 0)
-      throw std::invalid_argument(all.source + ": negative label " + std::to_string(label[i]));
-    num_classes = std::max(num_classes, label[i] + 1);
-  }
-  std::vector<std::vector<int64_t>> members(static_cast<size_t>(num_classes));
-  for (int64_t i = 0; i < n; ++i) members[static_cast<size_t>(label[i])].push_back(i);
+  } else {
+    const torch::Tensor labels = all.labels.contiguous();
+    const int64_t* label = labels.data_ptr<int64_t>();
+    int64_t num_classes = static_cast<int64_t>(all.classes.size());
+    for (int64_t i = 0; i < n; ++i) {
+      if (label[i] < 0)
+        throw std::invalid_argument(all.source + ": negative label " + std::to_string(label[i]));
+      num_classes = std::max(num_classes, label[i] + 1);
+    }
+    std::vector<std::vector<int64_t>> members(static_cast<size_t>(num_classes));
+    for (int64_t i = 0; i < n; ++i) members[static_cast<size_t>(label[i])].push_back(i);
 
-  std::vector<int64_t> sizes;
-  for (const auto& m : members) sizes.push_back(static_cast<int64_t>(m.size()));
-  const std::vector<int64_t> quota =
-      n > 0 ? class_quotas(sizes, n, val_count) : std::vector<int64_t>(sizes.size());
-  std::mt19937_64 rng(seed);
-  std::vector<bool> in_val(static_cast<size_t>(n), false);
-  for (size_t c = 0; c < members.size(); ++c) {
-    fisher_yates(members[c], rng);
-    for (int64_t k = 0; k < quota[c]; ++k)
-      in_val[static_cast<size_t>(members[c][static_cast<size_t>(k)])] = true;
+    std::vector<int64_t> sizes;
+    for (const auto& m : members) sizes.push_back(static_cast<int64_t>(m.size()));
+    const std::vector<int64_t> quota =
+        n > 0 ? class_quotas(sizes, n, val_count) : std::vector<int64_t>(sizes.size());
+    std::mt19937_64 rng(seed);
+    for (size_t c = 0; c < members.size(); ++c) {
+      fisher_yates(members[c], rng);
+      for (int64_t k = 0; k < quota[c]; ++k)
+        in_val[static_cast<size_t>(members[c][static_cast<size_t>(k)])] = true;
+    }
   }
   std::vector<int64_t> train_rows, val_rows;
   for (int64_t i = 0; i < n; ++i) (in_val[static_cast<size_t>(i)] ? val_rows : train_rows).push_back(i);
+  return {train_rows, val_rows};
+}
+
+// Whether `t`'s rows may be moved in place: contiguous, and no other tensor sees its memory.
+bool sole_owner(const torch::Tensor& t) {
+  return t.is_contiguous() && t.use_count() == 1 && t.storage().use_count() == 1 && t.storage_offset() == 0;
+}
+
+// Moves rows `keep` (ascending) of `t` to its front, in order, in place: row k gets row keep[k] >= k.
+void compact_rows(torch::Tensor& t, const std::vector<int64_t>& keep) {
+  const int64_t n = t.size(0);
+  const size_t row_bytes = n > 0 ? static_cast<size_t>(t.numel() / n) * t.element_size() : 0;
+  auto* base = static_cast<unsigned char*>(t.data_ptr());
+  for (size_t k = 0; k < keep.size(); ++k) {
+    const size_t from = static_cast<size_t>(keep[k]);
+    if (from != k) std::memmove(base + k * row_bytes, base + from * row_bytes, row_bytes);
+  }
+}
+
+}  // namespace
+
+std::pair<LabeledImages, LabeledImages> split_holdout(const LabeledImages& all, int64_t val_count,
+                                                      uint64_t seed) {
+  const auto [train_rows, val_rows] = holdout_rows(all, val_count, seed);
   return {rows(all, long_tensor(train_rows)), rows(all, long_tensor(val_rows))};
+}
+
+std::pair<LabeledImages, LabeledImages> split_holdout(LabeledImages&& all, int64_t val_count, uint64_t seed) {
+  const auto [train_rows, val_rows] = holdout_rows(all, val_count, seed);
+  LabeledImages val = rows(all, long_tensor(val_rows));
+  const int64_t train_count = static_cast<int64_t>(train_rows.size());
+  if (!sole_owner(all.images) || !sole_owner(all.labels))  // someone else sees these rows: copy them instead
+    return {rows(all, long_tensor(train_rows)), val};
+  compact_rows(all.images, train_rows);
+  compact_rows(all.labels, train_rows);
+  LabeledImages train{all.images.narrow(0, 0, train_count), all.labels.narrow(0, 0, train_count),
+                      std::move(all.classes), std::move(all.source), std::move(all.category_ids)};
+  all.images = torch::Tensor();
+  all.labels = torch::Tensor();
+  return {train, val};
 }
 
 }  // namespace attnvision::datasets

@@ -65,5 +65,10 @@ LabeledImages limit(const LabeledImages& all, int64_t n);
 // std::invalid_argument.
 std::pair<LabeledImages, LabeledImages> split_holdout(const LabeledImages& all, int64_t val_count,
                                                       uint64_t seed);
+// The same split of a set handed over: the training rows are moved to the front of `all`'s own tensors and
+// returned as a view of them (the validation rows are copied), so that a set sized near the memory limit is
+// not held twice while it is split. When another tensor shares that memory the rows are copied as above.
+// `all` is left empty.
+std::pair<LabeledImages, LabeledImages> split_holdout(LabeledImages&& all, int64_t val_count, uint64_t seed);
 
 }  // namespace attnvision::datasets

@@ -317,6 +317,32 @@ TEST(LabeledImages, SplitIsDeterministicDisjointAndCovers) {
   EXPECT_NE(row_numbers(ad::split_holdout(all, 70, 124).second), v);
 }
 
+TEST(LabeledImages, SplitHandedOverMovesRowsInPlace) {
+  // The same rows as the copying split, the training rows now in the set's own memory; a set whose memory
+  // another tensor shares is copied instead and left as it was.
+  const ad::LabeledImages reference = seven_pattern(700);
+  const auto [train, val] = ad::split_holdout(reference, 70, 123);
+
+  ad::LabeledImages owned = seven_pattern(700);
+  const void* memory = owned.images.data_ptr();
+  const auto [train_moved, val_moved] = ad::split_holdout(std::move(owned), 70, 123);
+  EXPECT_EQ(train_moved.images.data_ptr(), memory);
+  EXPECT_TRUE(torch::equal(train_moved.images, train.images));
+  EXPECT_TRUE(torch::equal(train_moved.labels, train.labels));
+  EXPECT_TRUE(torch::equal(val_moved.images, val.images));
+  EXPECT_TRUE(torch::equal(val_moved.labels, val.labels));
+  EXPECT_EQ(train_moved.classes, reference.classes);
+
+  ad::LabeledImages shared = seven_pattern(700);
+  const torch::Tensor view = shared.images.narrow(0, 0, 10);
+  const torch::Tensor before = view.clone();
+  const auto [train_copied, val_copied] = ad::split_holdout(std::move(shared), 70, 123);
+  EXPECT_NE(train_copied.images.data_ptr(), view.data_ptr());
+  EXPECT_TRUE(torch::equal(train_copied.images, train.images));
+  EXPECT_TRUE(torch::equal(view, before));
+  EXPECT_THROW(ad::split_holdout(seven_pattern(20), 21, 1), std::invalid_argument);
+}
+
 TEST(LabeledImages, SplitQuotasAddUp) {
   // 103 rows: 45 / 30 / 28. 21 * share = 9.17 / 6.12 / 5.71: floors 9 + 6 + 5 = 20, the spare row goes
   // to the largest remainder (class 2).
