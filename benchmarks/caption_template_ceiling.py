@@ -2,6 +2,7 @@
 """What a captioner that knew every item would score: each scene's ground truth written in one fixed pattern.
 
   /usr/bin/python3 benchmarks/caption_template_ceiling.py data/scenes_test [--attnvision BIN]
+      [--detections RESULTS.json [--min-score S]]
 
 For every image of a scenes folder (attnvision synth scenes) it writes one caption from instances.json alone,
 with every item's kind and colour right, grouped by kind as the grammar groups them ("a red sneaker two blue
@@ -13,6 +14,14 @@ CIDEr-D per pattern. These are not an upper bound on CIDEr-D (a captioner may ch
 they show how much of a score the items alone earn: a captioner must name nearly every item right to approach
 them. The nouns mirror the grammar in datasets/synth/scene_captions.cpp. Needs only Python's standard library
 and the attnvision binary.
+
+With --detections (a COCO results file of the same images, e.g. `attnvision eval-detect --data DIR
+--write-results R.json`, with or without the second stage) it also writes the captions a detector's naming
+allows: each item named with the kind of the detection matched to it (detections scoring at least --min-score,
+highest score first, each to the unmatched item it overlaps most at IoU >= 0.5, whatever their classes, as
+COCO matches), items no detection matches left out, unmatched detections not listed, every colour taken from
+the truth. That is what a captioner that listed every detected item, named it as the detector does and always
+saw its colour right would score: an optimistic bound for a captioner that reads that detector's kinds.
 """
 import argparse
 import json
@@ -69,10 +78,38 @@ PATTERNS = {
 }
 
 
+def iou(a, b):
+    """Intersection over union of two [x, y, w, h] boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def named_by_detections(items, detections, min_score):
+    """`items` (one image's annotations, in painting order) as the detections name them: the matched items, in
+    their order, each with the category of its detection; and how many of them keep their own kind."""
+    kind = {}
+    for d in sorted((d for d in detections if d["score"] >= min_score), key=lambda d: -d["score"]):
+        best, best_iou = None, 0.5
+        for i, item in enumerate(items):
+            if i not in kind and iou(d["bbox"], item["bbox"]) >= best_iou:
+                best, best_iou = i, iou(d["bbox"], item["bbox"])
+        if best is not None:
+            kind[best] = d["category_id"]
+    named = [dict(item, category_id=kind[i]) for i, item in enumerate(items) if i in kind]
+    return named, sum(kind[i] == items[i]["category_id"] for i in kind)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", help="a scenes folder: DIR/instances.json and DIR/captions.json")
     ap.add_argument("--attnvision", default="build/pipelines/cli/attnvision", help="the attnvision binary")
+    ap.add_argument("--detections", help="a COCO results file of the same images: also score the items as its "
+                    "detections name them (see above)")
+    ap.add_argument("--min-score", type=float, default=0.3, help="with --detections: the lowest score of a "
+                    "detection that names an item (default 0.3)")
     args = ap.parse_args()
 
     instances = json.load(open(os.path.join(args.data, "instances.json")))
@@ -84,18 +121,38 @@ def main():
     if missing:
         sys.exit(f"{args.data}/instances.json: {len(missing)} images without items, e.g. {missing[0]}")
 
-    print(f"{len(instances['images'])} scenes, {len(instances['annotations'])} items: every item's kind and colour right")
-    print(f"{'pattern':36s} {'BLEU-4':>8s} {'CIDEr-D':>8s}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, pattern in PATTERNS.items():
-            results = [{"image_id": im["id"], "caption": pattern(*list_phrase(items_of[im["id"]], category_name))}
-                       for im in instances["images"]]
-            path = os.path.join(tmp, "results.json")
-            json.dump(results, open(path, "w"))
-            out = subprocess.run([args.attnvision, "eval-caption", "--gt", os.path.join(args.data, "captions.json"),
-                                  "--results", path, "--json"], check=True, capture_output=True, text=True).stdout
-            scores = json.loads(out)
-            print(f"{name:36s} {scores['Bleu_4']:8.4f} {scores['CIDEr']:8.4f}")
+    def score_all(listed):
+        """Print BLEU-4 and CIDEr-D of every pattern over `listed` (image id -> its items to name)."""
+        print(f"{'pattern':36s} {'BLEU-4':>8s} {'CIDEr-D':>8s}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, pattern in PATTERNS.items():
+                # A scene whose items were all missed still needs a result: an empty list says nothing.
+                results = [{"image_id": im["id"], "caption": pattern(*list_phrase(listed[im["id"]], category_name))
+                            if listed[im["id"]] else "there is nothing"} for im in instances["images"]]
+                path = os.path.join(tmp, "results.json")
+                json.dump(results, open(path, "w"))
+                out = subprocess.run([args.attnvision, "eval-caption", "--gt", os.path.join(args.data, "captions.json"),
+                                      "--results", path, "--json"], check=True, capture_output=True, text=True).stdout
+                scores = json.loads(out)
+                print(f"{name:36s} {scores['Bleu_4']:8.4f} {scores['CIDEr']:8.4f}")
+
+    total = len(instances["annotations"])
+    print(f"{len(instances['images'])} scenes, {total} items: every item's kind and colour right")
+    score_all(items_of)
+    if args.detections:
+        detections_of = {}
+        for d in json.load(open(args.detections)):
+            detections_of.setdefault(d["image_id"], []).append(d)
+        listed, matched, right = {}, 0, 0
+        for im in instances["images"]:
+            listed[im["id"]], kept = named_by_detections(items_of[im["id"]], detections_of.get(im["id"], []),
+                                                         args.min_score)
+            matched += len(listed[im["id"]])
+            right += kept
+        print(f"\nnamed by {args.detections} (score >= {args.min_score}): {matched} of {total} items matched "
+              f"({matched / total:.1%}), {right} of them with their own kind ({right / total:.1%} of all items); "
+              f"colours from the truth")
+        score_all(listed)
 
 
 if __name__ == "__main__":
