@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 namespace attnvision::datasets {
 
 CtSlice ct_slice(const vision::DicomFrames& image, int frame, const vision::CtInputSpec& spec) {
@@ -39,6 +41,12 @@ torch::Tensor slice_labels(const torch::Tensor& targets) {
   return (targets.flatten(1).amax(1) > 0).to(torch::kLong);
 }
 
+int64_t ct_set_budget() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return int64_t{8} << 30;  // not known: what the sets were first held to
+  return static_cast<int64_t>(pages) * page_size / 3 * 2;
+}
+
 LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputSpec& spec, int64_t max_bytes) {
   std::vector<const TruthSlice*> slices;
   const std::vector<TruthSeries> truth = read_lesion_truth(dir);
@@ -47,10 +55,13 @@ LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputS
   if (slices.empty()) throw std::runtime_error(dir + "/lesions.json: lists no slices");
   const int64_t n = static_cast<int64_t>(slices.size()), c = static_cast<int64_t>(spec.windows.size());
   const int64_t plane = int64_t{spec.size} * spec.size;
-  if (n * c * plane > max_bytes)
+  const int64_t limit = max_bytes > 0 ? max_bytes : ct_set_budget();
+  if (n * (c + 1) * plane > limit)  // a byte per pixel for each window's image and for the mask
     throw std::runtime_error(dir + ": " + std::to_string(n) + " slices of " + std::to_string(c) + " x " +
-                             std::to_string(spec.size) + "^2 bytes exceed the " + std::to_string(max_bytes >> 20) +
-                             " MiB limit");
+                             std::to_string(spec.size) + "^2 bytes and their masks (" +
+                             std::to_string((n * (c + 1) * plane) >> 20) + " MiB) exceed the " +
+                             std::to_string(limit >> 20) + " MiB limit" +
+                             (max_bytes > 0 ? "" : " (two thirds of this machine's memory)"));
   LabeledImages set;
   set.images = torch::empty({n, c, spec.size, spec.size}, torch::kUInt8);
   set.labels = torch::zeros({n, spec.size, spec.size}, torch::kUInt8);

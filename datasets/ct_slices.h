@@ -26,11 +26,16 @@ CtSlice ct_slice(const vision::DicomFrames& image, int frame, const vision::CtIn
 // uint8 (1 inside a lesion, vision::mask_to_model; a slice is a lesion slice when its mask is not empty), classes
 // {"clean", "lesion"}; slices in the file's order, decoded on all cores. A slice that fails to decode is an
 // error naming it (a training set is data we made: a broken file there is a bug, not an input to skip).
-// `max_bytes` refuses a set whose images would be larger, before decoding.
+// `max_bytes` refuses a set whose images and masks together would be larger, before decoding; 0: two thirds of
+// this machine's physical memory (ct_set_budget).
+LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputSpec& spec, int64_t max_bytes = 0);
+
+// The most a phantom set may take in memory by default: two thirds of the machine's physical memory, so that
+// training keeps room for its batches and activations, and a set the machine cannot hold is refused with a
+// message before decoding rather than killed part way by the kernel.
+int64_t ct_set_budget();
+
 // The slice labels of such masks (or of slice labels already): N int64, 1 where the mask has a lesion pixel.
 torch::Tensor slice_labels(const torch::Tensor& targets);
-
-LabeledImages load_ct_anomaly_set(const std::string& dir, const vision::CtInputSpec& spec,
-                                  int64_t max_bytes = int64_t{8} << 30);
 
 }  // namespace attnvision::datasets

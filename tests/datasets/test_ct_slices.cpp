@@ -28,6 +28,26 @@ vision::CtInputSpec spec() {
   return ct_input_spec_for(cfg);
 }
 
+TEST(CtAnomalySet, RefusesASetLargerThanItsLimitBeforeDecoding) {
+  testing::ScratchDir dir;
+  synth::PhantomOptions o;
+  o.seed = 11;
+  o.size = 256;
+  const synth::PhantomSetSummary summary = synth::write_phantom_set(o, 1, dir.path().string());
+  // Two windows and a mask: three bytes per grid pixel and slice.
+  const int64_t needed = summary.slices * 3 * 128 * 128;
+  try {
+    load_ct_anomaly_set(dir.path().string(), spec(), needed - 1);
+    FAIL() << "a set one byte over its limit was loaded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.path().string() + ": " + std::to_string(summary.slices) + " slices"),
+              std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("MiB limit"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(load_ct_anomaly_set(dir.path().string(), spec(), needed).size(), summary.slices);
+  EXPECT_GE(ct_set_budget(), int64_t{1} << 30);  // any machine that trains has a gigabyte and a half
+}
+
 TEST(CtAnomalySet, EverySliceOnTheModelGridLabelledByItsLesions) {
   testing::ScratchDir dir;
   synth::PhantomOptions o;
