@@ -2,7 +2,7 @@
 """What a captioner that knew every item would score: each scene's ground truth written in one fixed pattern.
 
   /usr/bin/python3 benchmarks/caption_template_ceiling.py data/scenes_test [--attnvision BIN]
-      [--detections RESULTS.json [--min-score S]]
+      [--detections RESULTS.json [--min-score S]] [--keep K]
 
 For every image of a scenes folder (attnvision synth scenes) it writes one caption from instances.json alone,
 with every item's kind and colour right, grouped by kind as the grammar groups them ("a red sneaker two blue
@@ -22,6 +22,9 @@ highest score first, each to the unmatched item it overlaps most at IoU >= 0.5, 
 COCO matches), items no detection matches left out, unmatched detections not listed, every colour taken from
 the truth. That is what a captioner that listed every detected item, named it as the detector does and always
 saw its colour right would score: an optimistic bound for a captioner that reads that detector's kinds.
+
+With --keep K every list stops after each scene's first K items (in painting order): what leaving items out
+costs when those named are right.
 """
 import argparse
 import json
@@ -110,13 +113,18 @@ def main():
                     "detections name them (see above)")
     ap.add_argument("--min-score", type=float, default=0.3, help="with --detections: the lowest score of a "
                     "detection that names an item (default 0.3)")
+    ap.add_argument("--keep", type=int, default=0, help="name only each scene's first K items (0: all)")
     args = ap.parse_args()
+    if args.keep < 0:
+        sys.exit("--keep must be 0 (every item) or more")
 
     instances = json.load(open(os.path.join(args.data, "instances.json")))
     category_name = {c["id"]: c["name"] for c in instances["categories"]}
     items_of = {}
     for a in sorted(instances["annotations"], key=lambda a: a["id"]):
         items_of.setdefault(a["image_id"], []).append(a)
+    if args.keep:
+        items_of = {image: items[:args.keep] for image, items in items_of.items()}
     missing = [im["file_name"] for im in instances["images"] if im["id"] not in items_of]
     if missing:
         sys.exit(f"{args.data}/instances.json: {len(missing)} images without items, e.g. {missing[0]}")
@@ -137,7 +145,8 @@ def main():
                 print(f"{name:36s} {scores['Bleu_4']:8.4f} {scores['CIDEr']:8.4f}")
 
     total = len(instances["annotations"])
-    print(f"{len(instances['images'])} scenes, {total} items: every item's kind and colour right")
+    listed_items = sum(len(items) for items in items_of.values())
+    print(f"{len(instances['images'])} scenes, {total} items, {listed_items} of them listed: every listed item's kind and colour right")
     score_all(items_of)
     if args.detections:
         detections_of = {}
