@@ -33,6 +33,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from detect_misses import iou  # noqa: E402  (the same box overlap as detect_misses' matching)
+
 NOUNS = {  # instances.json's category name -> the grammar's first noun for it, singular and plural
     "T-shirt/top": ("top", "tops"), "Trouser": ("pair of trousers", "pairs of trousers"),
     "Pullover": ("pullover", "pullovers"), "Dress": ("dress", "dresses"), "Coat": ("coat", "coats"),
@@ -79,15 +82,6 @@ PATTERNS = {
     "an image of ...": lambda text, plural: f"an image of {text}",
     "there is/are ... in the picture": lambda text, plural: f"there {'are' if plural else 'is'} {text} in the picture",
 }
-
-
-def iou(a, b):
-    """Intersection over union of two [x, y, w, h] boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def named_by_detections(items, detections, min_score):

@@ -28,12 +28,17 @@ vision::CtInputSpec spec() {
   return ct_input_spec_for(cfg);
 }
 
-TEST(CtAnomalySet, RefusesASetLargerThanItsLimitBeforeDecoding) {
-  testing::ScratchDir dir;
+// `series` series of 256 px phantoms (seed 11) written to `dir`.
+synth::PhantomSetSummary write_phantoms(const testing::ScratchDir& dir, int64_t series) {
   synth::PhantomOptions o;
   o.seed = 11;
   o.size = 256;
-  const synth::PhantomSetSummary summary = synth::write_phantom_set(o, 1, dir.path().string());
+  return synth::write_phantom_set(o, series, dir.path().string());
+}
+
+TEST(CtAnomalySet, RefusesASetLargerThanItsLimitBeforeDecoding) {
+  testing::ScratchDir dir;
+  const synth::PhantomSetSummary summary = write_phantoms(dir, 1);
   // Two windows and a mask: three bytes per grid pixel and slice.
   const int64_t needed = summary.slices * 3 * 128 * 128;
   try {
@@ -50,10 +55,7 @@ TEST(CtAnomalySet, RefusesASetLargerThanItsLimitBeforeDecoding) {
 
 TEST(CtAnomalySet, EverySliceOnTheModelGridLabelledByItsLesions) {
   testing::ScratchDir dir;
-  synth::PhantomOptions o;
-  o.seed = 11;
-  o.size = 256;
-  const synth::PhantomSetSummary summary = synth::write_phantom_set(o, 2, dir.path().string());
+  const synth::PhantomSetSummary summary = write_phantoms(dir, 2);
   const std::vector<TruthSeries> truth = read_lesion_truth(dir.path().string());
   ASSERT_EQ(truth.size(), 2u);
   const LabeledImages set = load_ct_anomaly_set(dir.path().string(), spec());
