@@ -307,15 +307,17 @@ std::pair<LabeledImages, LabeledImages> split_holdout(const LabeledImages& all, 
 std::pair<LabeledImages, LabeledImages> split_holdout(LabeledImages&& all, int64_t val_count, uint64_t seed) {
   const auto [train_rows, val_rows] = holdout_rows(all, val_count, seed);
   LabeledImages val = rows(all, long_tensor(val_rows));
-  const int64_t train_count = static_cast<int64_t>(train_rows.size());
-  if (!sole_owner(all.images) || !sole_owner(all.labels))  // someone else sees these rows: copy them instead
-    return {rows(all, long_tensor(train_rows)), val};
-  compact_rows(all.images, train_rows);
-  compact_rows(all.labels, train_rows);
-  LabeledImages train{all.images.narrow(0, 0, train_count), all.labels.narrow(0, 0, train_count),
-                      std::move(all.classes), std::move(all.source), std::move(all.category_ids)};
-  all.images = torch::Tensor();
-  all.labels = torch::Tensor();
+  LabeledImages train;
+  if (sole_owner(all.images) && sole_owner(all.labels)) {
+    compact_rows(all.images, train_rows);
+    compact_rows(all.labels, train_rows);
+    const int64_t count = static_cast<int64_t>(train_rows.size());
+    train = {all.images.narrow(0, 0, count), all.labels.narrow(0, 0, count), std::move(all.classes),
+             std::move(all.source), std::move(all.category_ids)};
+  } else {  // another tensor sees these rows: copy them instead
+    train = rows(all, long_tensor(train_rows));
+  }
+  all = LabeledImages();
   return {train, val};
 }
 
