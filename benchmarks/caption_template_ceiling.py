@@ -140,7 +140,8 @@ def main():
 
     total = len(instances["annotations"])
     listed_items = sum(len(items) for items in items_of.values())
-    print(f"{len(instances['images'])} scenes, {total} items, {listed_items} of them listed: every listed item's kind and colour right")
+    print(f"{len(instances['images'])} scenes, {total} items, {listed_items} of them listed: "
+          "every listed item's kind and colour right")
     score_all(items_of)
     if args.detections:
         detections_of = {}
@@ -148,10 +149,10 @@ def main():
             detections_of.setdefault(d["image_id"], []).append(d)
         listed, matched, right = {}, 0, 0
         for im in instances["images"]:
-            listed[im["id"]], kept = named_by_detections(items_of[im["id"]], detections_of.get(im["id"], []),
-                                                         args.min_score)
+            listed[im["id"]], own_kind = named_by_detections(items_of[im["id"]], detections_of.get(im["id"], []),
+                                                             args.min_score)
             matched += len(listed[im["id"]])
-            right += kept
+            right += own_kind
         print(f"\nnamed by {args.detections} (score >= {args.min_score}): {matched} of {total} items matched "
               f"({matched / total:.1%}), {right} of them with their own kind ({right / total:.1%} of all items); "
               f"colours from the truth")
