@@ -1,6 +1,5 @@
 #include "pipelines/tasks/detect/crop_classifier.h"
 
-#include "models/box_crops.h"
 #include "pipelines/config.h"
 
 #include <torch/torch.h>
@@ -35,17 +34,10 @@ void check_second_stage(const LoadedModel& classifier, const std::string& source
 
 CropClassifier::CropClassifier(LoadedModel classifier, const CropClassifierOptions& options,
                                const models::ModelCfg& detector)
-    : options_(options), classifier_(std::move(classifier)) {
+    : options_(options),
+      classifier_(std::move(classifier)),
+      stage_(classifier_.net, classifier_.cfg, detector) {
   check_min_score(options.min_score);
-  const models::ModelCfg& c = classifier_.cfg;
-  // v_det = (p - m_d) / s_d and v_cls = (p - m_c) / s_c, so v_cls = v_det * s_d / s_c + (m_d - m_c) / s_c.
-  std::vector<float> scale, shift;
-  for (int64_t k = 0; k < c.in_chans; ++k) {
-    scale.push_back(static_cast<float>(detector.std[k] / c.std[k]));
-    shift.push_back(static_cast<float>((detector.mean[k] - c.mean[k]) / c.std[k]));
-  }
-  scale_ = torch::tensor(scale).view({1, -1, 1, 1});
-  shift_ = torch::tensor(shift).view({1, -1, 1, 1});
 }
 
 std::optional<CropClassifier> make_second_stage(const CropClassifierOptions& options, const LoadedModel& detector) {
@@ -68,7 +60,6 @@ std::optional<CropClassifier> make_second_stage(const CropClassifierOptions& opt
 }
 
 torch::Tensor CropClassifier::rescore(const torch::Tensor& peaks, const torch::Tensor& x) const {
-  const int64_t size = classifier_.cfg.input_size[1];
   torch::Tensor out = peaks.to(torch::kFloat32).clone();  // N x k x 6
   const torch::Tensor score = out.select(2, 4).clone();   // N x k
   const torch::Tensor cropped = score >= options_.min_score;
@@ -82,22 +73,15 @@ torch::Tensor CropClassifier::rescore(const torch::Tensor& peaks, const torch::T
   for (int64_t n = 0; n < out.size(0); ++n) {
     const torch::Tensor rows = cropped[n].nonzero().squeeze(1);
     if (rows.numel() == 0) continue;
-    crops.push_back(models::square_crops(x[n], out[n].index_select(0, rows).narrow(1, 0, 4),
-                                         size, models::kSecondStageCropMargin));
+    crops.push_back(stage_.crops(x[n], out[n].index_select(0, rows).narrow(1, 0, 4)));
     where.push_back(rows + n * out.size(1));
   }
   if (!crops.empty()) {
-    const torch::Tensor all = torch::cat(crops) * scale_ + shift_;
     const torch::Tensor index = torch::cat(where);
     const torch::Tensor classes = out.view({-1, 6}).select(1, 5).index_select(0, index).to(torch::kLong);
-    std::vector<torch::Tensor> probs;
-    for (int64_t b = 0; b < all.size(0); b += options_.batch) {
-      const torch::Tensor logits =
-          classifier_.net->forward(all.narrow(0, b, std::min(options_.batch, all.size(0) - b))).logits;
-      probs.push_back(torch::softmax(logits.to(torch::kFloat32), 1));
-    }
-    const torch::Tensor p = torch::cat(probs).gather(1, classes.unsqueeze(1)).squeeze(1);
-    fresh.view({-1}).index_put_({index}, torch::sqrt(score.view({-1}).index_select(0, index) * p));
+    const torch::Tensor p =
+        stage_.classify(torch::cat(crops), options_.batch).gather(1, classes.unsqueeze(1)).squeeze(1);
+    fresh.view({-1}).index_put_({index}, models::second_stage_fuse(score.view({-1}).index_select(0, index), p));
   }
   out.select(2, 4).copy_(fresh);
   const torch::Tensor order = fresh.argsort(1, /*descending=*/true);

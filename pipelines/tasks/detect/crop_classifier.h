@@ -1,10 +1,9 @@
-// A detector's second stage: a classifier that names each detected item again from a crop of its own box, the
-// way a two-stage detector's RoI head re-scores its proposals. CenterNet scores each class at a cell of a
-// shared feature map; a crop classifier sees the item alone at a fixed scale. On the scenes their geometric
-// mean names items better than the detector alone (README, "Detection on the scenes").
+// `detect`'s second stage (models/second_stage.h): a classifier that names each detected item again from a crop
+// of its own box, each detection's score replaced by the geometric mean of the two.
 #pragma once
 
 #include "models/model_cfg.h"
+#include "models/second_stage.h"
 #include "pipelines/model_loader.h"
 
 #include <torch/types.h>
@@ -22,7 +21,8 @@ struct CropClassifierOptions {
   // Which second stage: empty, the one the detector's checkpoint carries (none if it carries none); "none",
   // none; else a classification checkpoint trained on `attnvision synth crops`, instead of the carried one.
   std::string weights;
-  double min_score = 0.1;   // detections scoring below this are not cropped (they keep their order below)
+  // Detections scoring below this are not cropped (they keep their order below).
+  double min_score = models::kSecondStageMinScore;
   int64_t batch = 256;      // crops per forward pass
 };
 
@@ -47,8 +47,7 @@ class CropClassifier {
  private:
   CropClassifierOptions options_;
   LoadedModel classifier_;
-  // Detector-normalised pixels -> the classifier's normalisation, per channel: v * scale_ + shift_.
-  torch::Tensor scale_, shift_;
+  models::SecondStage stage_;  // classifier_'s network, fed the detector's crops
 };
 
 // The second stage `options` choose for `detector` (see CropClassifierOptions::weights), checked; none when
