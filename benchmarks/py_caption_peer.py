@@ -15,8 +15,11 @@ Tell (models/heads/show_attend_tell.cpp), its mean-pooled baseline or the Transf
 (models/heads/transformer_decoder.cpp: pre-norm blocks, keys and values cached between words), with bottom-up
 attention when the config has captioning.detector_classes > 0: the embedded CenterNet detector (a second encoder
 of the same shape, models/heads/upsampling_neck.cpp's neck and models/heads/centernet.cpp's branches and peak
-decoding) whose detector_tokens strongest peaks become memory tokens after the cells; the same parameter names,
-weights loaded strictly, eval mode, float32. The vocabulary is the config's labels.
+decoding) whose detector_tokens strongest peaks become memory tokens after the cells, each read again by the
+detector's second stage when captioning.detector_second_stage is on (models/second_stage.h: the crop classifier of
+captioning.second_stage_model on py_box_crops.py's square crops, the geometric mean of the two class
+probabilities for every peak scoring 0.1 or more); the same parameter names, weights loaded strictly, eval mode,
+float32. The vocabulary is the config's labels.
 Input (datasets/preprocess.cpp for an image of the model's own size, as the scenes are): RGB, x / 255, then
 (x - mean) / std per channel; another size is resized with cv2.INTER_LINEAR (not PIL-exact; the scenes need none).
 Beam search (models/heads/caption_decoder.cpp): beam 0 alone is live at the start; <pad> and <start> are never
@@ -38,9 +41,11 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from checkpoint_io import load_checkpoint  # noqa: E402
+from py_box_crops import square_crops  # noqa: E402
 from py_train_peer import ResNet  # noqa: E402
 
 PAD, START, END = 0, 1, 2
+SECOND_STAGE_MIN_SCORE = 0.1  # models::kSecondStageMinScore
 BOX_POINTS = 4  # a detection token samples the input at BOX_POINTS^2 points of its box
 
 
@@ -263,6 +268,30 @@ class TransformerCaptioner(Encoder):
             self.det_embed = nn.Sequential(nn.Linear(features, d), nn.GELU(), nn.Linear(d, d))
         else:
             self.detector = None
+        self.second_stage = None
+        if c.get("detector_second_stage"):
+            stage = json.loads(c["second_stage_model"])
+            self.second_stage = ResNet(stage)
+            self.crop_size = stage["input_size"][1]
+            # The captioner's normalised pixels -> the classifier's: v * scale + shift per channel (not weights).
+            mean, std = torch.tensor(cfg["mean"]), torch.tensor(cfg["std"])
+            own_mean, own_std = torch.tensor(stage["mean"]), torch.tensor(stage["std"])
+            self.crop_scale = (std / own_std).view(1, -1, 1, 1)
+            self.crop_shift = ((mean - own_mean) / own_std).view(1, -1, 1, 1)
+
+    def read_again(self, x, found, classes):
+        """The second stage: each peak scoring SECOND_STAGE_MIN_SCORE or more gets the geometric mean of the
+        detector's class probabilities and its crop's, and its score that of its own class."""
+        n, k = found.shape[:2]
+        crops = square_crops(x, found[..., :4], self.crop_size) * self.crop_scale + self.crop_shift
+        p = torch.softmax(self.second_stage(crops), 1).view(n, k, -1)
+        score = found[..., 4]
+        cropped = score >= SECOND_STAGE_MIN_SCORE
+        classes = torch.where(cropped.unsqueeze(2), torch.sqrt(classes * p), classes)
+        own = p.gather(2, found[..., 5].long().unsqueeze(2)).squeeze(2)
+        found = found.clone()
+        found[..., 4] = torch.where(cropped, torch.sqrt(score * own), score)
+        return found, classes
 
     def memory(self, x):
         """The cells' tokens (projected, plus row and column embeddings), then with a detector one token per
@@ -275,6 +304,8 @@ class TransformerCaptioner(Encoder):
         if self.detector is None:
             return cells
         found, classes = self.detector.decode(x, self.tokens)
+        if self.second_stage is not None:
+            found, classes = self.read_again(x, found, classes)
         k = found.size(1)
         height, width = x.size(2), x.size(3)
         bx, by, bw, bh = found[:, :, 0] / width, found[:, :, 1] / height, found[:, :, 2] / width, found[:, :, 3] / height

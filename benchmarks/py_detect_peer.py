@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
+from py_box_crops import square_crops
 from py_train_peer import EcaModule  # timm's ECA, as the training peer writes it
 
 
@@ -115,23 +116,6 @@ def decode(heat, size, offset, stride, top):
     cx = ((cell % w).float() + off[:, 0]) * stride
     cy = ((cell // w).float() + off[:, 1]) * stride
     return torch.stack([cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, wh[:, 0], wh[:, 1], score, cls.float()], 2)
-
-
-def square_crops(images, boxes, size, margin=1.15):
-    """models::square_crops for every row of boxes (N x k x 4) of images (N x C x H x W): N*k x C x size x size."""
-    n, k = boxes.shape[:2]
-    _, _, h, w = images.shape
-    side = boxes[..., 2:4].amax(-1) * margin
-    cx, cy = boxes[..., 0] + boxes[..., 2] / 2, boxes[..., 1] + boxes[..., 3] / 2
-    steps = (torch.arange(2 * size, dtype=torch.float32) + 0.5) / (2 * size) - 0.5  # sample centres, side units
-    xs = cx.unsqueeze(-1) + side.unsqueeze(-1) * steps  # N x k x 2size, in pixels
-    ys = cy.unsqueeze(-1) + side.unsqueeze(-1) * steps
-    grid = torch.stack([(2 * xs / w - 1).unsqueeze(-2).expand(-1, -1, 2 * size, -1),
-                        (2 * ys / h - 1).unsqueeze(-1).expand(-1, -1, -1, 2 * size)], -1)
-    source = images.unsqueeze(1).expand(-1, k, -1, -1, -1).reshape(n * k, *images.shape[1:])
-    sampled = F.grid_sample(source, grid.view(n * k, 2 * size, 2 * size, 2), mode="bilinear",
-                            padding_mode="border", align_corners=False)
-    return F.avg_pool2d(sampled, 2)
 
 
 def second_stage(classifier, outputs, x, crops, stride, channels_last, crop_size=32):

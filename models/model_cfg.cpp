@@ -59,6 +59,8 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"min_word_count", "captioning", "vocabulary: training words seen fewer times become <unk>", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.min_word_count; }},
       {"detector_classes", "captioning", "classes of an embedded detector the decoder also attends to (0: none; Transformer decoder)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_classes; }},
       {"detector_tokens", "captioning", "the embedded detector's strongest detections the decoder attends to", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_tokens; }},
+      {"detector_second_stage", "captioning", "the detection tokens also read the detector's second stage (a crop classifier from init_detector's checkpoint)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_second_stage; }},
+      {"second_stage_model", "captioning", "the embedded second stage's model config as JSON (filled by the trainer)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.second_stage_model; }},
       {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
       {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
       {"input_size", "", "[C, H, W] the model is fed", [](ModelCfg& c) -> CfgFieldRef { return &c.input_size; }},
@@ -81,6 +83,15 @@ ModelCfg ModelCfg::embedded_detector() const {
   d.labels.clear();
   d.caption = CaptionArgs();
   return d;
+}
+
+ModelCfg ModelCfg::embedded_second_stage() const {
+  if (caption.second_stage_model.empty())
+    throw std::invalid_argument("the detector's second stage has no model config (second_stage_model): it "
+                                "comes from init_detector's checkpoint, which must carry a second stage");
+  const json j = json::parse(caption.second_stage_model, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) throw std::invalid_argument("second_stage_model is not a model config (JSON object)");
+  return cfg_from_json(j);
 }
 
 int64_t ModelCfg::category_id(int64_t class_index) const {
@@ -176,6 +187,26 @@ void ModelCfg::validate() const {
         embedded_detector().validate();
       } catch (const std::invalid_argument& e) {
         fail(std::string("its embedded detector: ") + e.what());
+      }
+    }
+    if (!c.second_stage_model.empty() && !c.detector_second_stage)
+      fail("second_stage_model is set but detector_second_stage is off");
+    if (c.detector_second_stage) {
+      if (c.detector_classes < 1)
+        fail("detector_second_stage needs an embedded detector (detector_classes > 0)");
+      // Empty until the trainer fills it from init_detector's part; building the network then says so.
+      if (!c.second_stage_model.empty()) {
+        ModelCfg s;
+        try {
+          s = embedded_second_stage();
+          s.validate();
+        } catch (const std::invalid_argument& e) {
+          fail(std::string("its detector's second stage: ") + e.what());
+        }
+        if (s.task != "classification" || s.num_classes != c.detector_classes || s.in_chans != in_chans ||
+            s.input_size.size() != 3 || s.input_size[1] != s.input_size[2])
+          fail("its detector's second stage must classify square crops of the input's channels into the "
+               "detector's classes");
       }
     }
   }

@@ -110,6 +110,12 @@ struct CaptionArgs {
   // beside the feature map's cells. 0: the cells alone. The Transformer decoder only.
   int64_t detector_classes = 0;
   int64_t detector_tokens = 8;
+  // The detector's second stage as well (models/second_stage.h): each detection token's class probabilities
+  // and score are the geometric mean of the detector's and a crop classifier's, which the captioner embeds
+  // frozen as the module `second_stage`, from init_detector's checkpoint (its part "second_stage").
+  bool detector_second_stage = false;
+  // That crop classifier's ModelCfg, as JSON: filled by the trainer from the part it is loaded from.
+  std::string second_stage_model;
 };
 
 struct ModelCfg {
@@ -137,6 +143,9 @@ struct ModelCfg {
   // The detector a captioner embeds (caption.detector_classes > 0): this backbone with the detection head of
   // this cfg's detection settings and detector_classes classes.
   ModelCfg embedded_detector() const;
+  // The crop classifier a captioner embeds as its detector's second stage (caption.second_stage_model);
+  // std::invalid_argument when the JSON is empty or not a model's.
+  ModelCfg embedded_second_stage() const;
   // Input pixels per cell of the backbone's last feature map (a ResNet's feature_stride, a ViT's patch size).
   int64_t backbone_stride() const { return arch == "vit" ? vit.patch_size : resnet.feature_stride; }
   // A detector's COCO category id of class `class_index` (detection.category_ids, or index + 1).

@@ -145,8 +145,12 @@ double forward_gflops(const ModelCfg& cfg) {
   const ArchRow& arch = arch_row(cfg.arch);
   const double own = 2.0 * (arch.gmacs(cfg) + head_for(cfg.task, cfg.head).gmacs(cfg, arch.num_features(cfg)));
   // A captioner that attends to a detector's findings runs that detector too.
-  if (cfg.task == "captioning" && cfg.caption.detector_classes > 0) return own + forward_gflops(cfg.embedded_detector());
-  return own;
+  if (cfg.task != "captioning" || cfg.caption.detector_classes == 0) return own;
+  const double detector = forward_gflops(cfg.embedded_detector());
+  // Its second stage classifies a crop of each detection token's box (at most; weak ones are not cropped).
+  if (!cfg.caption.detector_second_stage || cfg.caption.second_stage_model.empty()) return own + detector;
+  const double crops = static_cast<double>(cfg.caption.detector_tokens);
+  return own + detector + crops * forward_gflops(cfg.embedded_second_stage());
 }
 
 }  // namespace attnvision::models

@@ -54,6 +54,11 @@ class CaptionDecoderImpl : public HeadImpl {
   // Where in the input the memory's entries after the feature map's cells look, N x E x 4 boxes (x, y, w, h in
   // input pixels; a detection's box), for drawing a word's attention: N x 0 x 4 for a memory of cells alone.
   virtual torch::Tensor memory_boxes(const Forward& f) { return torch::zeros({f.feature_map.size(0), 0, 4}); }
+  // What the memory's detection tokens are made from, N x E x F (the Transformer's: each detection's class
+  // probabilities, score, box and the box's pixels), for inspection: N x 0 x 0 for a memory of cells alone.
+  virtual torch::Tensor detection_features(const Forward& f) {
+    return torch::zeros({f.feature_map.size(0), 0, 0});
+  }
 
   // Beam search (greedy at beam 1) over a batch's memories (encode's), all images at once.
   Captions decode(const torch::Tensor& memory, const DecodeOptions& options);

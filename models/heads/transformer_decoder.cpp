@@ -19,6 +19,7 @@
 #include "models/heads/centernet.h"
 #include "models/registry.h"
 #include "models/runtime.h"
+#include "models/second_stage.h"
 
 #include <torch/torch.h>
 
@@ -149,6 +150,13 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
       detector_ = register_module("detector", build_model(detector_cfg_, Initialisation::kNone));
       for (auto& p : detector_->parameters()) p.requires_grad_(false);
       detector_->eval();
+      if (c.detector_second_stage) {
+        const ModelCfg stage = cfg.embedded_second_stage();
+        const Network classifier = register_module("second_stage", build_model(stage, Initialisation::kNone));
+        for (auto& p : classifier->parameters()) p.requires_grad_(false);
+        classifier->eval();
+        second_stage_ = SecondStage(classifier, stage, cfg);
+      }
       const int64_t features = c.detector_classes + 5 + cfg.in_chans * kBoxPoints * kBoxPoints;
       det_embed_ = register_module("det_embed", nn::Sequential(nn::Linear(features, d), nn::GELU(), nn::Linear(d, d)));
     }
@@ -161,6 +169,11 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
     return torch::cat({cells, detection_tokens(f.input).to(cells.scalar_type())}, 1);
   }
 
+  torch::Tensor detection_features(const Forward& f) override {
+    if (!detector_) return CaptionDecoderImpl::detection_features(f);
+    return detection_inputs(f.input);
+  }
+
   torch::Tensor memory_boxes(const Forward& f) override {
     if (!detector_) return CaptionDecoderImpl::memory_boxes(f);
     return detections(f.input).first.narrow(2, 0, 4);
@@ -170,10 +183,12 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
   void train(bool on) override {
     CaptionDecoderImpl::train(on);
     if (detector_) detector_->train(false);
+    if (second_stage_) second_stage_.network().train(false);
   }
 
   void prepare_for_inference() override {
     if (detector_) detector_->prepare_for_inference(Precision::kFloat32);
+    if (second_stage_) second_stage_.network().prepare_for_inference(Precision::kFloat32);
   }
 
  protected:
@@ -221,6 +236,11 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
   // One token per detection of the embedded detector on `image` (N x C x H x W, as the network was fed):
   // N x detector_tokens x D. The detector runs without gradient; the pixels sampled from the image keep theirs.
   torch::Tensor detection_tokens(const torch::Tensor& image) {
+    return det_embed_->forward(detection_inputs(image));
+  }
+
+  // What each detection token is made from: N x detector_tokens x (detector_classes + 5 + C x kBoxPoints^2).
+  torch::Tensor detection_inputs(const torch::Tensor& image) {
     const auto [found, classes] = detections(image);
     const int64_t n = found.size(0), kept = found.size(1);
     const double height = static_cast<double>(image.size(2)), width = static_cast<double>(image.size(3));
@@ -238,7 +258,7 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
                                                      /*bilinear*/ 0, /*zeros*/ 0, /*align_corners=*/false);  // N x C x k P x 1
     const torch::Tensor colours = pixels.reshape({n, image.size(1), kept, kBoxPoints * kBoxPoints})
                                       .permute({0, 2, 1, 3}).reshape({n, kept, -1});
-    return det_embed_->forward(torch::cat({classes, found.select(2, 4).unsqueeze(2), box, colours}, 2));
+    return torch::cat({classes, found.select(2, 4).unsqueeze(2), box, colours}, 2);
   }
 
   // The embedded detector's detector_tokens strongest peaks on `image` (centernet_decode_with_classes: N x k x 6
@@ -254,6 +274,27 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
       found = torch::cat({found, found.new_zeros({n, k - kept, found.size(2)})}, 1);
       classes = torch::cat({classes, classes.new_zeros({n, k - kept, classes.size(2)})}, 1);
     }
+    if (second_stage_) std::tie(found, classes) = read_again(image, found, classes);
+    return {found, classes};
+  }
+
+  // The second stage's view of `found` / `classes` (detections()'s): every detection scoring at least
+  // kSecondStageMinScore is cropped and classified, and its class probabilities become the geometric mean of
+  // the detector's and the crop's, its score that of its class (the score `detect` ranks by). The rest, and the
+  // rows of zeros for missing peaks, stay as they are.
+  std::pair<torch::Tensor, torch::Tensor> read_again(const torch::Tensor& image, torch::Tensor found,
+                                                     torch::Tensor classes) {
+    const int64_t n = found.size(0), k = found.size(1);
+    const torch::Tensor x = image.detach().to(torch::kFloat);
+    std::vector<torch::Tensor> crops;
+    for (int64_t i = 0; i < n; ++i) crops.push_back(second_stage_.crops(x[i], found[i].narrow(1, 0, 4)));
+    const torch::Tensor p = second_stage_.classify(torch::cat(crops), n * k).view({n, k, -1});
+    const torch::Tensor score = found.select(2, 4);
+    const torch::Tensor cropped = score >= kSecondStageMinScore;
+    classes = torch::where(cropped.unsqueeze(2), second_stage_fuse(classes, p), classes);
+    const torch::Tensor own = p.gather(2, found.select(2, 5).to(torch::kLong).unsqueeze(2)).squeeze(2);
+    found = found.clone();
+    found.select(2, 4).copy_(torch::where(cropped, second_stage_fuse(score, own), score));
     return {found, classes};
   }
 
@@ -277,6 +318,7 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
   torch::nn::Dropout dropout_{nullptr};
   ModelCfg detector_cfg_;                    // the embedded detector's, when there is one
   Network detector_{nullptr};
+  SecondStage second_stage_;                 // the detector's second stage, when the captioner embeds one
   torch::nn::Sequential det_embed_{nullptr};  // a detection's features -> its memory token
 };
 

@@ -9,6 +9,7 @@
 #include "pipelines/train/distributed.h"
 #include "datasets/preprocess.h"
 #include "pipelines/metrics/evaluation.h"
+#include "pipelines/tasks/detect/crop_classifier.h"
 #include "pipelines/tasks/task.h"
 #include "pipelines/report/progress.h"
 #include "vision/files/atomic_write.h"
@@ -195,16 +196,17 @@ std::string tensor_groups(const std::vector<std::string>& names) {
   return out;
 }
 
-// A captioner's embedded detector (models/heads/transformer_decoder.cpp, the module `detector`) from
-// init_detector; a model with one that neither init nor init_detector fills is refused, since its detector
-// never trains and would stay random. `fresh`: the tensors `init` did not hold.
+// A captioner's embedded detector (models/heads/transformer_decoder.cpp, the module `detector`) and any second
+// stage of it (the module `second_stage`) from init_detector; a model with one that neither init nor
+// init_detector fills is refused, since its detector never trains and would stay random. `fresh`: the tensors
+// `init` did not hold.
 void load_embedded_detector(const TrainCfg& cfg, models::NetworkImpl& net, const std::vector<std::string>& fresh) {
   std::shared_ptr<torch::nn::Module> detector;
   for (const auto& child : net.named_children())
     if (child.key() == "detector") detector = child.value();
   if (cfg.init_detector.empty()) {
     const bool filled = !cfg.init.empty() && std::none_of(fresh.begin(), fresh.end(), [](const std::string& name) {
-      return name.rfind("detector.", 0) == 0;
+      return name.rfind("detector.", 0) == 0 || name.rfind("second_stage.", 0) == 0;
     });
     if (detector && !filled)
       throw std::invalid_argument(cfg.source + ": the model embeds a detector (model.detector_classes), which never "
@@ -226,6 +228,42 @@ void load_embedded_detector(const TrainCfg& cfg, models::NetworkImpl& net, const
                                   "or std) than the captioner's");
   }
   models::load_state_dict(*detector, file.tensors, cfg.init_detector);
+  if (!cfg.model.caption.detector_second_stage) return;
+  std::shared_ptr<torch::nn::Module> stage;
+  for (const auto& child : net.named_children())
+    if (child.key() == "second_stage") stage = child.value();
+  // fill_second_stage_model found the part (or init's copy, when init_detector is absent, returned above).
+  const models::TensorFile* part = models::find_part(file.parts, kSecondStagePart);
+  if (!stage || !part) throw std::logic_error("load_embedded_detector: no second stage to load");
+  models::load_state_dict(*stage, part->tensors, part->path);
+}
+
+// A captioner reading its detector's second stage (model.detector_second_stage) embeds that crop classifier,
+// whose config travels with its weights: from init when that is a captioner embedding one already, else from
+// init_detector's part "second_stage" (as `attnvision convert --second-stage` stores it).
+void fill_second_stage_model(TrainCfg& cfg) {
+  models::CaptionArgs& c = cfg.model.caption;
+  if (!c.detector_second_stage || !c.second_stage_model.empty()) return;
+  if (!cfg.init.empty() && cfg.init_detector.empty()) {
+    models::ModelCfg init_cfg;
+    if (models::read_checkpoint_cfg(models::read_weights(cfg.init), init_cfg))
+      c.second_stage_model = init_cfg.caption.second_stage_model;
+    if (c.second_stage_model.empty())
+      throw std::invalid_argument(cfg.init + ": embeds no second stage for model.detector_second_stage; give "
+                                  "init_detector (a detector checkpoint carrying one) as well");
+  } else {
+    if (cfg.init_detector.empty())
+      throw std::invalid_argument(cfg.source + ": model.detector_second_stage reads the second stage of "
+                                  "init_detector (a detector checkpoint carrying one); none is given");
+    const models::TensorFile file = models::read_weights(cfg.init_detector);
+    const models::TensorFile* part = models::find_part(file.parts, kSecondStagePart);
+    models::ModelCfg part_cfg;
+    if (!part || !models::read_checkpoint_cfg(*part, part_cfg))
+      throw std::invalid_argument(cfg.init_detector + ": carries no second stage (attnvision convert "
+                                  "--second-stage stores one), which model.detector_second_stage reads");
+    c.second_stage_model = models::to_json(part_cfg).dump();
+  }
+  cfg.model.validate();
 }
 
 }  // namespace
@@ -272,6 +310,7 @@ TrainSummary train(const TrainCfg& cfg_in, const TrainOptions& options, DataPara
   Data data = load_data(cfg, task);
   // A COCO set's own category ids travel with the checkpoint, so its detections name categories as the data did.
   if (cfg.model.detection.category_ids.empty()) cfg.model.detection.category_ids = data.train.category_ids;
+  fill_second_stage_model(cfg);
   torch::manual_seed(cfg.seed);
   models::Network net = models::build_model(cfg.model);
   std::unique_ptr<torch::optim::Optimizer> opt = make_optimizer(cfg.optim, *net);

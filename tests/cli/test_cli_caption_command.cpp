@@ -3,6 +3,7 @@
 // strips, a COCO results file) and `eval-caption --data`: the same captions score the same either way.
 #include "test_util.h"
 
+#include "models/registry.h"
 #include "models/weights/weights.h"
 
 #include <gtest/gtest.h>
@@ -225,6 +226,55 @@ TEST_F(CliCaption, ABottomUpCaptionerTrainsOverItsFrozenDetectorsFindings) {
     ASSERT_FALSE(png.empty()) << name;
     EXPECT_EQ(png.cols, static_cast<int>(128 * words)) << name;
   }
+
+  // With the detector's second stage (model.detector_second_stage): the crop classifier travels in
+  // init_detector's checkpoint (`convert --second-stage`), is embedded frozen as `second_stage.*` with its config
+  // in the captioner's, and the captioner captions; a detector file without one is refused, naming it.
+  models::ModelCfg detector_cfg;
+  ASSERT_TRUE(models::read_checkpoint_cfg(models::read_weights(detector), detector_cfg));
+  models::ModelCfg crops;
+  crops.name = "tiny_crop_classifier";
+  crops.arch = "resnet";
+  crops.resnet.layers = {1, 1, 1, 1};
+  crops.resnet.channels = {8, 8, 8, 8};
+  crops.resnet.stem_type = "cifar";
+  crops.resnet.stem_width = 8;
+  crops.in_chans = 3;
+  crops.num_classes = detector_cfg.num_classes;
+  crops.labels = detector_cfg.labels;
+  crops.input_size = {3, 16, 16};
+  crops.crop_pct = 1.0;
+  crops.mean = detector_cfg.mean;
+  crops.std = detector_cfg.std;
+  models::save_checkpoint(path("crops.safetensors"), *models::build_model(crops), crops);
+  const std::string staged_detector = path("detector_second_stage.safetensors");
+  r = run_attnvision("convert --weights '" + detector + "' --second-stage '" + path("crops.safetensors") + "' --out '" +
+                     staged_detector + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_attnvision(bottom_up + " --set model.detector_second_stage=true --set init_detector='" + staged_detector +
+                     "' --set output='" + path("second_stage") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const models::TensorFile staged = models::read_weights(path("second_stage/best.safetensors"));
+  const models::TensorFile staged_detector_file = models::read_weights(staged_detector);
+  const models::TensorFile* part = models::find_part(staged_detector_file.parts, "second_stage");
+  ASSERT_NE(part, nullptr);
+  for (const auto& [name, t] : part->tensors) {
+    const auto it = staged.tensors.find("second_stage." + name);
+    ASSERT_NE(it, staged.tensors.end()) << name;
+    EXPECT_TRUE(torch::equal(it->second, t)) << name << " moved in training";
+  }
+  models::ModelCfg staged_cfg;
+  ASSERT_TRUE(models::read_checkpoint_cfg(staged, staged_cfg));
+  EXPECT_TRUE(staged_cfg.caption.detector_second_stage);
+  EXPECT_EQ(staged_cfg.embedded_second_stage().labels, detector_cfg.labels);
+  r = run_attnvision("caption '" + path("test/images") + "' --weights '" + path("second_stage/best.safetensors") +
+                     "' --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json_lines(r.out).size(), 6u);
+  r = run_attnvision(bottom_up + " --set model.detector_second_stage=true --set init_detector='" + detector +
+                     "' --set output='" + path("no_second_stage") + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find(detector + ": carries no second stage"), std::string::npos) << r.err;
 
   r = run_attnvision(std::string("train '") + ATTNVISION_SOURCE_DIR + "/configs/train/scenes_caption.yaml' " + tiny +
                      " --set model.head=transformer --set model.detector_classes=10 --set output='" + path("no_detector") + "'");

@@ -5,6 +5,8 @@
 #include "models/heads/caption_decoder.h"
 #include "models/registry.h"
 #include "models/saliency/saliency.h"
+#include "models/second_stage.h"
+#include "models/weights/weights.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +15,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace attnvision::models {
@@ -279,6 +283,119 @@ TEST(BottomUpCaptioner, OnlyTheTransformerDecoderTakesADetector) {
   EXPECT_EQ(to_json(back), to_json(c));
   EXPECT_EQ(to_json(c).at("detection").at("head_width"), 8);
   EXPECT_FALSE(to_json(tiny_captioner("transformer", 6)).contains("detection"));
+}
+
+// A crop classifier of tiny_captioner's 3 detector classes on 16 x 16 crops, as the detector's second stage.
+ModelCfg tiny_crop_classifier() {
+  ModelCfg c;
+  c.name = "tiny_crop_classifier";
+  c.arch = "resnet";
+  c.resnet.layers = {1, 1, 1, 1};
+  c.resnet.channels = {8, 8, 8, 8};
+  c.resnet.stem_type = "cifar";
+  c.resnet.stem_width = 8;
+  c.in_chans = 3;
+  c.num_classes = 3;
+  c.input_size = {3, 16, 16};
+  c.mean = {0.5, 0.4, 0.3};
+  c.std = {0.2, 0.25, 0.3};
+  return c;
+}
+
+ModelCfg with_second_stage(ModelCfg c) {
+  c.caption.detector_second_stage = true;
+  c.caption.second_stage_model = to_json(tiny_crop_classifier()).dump();
+  return c;
+}
+
+// The detector's second stage (models/second_stage.h), embedded frozen as the module `second_stage`: every
+// detection scoring at least kSecondStageMinScore gets the geometric mean of the detector's class
+// probabilities and its crop's, and the score of its own class likewise; weaker ones, boxes and pixels stay.
+TEST(BottomUpCaptioner, ReadsEachDetectionAgainThroughItsDetectorsSecondStage) {
+  torch::manual_seed(7);
+  Network plain = build_model(tiny_captioner("transformer+detector", 7));
+  Network staged = build_model(with_second_stage(tiny_captioner("transformer+detector", 7)));
+  std::map<std::string, torch::Tensor> same;
+  for (const auto& item : plain->named_parameters()) same[item.key()] = item.value();
+  for (const auto& item : plain->named_buffers()) same[item.key()] = item.value();
+  const std::vector<std::string> own = load_state_dict(*staged, same, "plain", ExtraKeys::kError, MissingKeys::kKeep);
+  ASSERT_FALSE(own.empty());
+  for (const std::string& name : own) EXPECT_EQ(name.rfind("second_stage.", 0), 0u) << name;
+  // A classifier whose logits are its fc bias alone: p(class | crop) = softmax(bias) for every crop.
+  const torch::Tensor bias = torch::tensor({0.0f, 2.0f, -1.0f});
+  {
+    torch::NoGradGuard no_grad;
+    auto params = staged->named_parameters();
+    params["second_stage.fc.weight"].zero_();
+    params["second_stage.fc.bias"].copy_(bias);
+  }
+  std::shared_ptr<torch::nn::Module> stage;
+  for (const auto& child : staged->named_children())
+    if (child.key() == "second_stage") stage = child.value();
+  ASSERT_TRUE(stage);
+  staged->train();
+  EXPECT_FALSE(stage->is_training());
+  for (const auto& p : stage->parameters()) EXPECT_FALSE(p.requires_grad());
+
+  plain->eval();
+  staged->eval();
+  const torch::Tensor x = torch::randn({2, 3, 64, 64});
+  // Shift the detector's heatmap logits (the same peaks, in the same order) so that the first image's strongest
+  // peak scores above kSecondStageMinScore and its weakest below: both cases, whatever the random weights.
+  {
+    const torch::Tensor score = decoder_of(plain).detection_features(plain->features(x)).select(2, 3)[0];
+    const auto logit = [](const torch::Tensor& p) { return torch::log(p / (1 - p)); };
+    const double shift = std::log(kSecondStageMinScore / (1 - kSecondStageMinScore)) -
+                         0.5 * (logit(score.max()) + logit(score.min())).item<double>();
+    ASSERT_GT(score.max().item<double>(), score.min().item<double>());
+    torch::NoGradGuard no_grad;
+    for (Network* net : {&plain, &staged}) (*net)->named_parameters()["detector.heatmap.2.bias"].add_(shift);
+  }
+  const torch::Tensor before = decoder_of(plain).detection_features(plain->features(x));
+  const torch::Tensor after = decoder_of(staged).detection_features(staged->features(x));
+  ASSERT_EQ(before.sizes(), after.sizes());
+  ASSERT_EQ(before.size(2), 3 + 5 + 3 * 16);
+  const torch::Tensor classes = before.narrow(2, 0, 3), score = before.select(2, 3);
+  const torch::Tensor cropped = score >= kSecondStageMinScore;
+  ASSERT_TRUE(cropped.any().item<bool>());
+  ASSERT_FALSE(cropped.all().item<bool>()) << "the case of a detection too weak to crop";
+  const torch::Tensor p = torch::softmax(bias, 0);
+  EXPECT_TRUE(torch::allclose(after.narrow(2, 0, 3),
+                              torch::where(cropped.unsqueeze(2), torch::sqrt(classes * p), classes), 1e-5, 1e-6));
+  // A detection is one class's peak: its score is that class's probability.
+  const torch::Tensor own_class = (classes - score.unsqueeze(2)).abs().argmin(2);
+  const torch::Tensor own_p = p.index_select(0, own_class.flatten()).view_as(score);
+  EXPECT_TRUE(torch::allclose(after.select(2, 3), torch::where(cropped, torch::sqrt(score * own_p), score), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::equal(after.narrow(2, 4, after.size(2) - 4), before.narrow(2, 4, before.size(2) - 4)));
+}
+
+TEST(BottomUpCaptioner, ASecondStageNeedsADetectorAndAClassifierOfItsClasses) {
+  EXPECT_NO_THROW(with_second_stage(tiny_captioner("transformer+detector", 6)).validate());
+  ModelCfg c = with_second_stage(tiny_captioner("transformer", 6));
+  EXPECT_THROW(c.validate(), std::invalid_argument) << "no detector to read again";
+  c = tiny_captioner("transformer+detector", 6);
+  c.caption.second_stage_model = to_json(tiny_crop_classifier()).dump();
+  EXPECT_THROW(c.validate(), std::invalid_argument) << "a classifier without detector_second_stage";
+  ModelCfg other = tiny_crop_classifier();
+  other.num_classes = 4;
+  c = tiny_captioner("transformer+detector", 6);
+  c.caption.detector_second_stage = true;
+  c.caption.second_stage_model = to_json(other).dump();
+  EXPECT_THROW(c.validate(), std::invalid_argument) << "other classes than the detector's";
+  // On, with the classifier not filled in yet (the trainer fills it from init_detector): valid, but a network
+  // cannot be built without it.
+  c.caption.second_stage_model.clear();
+  EXPECT_NO_THROW(c.validate());
+  try {
+    build_model(c);
+    ADD_FAILURE() << "built without its second stage's config";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("init_detector"), std::string::npos) << e.what();
+  }
+  // The captioner's checkpoint cfg carries the classifier's, and reads back the same.
+  c = with_second_stage(tiny_captioner("transformer+detector", 6));
+  EXPECT_EQ(to_json(cfg_from_json(to_json(c))), to_json(c));
+  EXPECT_EQ(to_json(c.embedded_second_stage()), to_json(tiny_crop_classifier()));
 }
 
 TEST(CaptionLoss, PaddingAndMissingReferencesChangeNothing) {
