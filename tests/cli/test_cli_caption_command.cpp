@@ -5,6 +5,7 @@
 
 #include "models/registry.h"
 #include "models/weights/weights.h"
+#include "crop_classifier_testing.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -232,20 +233,8 @@ TEST_F(CliCaption, ABottomUpCaptionerTrainsOverItsFrozenDetectorsFindings) {
   // in the captioner's, and the captioner captions; a detector file without one is refused, naming it.
   models::ModelCfg detector_cfg;
   ASSERT_TRUE(models::read_checkpoint_cfg(models::read_weights(detector), detector_cfg));
-  models::ModelCfg crops;
-  crops.name = "tiny_crop_classifier";
-  crops.arch = "resnet";
-  crops.resnet.layers = {1, 1, 1, 1};
-  crops.resnet.channels = {8, 8, 8, 8};
-  crops.resnet.stem_type = "cifar";
-  crops.resnet.stem_width = 8;
-  crops.in_chans = 3;
-  crops.num_classes = detector_cfg.num_classes;
-  crops.labels = detector_cfg.labels;
-  crops.input_size = {3, 16, 16};
-  crops.crop_pct = 1.0;
-  crops.mean = detector_cfg.mean;
-  crops.std = detector_cfg.std;
+  const models::ModelCfg crops = models::testing::tiny_crop_classifier(detector_cfg.num_classes, detector_cfg.labels,
+                                                                         detector_cfg.mean, detector_cfg.std);
   models::save_checkpoint(path("crops.safetensors"), *models::build_model(crops), crops);
   const std::string staged_detector = path("detector_second_stage.safetensors");
   r = run_attnvision("convert --weights '" + detector + "' --second-stage '" + path("crops.safetensors") + "' --out '" +

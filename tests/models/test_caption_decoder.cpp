@@ -7,6 +7,7 @@
 #include "models/saliency/saliency.h"
 #include "models/second_stage.h"
 #include "models/weights/weights.h"
+#include "crop_classifier_testing.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -285,21 +286,9 @@ TEST(BottomUpCaptioner, OnlyTheTransformerDecoderTakesADetector) {
   EXPECT_FALSE(to_json(tiny_captioner("transformer", 6)).contains("detection"));
 }
 
-// A crop classifier of tiny_captioner's 3 detector classes on 16 x 16 crops, as the detector's second stage.
+// A crop classifier of tiny_captioner's 3 detector classes, as the detector's second stage.
 ModelCfg tiny_crop_classifier() {
-  ModelCfg c;
-  c.name = "tiny_crop_classifier";
-  c.arch = "resnet";
-  c.resnet.layers = {1, 1, 1, 1};
-  c.resnet.channels = {8, 8, 8, 8};
-  c.resnet.stem_type = "cifar";
-  c.resnet.stem_width = 8;
-  c.in_chans = 3;
-  c.num_classes = 3;
-  c.input_size = {3, 16, 16};
-  c.mean = {0.5, 0.4, 0.3};
-  c.std = {0.2, 0.25, 0.3};
-  return c;
+  return testing::tiny_crop_classifier(3, {}, {0.5, 0.4, 0.3}, {0.2, 0.25, 0.3});
 }
 
 ModelCfg with_second_stage(ModelCfg c) {

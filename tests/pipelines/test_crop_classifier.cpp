@@ -4,6 +4,7 @@
 #include "models/registry.h"
 #include "models/weights/weights.h"
 #include "pipelines/config.h"
+#include "crop_classifier_testing.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -15,22 +16,7 @@ namespace attnvision::pipelines {
 namespace {
 
 models::ModelCfg tiny_classifier() {
-  models::ModelCfg c;
-  c.name = "tiny_crop_classifier";
-  c.arch = "resnet";
-  c.resnet.block = "basic";
-  c.resnet.layers = {1, 1, 1, 1};
-  c.resnet.channels = {8, 8, 8, 8};
-  c.resnet.stem_type = "cifar";
-  c.resnet.stem_width = 8;
-  c.in_chans = 3;
-  c.num_classes = 3;
-  c.labels = {"cat", "dog", "bird"};
-  c.input_size = {3, 16, 16};
-  c.crop_pct = 1.0;
-  c.mean = {0.5, 0.4, 0.3};
-  c.std = {0.2, 0.25, 0.3};
-  return c;
+  return models::testing::tiny_crop_classifier(3, {"cat", "dog", "bird"}, {0.5, 0.4, 0.3}, {0.2, 0.25, 0.3});
 }
 
 // A classifier whose logits are its fc bias alone (the fc weights zeroed): the same class probabilities for
