@@ -25,19 +25,25 @@ SecondStage::SecondStage(Network classifier, const ModelCfg& classifier_cfg, con
   shift_ = torch::tensor(shift).view({1, -1, 1, 1});
 }
 
-torch::Tensor SecondStage::crops(const torch::Tensor& image, const torch::Tensor& boxes) const {
-  return square_crops(image, boxes, cfg_.input_size[1], kSecondStageCropMargin) * scale_ + shift_;
-}
-
-torch::Tensor SecondStage::classify(const torch::Tensor& crops, int64_t batch) const {
+SecondStage::Reading SecondStage::read(const torch::Tensor& images, const torch::Tensor& found, double min_score,
+                                       int64_t batch) const {
+  const int64_t k = found.size(1);
+  std::vector<torch::Tensor> crops, rows;
+  for (int64_t n = 0; n < found.size(0); ++n) {
+    const torch::Tensor kept = (found[n].select(1, 4) >= min_score).nonzero().squeeze(1);
+    if (kept.numel() == 0) continue;
+    const torch::Tensor boxes = found[n].index_select(0, kept).narrow(1, 0, 4).to(torch::kFloat32);
+    crops.push_back(square_crops(images[n], boxes, cfg_.input_size[1], kSecondStageCropMargin) * scale_ + shift_);
+    rows.push_back(kept + n * k);
+  }
+  if (crops.empty()) return {torch::zeros({0}, torch::kLong), torch::zeros({0, cfg_.num_classes})};
+  const torch::Tensor all = torch::cat(crops);
   std::vector<torch::Tensor> probs;
-  for (int64_t b = 0; b < crops.size(0); b += batch) {
-    const torch::Tensor logits =
-        classifier_->forward(crops.narrow(0, b, std::min(batch, crops.size(0) - b))).logits;
+  for (int64_t b = 0; b < all.size(0); b += batch) {
+    const torch::Tensor logits = classifier_->forward(all.narrow(0, b, std::min(batch, all.size(0) - b))).logits;
     probs.push_back(torch::softmax(logits.to(torch::kFloat32), 1));
   }
-  if (probs.empty()) return torch::zeros({0, cfg_.num_classes});
-  return torch::cat(probs);
+  return {torch::cat(rows), torch::cat(probs)};
 }
 
 }  // namespace attnvision::models

@@ -28,11 +28,15 @@ class SecondStage {
   // detections of a detector fed images normalised with `detector`'s mean and std.
   SecondStage(Network classifier, const ModelCfg& classifier_cfg, const ModelCfg& detector);
 
-  // Square crops of `boxes` (K x 4 rows of [x, y, w, h] in the pixels of `image`, C x H x W as the detector
-  // was fed) at the classifier's input size, in the classifier's normalisation: K x C x s x s.
-  torch::Tensor crops(const torch::Tensor& image, const torch::Tensor& boxes) const;
-  // p(class | crop) for each of `crops` (crops()'s), `batch` at a time: K x classes, float32.
-  torch::Tensor classify(const torch::Tensor& crops, int64_t batch) const;
+  // What the classifier makes of the detections in `found` (N x k rows [x, y, w, h, score, ...] in the pixels
+  // of `images`, N x C x H x W as the detector was fed) scoring at least `min_score`: their flat row indices
+  // into the N x k (K, image by image) and p(class | the square crop of the row's box), K x classes in float32,
+  // classified `batch` crops at a time. No detection that qualifies: both empty.
+  struct Reading {
+    torch::Tensor rows;
+    torch::Tensor p;
+  };
+  Reading read(const torch::Tensor& images, const torch::Tensor& found, double min_score, int64_t batch) const;
 
   explicit operator bool() const { return classifier_ != nullptr; }
   const ModelCfg& cfg() const { return cfg_; }

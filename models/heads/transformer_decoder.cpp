@@ -281,21 +281,21 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
   // The second stage's view of `found` / `classes` (detections()'s): every detection scoring at least
   // kSecondStageMinScore is cropped and classified, and its class probabilities become the geometric mean of
   // the detector's and the crop's, its score that of its class (the score `detect` ranks by). The rest, and the
-  // rows of zeros for missing peaks, stay as they are.
+  // rows of zeros for missing peaks, stay as they are and are not cropped.
   std::pair<torch::Tensor, torch::Tensor> read_again(const torch::Tensor& image, torch::Tensor found,
                                                      torch::Tensor classes) {
     const int64_t n = found.size(0), k = found.size(1);
-    const torch::Tensor x = image.detach().to(torch::kFloat);
-    std::vector<torch::Tensor> crops;
-    for (int64_t i = 0; i < n; ++i) crops.push_back(second_stage_.crops(x[i], found[i].narrow(1, 0, 4)));
-    const torch::Tensor p = second_stage_.classify(torch::cat(crops), n * k).view({n, k, -1});
-    const torch::Tensor score = found.select(2, 4);
-    const torch::Tensor cropped = score >= kSecondStageMinScore;
-    classes = torch::where(cropped.unsqueeze(2), second_stage_fuse(classes, p), classes);
-    const torch::Tensor own = p.gather(2, found.select(2, 5).to(torch::kLong).unsqueeze(2)).squeeze(2);
-    found = found.clone();
-    found.select(2, 4).copy_(torch::where(cropped, second_stage_fuse(score, own), score));
-    return {found, classes};
+    const SecondStage::Reading r =
+        second_stage_.read(image.detach().to(torch::kFloat), found, kSecondStageMinScore, n * k);
+    if (r.rows.numel() == 0) return {found, classes};
+    const torch::Tensor flat_found = found.reshape({n * k, -1}).clone();
+    const torch::Tensor flat_classes = classes.reshape({n * k, -1}).clone();
+    const torch::Tensor own_class = flat_found.index_select(0, r.rows).select(1, 5).to(torch::kLong);
+    const torch::Tensor own = r.p.gather(1, own_class.unsqueeze(1)).squeeze(1);
+    flat_classes.index_copy_(0, r.rows, second_stage_fuse(flat_classes.index_select(0, r.rows), r.p));
+    flat_found.select(1, 4).index_copy_(
+        0, r.rows, second_stage_fuse(flat_found.select(1, 4).index_select(0, r.rows), own));
+    return {flat_found.view_as(found), flat_classes.view_as(classes)};
   }
 
   // Logits (N x t x V) and the last block's cross-attention (N x t x P) of every prefix of `words` (N x t).

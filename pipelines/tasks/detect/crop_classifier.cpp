@@ -62,26 +62,15 @@ std::optional<CropClassifier> make_second_stage(const CropClassifierOptions& opt
 torch::Tensor CropClassifier::rescore(const torch::Tensor& peaks, const torch::Tensor& x) const {
   torch::Tensor out = peaks.to(torch::kFloat32).clone();  // N x k x 6
   const torch::Tensor score = out.select(2, 4).clone();   // N x k
-  const torch::Tensor cropped = score >= options_.min_score;
   // Below min_score: score x min(1, score / (2 min_score)), under min_score / 2, so under every rescored score
   // of a likely class; the cropped peaks' entries are replaced below.
   torch::Tensor fresh = score * torch::clamp_max(score / (2 * options_.min_score), 1.0);
 
-  // Every crop of the batch, image by image, then classified options_.batch at a time.
-  std::vector<torch::Tensor> crops;
-  std::vector<torch::Tensor> where;  // flat N * k indices of the cropped peaks, in crop order
-  for (int64_t n = 0; n < out.size(0); ++n) {
-    const torch::Tensor rows = cropped[n].nonzero().squeeze(1);
-    if (rows.numel() == 0) continue;
-    crops.push_back(stage_.crops(x[n], out[n].index_select(0, rows).narrow(1, 0, 4)));
-    where.push_back(rows + n * out.size(1));
-  }
-  if (!crops.empty()) {
-    const torch::Tensor index = torch::cat(where);
-    const torch::Tensor classes = out.view({-1, 6}).select(1, 5).index_select(0, index).to(torch::kLong);
-    const torch::Tensor p =
-        stage_.classify(torch::cat(crops), options_.batch).gather(1, classes.unsqueeze(1)).squeeze(1);
-    fresh.view({-1}).index_put_({index}, models::second_stage_fuse(score.view({-1}).index_select(0, index), p));
+  const models::SecondStage::Reading r = stage_.read(x, out, options_.min_score, options_.batch);
+  if (r.rows.numel() > 0) {
+    const torch::Tensor classes = out.view({-1, 6}).select(1, 5).index_select(0, r.rows).to(torch::kLong);
+    const torch::Tensor p = r.p.gather(1, classes.unsqueeze(1)).squeeze(1);
+    fresh.view({-1}).index_put_({r.rows}, models::second_stage_fuse(score.view({-1}).index_select(0, r.rows), p));
   }
   out.select(2, 4).copy_(fresh);
   const torch::Tensor order = fresh.argsort(1, /*descending=*/true);
