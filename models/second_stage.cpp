@@ -25,6 +25,11 @@ SecondStage::SecondStage(Network classifier, const ModelCfg& classifier_cfg, con
   shift_ = torch::tensor(shift).view({1, -1, 1, 1});
 }
 
+torch::Tensor SecondStage::Reading::own_class(const torch::Tensor& found) const {
+  const torch::Tensor classes = found.reshape({-1, found.size(2)}).select(1, 5).index_select(0, rows);
+  return p.gather(1, classes.to(torch::kLong).unsqueeze(1)).squeeze(1);
+}
+
 SecondStage::Reading SecondStage::read(const torch::Tensor& images, const torch::Tensor& found, double min_score,
                                        int64_t batch) const {
   const int64_t k = found.size(1);

@@ -35,11 +35,12 @@ class SecondStage {
   struct Reading {
     torch::Tensor rows;
     torch::Tensor p;
+    // p of each read row's own class (column 5 of `found`, the one read()'s): K.
+    torch::Tensor own_class(const torch::Tensor& found) const;
   };
   Reading read(const torch::Tensor& images, const torch::Tensor& found, double min_score, int64_t batch) const;
 
   explicit operator bool() const { return classifier_ != nullptr; }
-  const ModelCfg& cfg() const { return cfg_; }
   NetworkImpl& network() const { return *classifier_; }
 
  private:

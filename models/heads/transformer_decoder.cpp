@@ -290,8 +290,7 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
     if (r.rows.numel() == 0) return {found, classes};
     const torch::Tensor flat_found = found.reshape({n * k, -1}).clone();
     const torch::Tensor flat_classes = classes.reshape({n * k, -1}).clone();
-    const torch::Tensor own_class = flat_found.index_select(0, r.rows).select(1, 5).to(torch::kLong);
-    const torch::Tensor own = r.p.gather(1, own_class.unsqueeze(1)).squeeze(1);
+    const torch::Tensor own = r.own_class(found);
     flat_classes.index_copy_(0, r.rows, second_stage_fuse(flat_classes.index_select(0, r.rows), r.p));
     flat_found.select(1, 4).index_copy_(
         0, r.rows, second_stage_fuse(flat_found.select(1, 4).index_select(0, r.rows), own));

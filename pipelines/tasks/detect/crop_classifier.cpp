@@ -68,9 +68,8 @@ torch::Tensor CropClassifier::rescore(const torch::Tensor& peaks, const torch::T
 
   const models::SecondStage::Reading r = stage_.read(x, out, options_.min_score, options_.batch);
   if (r.rows.numel() > 0) {
-    const torch::Tensor classes = out.view({-1, 6}).select(1, 5).index_select(0, r.rows).to(torch::kLong);
-    const torch::Tensor p = r.p.gather(1, classes.unsqueeze(1)).squeeze(1);
-    fresh.view({-1}).index_put_({r.rows}, models::second_stage_fuse(score.view({-1}).index_select(0, r.rows), p));
+    const torch::Tensor own = r.own_class(out);
+    fresh.view({-1}).index_put_({r.rows}, models::second_stage_fuse(score.view({-1}).index_select(0, r.rows), own));
   }
   out.select(2, 4).copy_(fresh);
   const torch::Tensor order = fresh.argsort(1, /*descending=*/true);
