@@ -24,7 +24,8 @@ the truth. That is what a captioner that listed every detected item, named it as
 saw its colour right would score: an optimistic bound for a captioner that reads that detector's kinds.
 
 With --keep K every list stops after each scene's first K items (in painting order): what leaving items out
-costs when those named are right.
+costs when those named are right. With --ungrouped every item is named on its own, "a green coat and a yellow
+coat" where the grammar says "two coats": what a captioner that cannot count could reach at best.
 """
 import argparse
 import json
@@ -49,13 +50,13 @@ def with_article(phrase):
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
-def list_phrase(items, category_name):
+def list_phrase(items, category_name, grouped=True):
     """The grammar's list of a scene's items (annotations in painting order): kinds grouped, groups in order of
-    their first item; a colour for several items only when they share it. Returns the text and whether the first
-    group is plural."""
+    their first item; a colour for several items only when they share it (with grouped False every item a group
+    of its own). Returns the text and whether the first group is plural."""
     groups = []
     for item in items:
-        for group in groups:
+        for group in groups if grouped else []:
             if group[0]["category_id"] == item["category_id"]:
                 group.append(item)
                 break
@@ -108,6 +109,7 @@ def main():
     ap.add_argument("--min-score", type=float, default=0.3, help="with --detections: the lowest score of a "
                     "detection that names an item (default 0.3)")
     ap.add_argument("--keep", type=int, default=0, help="name only each scene's first K items (0: all)")
+    ap.add_argument("--ungrouped", action="store_true", help="name every item on its own, never \"two coats\"")
     args = ap.parse_args()
     if args.keep < 0:
         sys.exit("--keep must be 0 (every item) or more")
@@ -129,7 +131,8 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             for name, pattern in PATTERNS.items():
                 # A scene whose items were all missed still needs a result: an empty list says nothing.
-                results = [{"image_id": im["id"], "caption": pattern(*list_phrase(listed[im["id"]], category_name))
+                results = [{"image_id": im["id"],
+                            "caption": pattern(*list_phrase(listed[im["id"]], category_name, not args.ungrouped))
                             if listed[im["id"]] else "there is nothing"} for im in instances["images"]]
                 path = os.path.join(tmp, "results.json")
                 json.dump(results, open(path, "w"))
@@ -141,7 +144,7 @@ def main():
     total = len(instances["annotations"])
     listed_items = sum(len(items) for items in items_of.values())
     print(f"{len(instances['images'])} scenes, {total} items, {listed_items} of them listed: "
-          "every listed item's kind and colour right")
+          "every listed item's kind and colour right" + (", each named on its own" if args.ungrouped else ""))
     score_all(items_of)
     if args.detections:
         detections_of = {}

@@ -60,6 +60,7 @@ const std::vector<CfgField>& model_cfg_fields() {
       {"detector_classes", "captioning", "classes of an embedded detector the decoder also attends to (0: none; Transformer decoder)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_classes; }},
       {"detector_tokens", "captioning", "the embedded detector's strongest detections the decoder attends to", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_tokens; }},
       {"detector_second_stage", "captioning", "the detection tokens also read the detector's second stage (a crop classifier from init_detector's checkpoint)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_second_stage; }},
+      {"detector_counts", "captioning", "the detection tokens also read the scene's expected count per class and of their own class", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.detector_counts; }},
       {"second_stage_model", "captioning", "the embedded second stage's model config as JSON (filled by the trainer)", [](ModelCfg& c) -> CfgFieldRef { return &c.caption.second_stage_model; }},
       {"in_chans", "", "input channels", [](ModelCfg& c) -> CfgFieldRef { return &c.in_chans; }},
       {"num_classes", "", "classifier outputs (0: no classifier)", [](ModelCfg& c) -> CfgFieldRef { return &c.num_classes; }},
@@ -189,6 +190,8 @@ void ModelCfg::validate() const {
         fail(std::string("its embedded detector: ") + e.what());
       }
     }
+    if (c.detector_counts && c.detector_classes < 1)
+      fail("detector_counts needs an embedded detector (detector_classes > 0)");
     if (!c.second_stage_model.empty() && !c.detector_second_stage)
       fail("second_stage_model is set but detector_second_stage is off");
     if (c.detector_second_stage) {

@@ -116,6 +116,12 @@ struct CaptionArgs {
   bool detector_second_stage = false;
   // That crop classifier's ModelCfg, as JSON: filled by the trainer from the part it is loaded from.
   std::string second_stage_model;
+  // Each detection token also reads the scene's counts: per class the detections' expected number (their
+  // scores times their class probabilities, summed over the tokens), and how many detections share its own
+  // class (the same sum weighted by its class probabilities). Softmax attention averages what it reads, so two
+  // tokens of one class look like one to it: the references say "two coats", and without counts a decoder
+  // cannot tell.
+  bool detector_counts = false;
 };
 
 struct ModelCfg {

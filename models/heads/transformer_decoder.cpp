@@ -13,7 +13,8 @@
 // frozen and always in eval mode, runs on the same input in float32. Its detector_tokens strongest peaks each
 // become one more memory token, after the cells: an MLP of the peak's class probabilities, its score, its box
 // (centre, width and height as fractions of the input) and the input's pixels at 4 x 4 points spread over the
-// box (the item's colours, which a detector trained to name kinds need not keep).
+// box (the item's colours, which a detector trained to name kinds need not keep); with caption.detector_counts
+// also the scene's expected count of each class and of the token's own (see detection_counts).
 #include "models/heads/caption_decoder.h"
 
 #include "models/heads/centernet.h"
@@ -32,6 +33,13 @@ namespace {
 
 constexpr int64_t kMaxGridSide = 64;  // the largest feature-map side the position embeddings cover
 constexpr int64_t kBoxPoints = 4;     // a detection token samples the input at kBoxPoints^2 points of its box
+
+// What a detection token is made from: class probabilities, score, box (4), the box's pixels, and with
+// detector_counts the scene's count per class and of its own class.
+int64_t detection_feature_count(const ModelCfg& cfg) {
+  const CaptionArgs& c = cfg.caption;
+  return c.detector_classes + 5 + cfg.in_chans * kBoxPoints * kBoxPoints + (c.detector_counts ? c.detector_classes + 1 : 0);
+}
 
 // Multi-head attention that also hands back its weights (averaged over heads).
 class AttentionImpl : public torch::nn::Module {
@@ -157,7 +165,7 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
         classifier->eval();
         second_stage_ = SecondStage(classifier, stage, cfg);
       }
-      const int64_t features = c.detector_classes + 5 + cfg.in_chans * kBoxPoints * kBoxPoints;
+      const int64_t features = detection_feature_count(cfg);
       det_embed_ = register_module("det_embed", nn::Sequential(nn::Linear(features, d), nn::GELU(), nn::Linear(d, d)));
     }
   }
@@ -239,7 +247,7 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
     return det_embed_->forward(detection_inputs(image));
   }
 
-  // What each detection token is made from: N x detector_tokens x (detector_classes + 5 + C x kBoxPoints^2).
+  // What each detection token is made from: N x detector_tokens x detection_feature_count(cfg()).
   torch::Tensor detection_inputs(const torch::Tensor& image) {
     const auto [found, classes] = detections(image);
     const int64_t n = found.size(0), kept = found.size(1);
@@ -258,7 +266,19 @@ class TransformerDecoderImpl : public CaptionDecoderImpl {
                                                      /*bilinear*/ 0, /*zeros*/ 0, /*align_corners=*/false);  // N x C x k P x 1
     const torch::Tensor colours = pixels.reshape({n, image.size(1), kept, kBoxPoints * kBoxPoints})
                                       .permute({0, 2, 1, 3}).reshape({n, kept, -1});
-    return torch::cat({classes, found.select(2, 4).unsqueeze(2), box, colours}, 2);
+    const torch::Tensor inputs = torch::cat({classes, found.select(2, 4).unsqueeze(2), box, colours}, 2);
+    if (!cfg().caption.detector_counts) return inputs;
+    return torch::cat({inputs, detection_counts(found, classes)}, 2);
+  }
+
+  // Per token, the scene's counts as the detections give them (N x k x (detector_classes + 1)): per class the
+  // expected number of items, sum over tokens of score x p(class), then the expected number sharing this
+  // token's class, itself included (that vector weighted by its own class probabilities). Padding rows have
+  // score and probabilities 0, so they count for nothing.
+  static torch::Tensor detection_counts(const torch::Tensor& found, const torch::Tensor& classes) {
+    const torch::Tensor per_class = (classes * found.select(2, 4).unsqueeze(2)).sum(1, /*keepdim=*/true);  // N x 1 x C
+    const torch::Tensor own = (classes * per_class).sum(2, /*keepdim=*/true);                             // N x k x 1
+    return torch::cat({per_class.expand_as(classes), own}, 2);
   }
 
   // The embedded detector's detector_tokens strongest peaks on `image` (centernet_decode_with_classes: N x k x 6
@@ -337,7 +357,7 @@ double transformer_decoder_gmacs(const ModelCfg& cfg, int64_t num_features) {
   const double cells = caption_cells(cfg);
   const double d = static_cast<double>(c.decoder_dim), words = static_cast<double>(c.max_words + 1);
   const double detections = c.detector_classes > 0 ? static_cast<double>(c.detector_tokens) : 0.0;
-  const double detection_features = static_cast<double>(c.detector_classes + 5 + cfg.in_chans * kBoxPoints * kBoxPoints);
+  const double detection_features = static_cast<double>(detection_feature_count(cfg));
   const double memory = cells + detections;
   const double prefixes = words * (words + 1) / 2;  // prefix lengths summed over the decoding steps
   const double layers = static_cast<double>(c.decoder_layers);

@@ -196,6 +196,16 @@ std::string tensor_groups(const std::vector<std::string>& names) {
   return out;
 }
 
+// init_detector's config into `out`, when its file carries one (a timm-style file of bare tensors does not);
+// a checkpoint of another task is refused, naming the file.
+bool read_detector_cfg(const std::string& path, const models::TensorFile& file, models::ModelCfg& out) {
+  if (!models::read_checkpoint_cfg(file, out)) return false;
+  if (out.task != "detection")
+    throw std::invalid_argument(path + ": init_detector takes a detector's checkpoint, not a '" + out.task +
+                                "' model's");
+  return true;
+}
+
 // A captioner's embedded detector (models/heads/transformer_decoder.cpp, the module `detector`) and any second
 // stage of it (the module `second_stage`) from init_detector; a model with one that neither init nor
 // init_detector fills is refused, since its detector never trains and would stay random. `fresh`: the tensors
@@ -218,10 +228,7 @@ void load_embedded_detector(const TrainCfg& cfg, models::NetworkImpl& net, const
                                 "(model.detector_classes > 0)");
   const models::TensorFile file = models::read_weights(cfg.init_detector);
   models::ModelCfg file_cfg;
-  if (models::read_checkpoint_cfg(file, file_cfg)) {
-    if (file_cfg.task != "detection")
-      throw std::invalid_argument(cfg.init_detector + ": init_detector takes a detector's checkpoint, not a '" +
-                                  file_cfg.task + "' model's");
+  if (read_detector_cfg(cfg.init_detector, file, file_cfg)) {
     // The detector reads the captioner's input: it must have been trained on the same preprocessing.
     if (file_cfg.mean != cfg.model.mean || file_cfg.std != cfg.model.std || file_cfg.input_size != cfg.model.input_size)
       throw std::invalid_argument(cfg.init_detector + ": the detector was trained on another input (input_size, mean "
@@ -256,6 +263,8 @@ void fill_second_stage_model(TrainCfg& cfg) {
       throw std::invalid_argument(cfg.source + ": model.detector_second_stage reads the second stage of "
                                   "init_detector (a detector checkpoint carrying one); none is given");
     const models::TensorFile file = models::read_weights(cfg.init_detector);
+    models::ModelCfg detector_cfg;
+    read_detector_cfg(cfg.init_detector, file, detector_cfg);
     const models::TensorFile* part = models::find_part(file.parts, kSecondStagePart);
     models::ModelCfg part_cfg;
     if (!part || !models::read_checkpoint_cfg(*part, part_cfg))

@@ -387,6 +387,47 @@ TEST(BottomUpCaptioner, ASecondStageNeedsADetectorAndAClassifierOfItsClasses) {
   EXPECT_EQ(to_json(c.embedded_second_stage()), to_json(tiny_crop_classifier()));
 }
 
+// caption.detector_counts: each detection token also reads the scene's expected count per class (score x class
+// probability summed over the tokens) and the expected number sharing its own class; the rest is unchanged.
+TEST(BottomUpCaptioner, DetectionTokensReadTheScenesCountsPerClassAndOfTheirOwn) {
+  ModelCfg counted_cfg = tiny_captioner("transformer+detector", 7);
+  counted_cfg.caption.detector_counts = true;
+  torch::manual_seed(8);
+  Network plain = build_model(tiny_captioner("transformer+detector", 7));
+  torch::manual_seed(8);
+  Network counted = build_model(counted_cfg);
+  plain->eval();
+  counted->eval();
+  const torch::Tensor x = torch::randn({2, 3, 64, 64});
+  torch::NoGradGuard no_grad;
+  const torch::Tensor before = decoder_of(plain).detection_features(plain->features(x));
+  const torch::Tensor after = decoder_of(counted).detection_features(counted->features(x));
+  const int64_t classes = 3, base = classes + 5 + 3 * 16;
+  ASSERT_EQ(before.size(2), base);
+  ASSERT_EQ(after.size(2), base + classes + 1);
+  EXPECT_TRUE(torch::equal(after.narrow(2, 0, base), before));
+  const auto f = before.accessor<float, 3>();
+  const auto counts = after.accessor<float, 3>();
+  for (int64_t n = 0; n < before.size(0); ++n) {
+    std::vector<double> per_class(classes, 0.0);
+    for (int64_t k = 0; k < before.size(1); ++k)
+      for (int64_t c = 0; c < classes; ++c) per_class[c] += f[n][k][classes] * f[n][k][c];
+    for (int64_t k = 0; k < before.size(1); ++k) {
+      double own = 0;
+      for (int64_t c = 0; c < classes; ++c) {
+        EXPECT_NEAR(counts[n][k][base + c], per_class[c], 1e-5) << n << " " << k << " " << c;
+        own += f[n][k][c] * per_class[c];
+      }
+      EXPECT_NEAR(counts[n][k][base + classes], own, 1e-5) << n << " " << k;
+    }
+  }
+  // The token MLP reads the wider input; everything else is the plain captioner's.
+  EXPECT_EQ(counted->named_parameters()["det_embed.0.weight"].size(1), base + classes + 1);
+  EXPECT_EQ(count_parameters(*counted) - count_parameters(*plain), (classes + 1) * counted_cfg.caption.decoder_dim);
+  counted_cfg.caption.detector_classes = 0;
+  EXPECT_THROW(counted_cfg.validate(), std::invalid_argument) << "counts without a detector";
+}
+
 TEST(CaptionLoss, PaddingAndMissingReferencesChangeNothing) {
   torch::manual_seed(11);
   const ModelCfg cfg = tiny_captioner("show_attend_tell", 10);
