@@ -18,8 +18,9 @@ of the same shape, models/heads/upsampling_neck.cpp's neck and models/heads/cent
 decoding) whose detector_tokens strongest peaks become memory tokens after the cells, each read again by the
 detector's second stage when captioning.detector_second_stage is on (models/second_stage.h: the crop classifier of
 captioning.second_stage_model on py_box_crops.py's square crops, the geometric mean of the two class
-probabilities for every peak scoring 0.1 or more); the same parameter names, weights loaded strictly, eval mode,
-float32. The vocabulary is the config's labels.
+probabilities for every peak scoring 0.1 or more), and with captioning.detector_counts each token also reads the
+scene's counts (per class the sum over tokens of score x p(class), and that vector weighted by its own class
+probabilities); the same parameter names, weights loaded strictly, eval mode, float32. The vocabulary is the config's labels.
 Input (datasets/preprocess.cpp for an image of the model's own size, as the scenes are): RGB, x / 255, then
 (x - mean) / std per channel; another size is resized with cv2.INTER_LINEAR (not PIL-exact; the scenes need none).
 Beam search (models/heads/caption_decoder.cpp): beam 0 alone is live at the start; <pad> and <start> are never
@@ -265,6 +266,9 @@ class TransformerCaptioner(Encoder):
         if c.get("detector_classes", 0) > 0:
             self.detector = Detector(dict(cfg, task="detection", num_classes=c["detector_classes"]))
             features = c["detector_classes"] + 5 + cfg["in_chans"] * BOX_POINTS * BOX_POINTS
+            self.counts = bool(c.get("detector_counts"))
+            if self.counts:
+                features += c["detector_classes"] + 1
             self.det_embed = nn.Sequential(nn.Linear(features, d), nn.GELU(), nn.Linear(d, d))
         else:
             self.detector = None
@@ -318,7 +322,11 @@ class TransformerCaptioner(Encoder):
         pixels = nn.functional.grid_sample(x, grid.reshape(n, k * BOX_POINTS * BOX_POINTS, 1, 2), mode="bilinear",
                                            padding_mode="zeros", align_corners=False)
         colours = pixels.reshape(n, x.size(1), k, BOX_POINTS * BOX_POINTS).permute(0, 2, 1, 3).reshape(n, k, -1)
-        tokens = self.det_embed(torch.cat([classes, found[:, :, 4:5], box, colours], 2))
+        inputs = [classes, found[:, :, 4:5], box, colours]
+        if self.counts:
+            per_class = (classes * found[:, :, 4:5]).sum(1, keepdim=True)  # N x 1 x classes
+            inputs += [per_class.expand_as(classes), (classes * per_class).sum(2, keepdim=True)]
+        tokens = self.det_embed(torch.cat(inputs, 2))
         return torch.cat([cells, tokens], 1)
 
     def start(self, cells):
