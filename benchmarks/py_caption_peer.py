@@ -20,7 +20,8 @@ detector's second stage when captioning.detector_second_stage is on (models/seco
 captioning.second_stage_model on py_box_crops.py's square crops, the geometric mean of the two class
 probabilities for every peak scoring 0.1 or more), and with captioning.detector_counts each token also reads the
 scene's counts (per class the sum over tokens of score x p(class), and that vector weighted by its own class
-probabilities); the same parameter names, weights loaded strictly, eval mode, float32. The vocabulary is the config's labels.
+probabilities); the same parameter names, weights loaded strictly, eval mode, float32. The vocabulary is the
+config's labels.
 Input (datasets/preprocess.cpp for an image of the model's own size, as the scenes are): RGB, x / 255, then
 (x - mean) / std per channel; another size is resized with cv2.INTER_LINEAR (not PIL-exact; the scenes need none).
 Beam search (models/heads/caption_decoder.cpp): beam 0 alone is live at the start; <pad> and <start> are never

@@ -263,7 +263,7 @@ void fill_second_stage_model(TrainCfg& cfg) {
       throw std::invalid_argument(cfg.source + ": model.detector_second_stage reads the second stage of "
                                   "init_detector (a detector checkpoint carrying one); none is given");
     const models::TensorFile file = models::read_weights(cfg.init_detector);
-    models::ModelCfg detector_cfg;
+    models::ModelCfg detector_cfg;  // read for its check: a file of another task is named as that first
     read_detector_cfg(cfg.init_detector, file, detector_cfg);
     const models::TensorFile* part = models::find_part(file.parts, kSecondStagePart);
     models::ModelCfg part_cfg;
